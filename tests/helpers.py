@@ -1,0 +1,114 @@
+"""Shared test helpers: measuring audio by content and running apps headless."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from voip.audio.pcm import FRAME_SAMPLES, SAMPLE_RATE
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def goertzel_power(x: np.ndarray, freq: float, rate: int = SAMPLE_RATE) -> float:
+    """Normalised power of ``freq`` in ``x`` (a full-scale sine gives about 0.25)."""
+    n = np.arange(len(x))
+    c = np.exp(-2j * np.pi * freq * n / rate)
+    return float(np.abs(np.dot(x, c)) ** 2 / len(x) ** 2)
+
+
+def dominant_freq(x: np.ndarray, rate: int = SAMPLE_RATE) -> float:
+    """The strongest frequency in ``x``, with sub-bin accuracy from zero padding."""
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x)), n=max(len(x), 1 << 16)))
+    return float(np.argmax(spec) * rate / (2 * (len(spec) - 1)))
+
+
+def frame_freqs(x: np.ndarray, quiet: float = 0.01) -> list[float | None]:
+    """Dominant frequency of each 20 ms frame, None where the frame is silent."""
+    out: list[float | None] = []
+    for k in range(len(x) // FRAME_SAMPLES):
+        fr = x[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES]
+        out.append(dominant_freq(fr) if np.abs(fr).max() > quiet else None)
+    return out
+
+
+def segments(x: np.ndarray, quiet: float = 0.01) -> list[tuple[int, int]]:
+    """(start, end) sample ranges where ``x`` is not silent, gaps under 20 ms bridged."""
+    loud = np.abs(x) > quiet
+    idx = np.flatnonzero(loud)
+    if idx.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) > FRAME_SAMPLES)
+    starts = np.concatenate(([idx[0]], idx[breaks + 1]))
+    ends = np.concatenate((idx[breaks], [idx[-1]])) + 1
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def tone(freq: float, seconds: float, amp: float = 0.5, rate: int = SAMPLE_RATE) -> np.ndarray:
+    n = np.arange(int(round(seconds * rate)))
+    return (amp * np.sin(2 * np.pi * freq * n / rate)).astype(np.float32)
+
+
+def run_app(
+    script: str | Path,
+    *args: str,
+    timeout: float = 90,
+    env: dict[str, str] | None = None,
+    audio: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """Run an app script from the repository root; headless (``--no-audio``) unless
+    ``audio`` is set."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, str(script), *([] if audio else ["--no-audio"]), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+
+
+def find_pcm(haystack: np.ndarray, needle: np.ndarray) -> tuple[float, int]:
+    """Best normalised cross-correlation of ``needle`` inside ``haystack`` and its offset.
+
+    1.0 means the needle's samples are there as they are (a prompt played unchanged).
+    """
+    n = len(needle)
+    if len(haystack) < n or n == 0:
+        return 0.0, -1
+    size = 1 << int(np.ceil(np.log2(len(haystack) + n)))
+    corr = np.fft.irfft(np.fft.rfft(haystack, size) * np.conj(np.fft.rfft(needle, size)), size)
+    corr = corr[: len(haystack) - n + 1]
+    energy = np.convolve(haystack.astype(np.float64) ** 2, np.ones(n), "valid")
+    ncc = corr / (np.sqrt(np.maximum(energy, 1e-12)) * np.linalg.norm(needle))
+    k = int(np.argmax(ncc))
+    return float(ncc[k]), k
+
+
+ALSA_FILE_DEVICE = """</usr/share/alsa/alsa.conf>
+pcm.voipout {{ type file slave.pcm "null" file "{out}" format "raw" }}
+pcm.voipin {{ type file slave.pcm "null" file "/dev/null" infile "{inp}" format "raw" }}
+pcm.!default {{ type asym playback.pcm "voipout" capture.pcm "voipin" }}
+"""
+
+
+def alsa_file_device(tmp: Path, mic: np.ndarray) -> tuple[dict[str, str], Path]:
+    """An ALSA default device whose microphone reads ``mic`` and whose speaker writes a
+    raw file: the real PyAudio -> PortAudio -> ALSA path with no sound card.
+
+    Returns the environment to run under and the path of the speaker's raw file.
+    """
+    inp, out, conf = tmp / "in.raw", tmp / "out.raw", tmp / "asound.conf"
+    inp.write_bytes((np.clip(mic, -1, 1) * 32767).astype("<i2").tobytes())
+    conf.write_text(ALSA_FILE_DEVICE.format(out=out, inp=inp))
+    return {"ALSA_CONFIG_PATH": str(conf)}, out
+
+
+def read_raw(path: Path) -> np.ndarray:
+    return np.frombuffer(path.read_bytes(), "<i2").astype(np.float32) / 32768

@@ -1,0 +1,47 @@
+"""voip: write phone trees and other voice apps as ``async def handler(call)``.
+
+Run the script and a simulated call starts at once (microphone, speaker, keyboard);
+deploy the same script on a server to answer real SIP calls.
+"""
+
+import logging
+
+from .apps import one_at_a_time
+from .audio.pcm import FRAME_SAMPLES, SAMPLE_RATE
+from .audio.wav import loadWAVtoPCM, normalizePCM, savePCMtoWAV
+from .call import Call, CallInfo, Playback, RecordController, Recording
+from .errors import (
+    AudioDeviceError,
+    CallEndedError,
+    InvalidArgumentError,
+    TTSError,
+    VoipError,
+    WAVError,
+)
+from .runner import runVoipClient
+from .tts import TTStoPCM, TTStoPCMAsync
+
+__all__ = [
+    "runVoipClient",
+    "Call",
+    "CallInfo",
+    "Playback",
+    "Recording",
+    "RecordController",
+    "loadWAVtoPCM",
+    "savePCMtoWAV",
+    "normalizePCM",
+    "one_at_a_time",
+    "TTStoPCM",
+    "TTStoPCMAsync",
+    "SAMPLE_RATE",
+    "FRAME_SAMPLES",
+    "VoipError",
+    "InvalidArgumentError",
+    "WAVError",
+    "TTSError",
+    "CallEndedError",
+    "AudioDeviceError",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -1,0 +1,1 @@
+"""Audio: PCM helpers, the mixing engine, WAV files."""

@@ -1,0 +1,291 @@
+"""The audio engine: mixes playbacks and feeds recorders, one 20 ms frame at a time.
+
+Pure: no threads, no clock, no asyncio. A backend feeds :meth:`Mixer.process` with each
+received frame and sends the frame it returns; everything that finished during that frame
+is reported back so that the caller (the bridge) can resolve futures on its own loop.
+
+Sources and sinks work on whole frames with numpy. The only per-sample Python loops are
+those that the user's own per-sample callbacks (``playCustom`` / ``recordCustom``) demand.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from .pcm import FRAME_SAMPLES, PCM, SAMPLE_RATE
+
+__all__ = [
+    "Source",
+    "Sink",
+    "ToneSource",
+    "PCMSource",
+    "CustomSource",
+    "PCMRecorder",
+    "CustomRecorder",
+    "Finished",
+    "Mixer",
+]
+
+log = logging.getLogger(__name__)
+
+_EMPTY = np.zeros(0, dtype=np.float32)
+
+
+class Source(Protocol):
+    """Something that can be played: yields samples until it is exhausted."""
+
+    def read(self, n: int) -> PCM:
+        """Return up to ``n`` samples; fewer than ``n`` means the source has ended."""
+
+    @property
+    def finished(self) -> bool:
+        """True once the last sample has been read (so its end is reported without
+        waiting for one more frame)."""
+
+    def describe(self) -> str:
+        """A short human description, for status lines and logs."""
+
+
+class Sink(Protocol):
+    """Something that consumes received audio."""
+
+    def write(self, samples: PCM) -> bool:
+        """Consume ``samples``; return True once the sink wants no more."""
+
+    def result(self) -> Any:
+        """What the recording produced (resolved into the caller's awaitable)."""
+
+    def describe(self) -> str:
+        """A short human description, for status lines and logs."""
+
+
+class ToneSource:
+    """A sine tone of an exact number of samples, phase-continuous across frames."""
+
+    def __init__(self, freq: float, seconds: float, volume: float = 1.0) -> None:
+        self.freq = float(freq)
+        self.total = int(round(seconds * SAMPLE_RATE))
+        self.volume = float(volume)
+        self._pos = 0
+        self._omega = 2.0 * np.pi * self.freq / SAMPLE_RATE
+
+    def read(self, n: int) -> PCM:
+        count = min(n, self.total - self._pos)
+        if count <= 0:
+            return _EMPTY
+        idx = np.arange(self._pos, self._pos + count, dtype=np.float64)
+        self._pos += count
+        return (self.volume * np.sin(self._omega * idx)).astype(np.float32)
+
+    @property
+    def finished(self) -> bool:
+        return self._pos >= self.total
+
+    def describe(self) -> str:
+        return f"tone {self.freq:g} Hz"
+
+
+class PCMSource:
+    """A PCM buffer, played once or looped."""
+
+    def __init__(self, pcm: PCM, loop: bool = False, label: str = "pcm") -> None:
+        self.pcm = pcm
+        self.loop = loop and len(pcm) > 0
+        self.label = label
+        self._pos = 0
+
+    def read(self, n: int) -> PCM:
+        size = len(self.pcm)
+        if self.loop:
+            idx = (np.arange(n) + self._pos) % size
+            self._pos = (self._pos + n) % size
+            return self.pcm[idx]
+        out = self.pcm[self._pos : self._pos + n]
+        self._pos += len(out)
+        return out
+
+    @property
+    def finished(self) -> bool:
+        return not self.loop and self._pos >= len(self.pcm)
+
+    def describe(self) -> str:
+        return f"{self.label} ({len(self.pcm) / SAMPLE_RATE:.1f} s{', loop' if self.loop else ''})"
+
+
+class CustomSource:
+    """Samples from the user's ``fn(t, delta)``; ``None`` ends the playback.
+
+    ``t`` is the time in seconds since the playback started and ``delta`` the time between
+    two samples. Runs on the audio thread: a slow function delays the call's audio.
+    """
+
+    def __init__(self, fn: Callable[[float, float], float | None]) -> None:
+        self.fn = fn
+        self._n = 0
+        self.finished = False
+
+    def read(self, n: int) -> PCM:
+        out = np.empty(n, dtype=np.float32)
+        delta = 1.0 / SAMPLE_RATE
+        for i in range(n):
+            x = self.fn(self._n / SAMPLE_RATE, delta)
+            if x is None:
+                self.finished = True
+                return out[:i]
+            out[i] = x
+            self._n += 1
+        return out
+
+    def describe(self) -> str:
+        return f"custom {getattr(self.fn, '__name__', 'function')}"
+
+
+class PCMRecorder:
+    """Keeps received audio until stopped or until ``maxlen`` samples are held."""
+
+    def __init__(self, maxlen: int | None = None) -> None:
+        self.maxlen = maxlen
+        self._chunks: list[PCM] = []
+        self._count = 0
+
+    def write(self, samples: PCM) -> bool:
+        if self.maxlen is not None:
+            samples = samples[: self.maxlen - self._count]
+        self._chunks.append(samples.copy())
+        self._count += len(samples)
+        return self.maxlen is not None and self._count >= self.maxlen
+
+    def result(self) -> PCM:
+        if not self._chunks:
+            return _EMPTY.copy()
+        return np.concatenate(self._chunks)
+
+    def describe(self) -> str:
+        return f"recording ({self._count / SAMPLE_RATE:.1f} s)"
+
+
+class CustomRecorder:
+    """Feeds each received sample to the user's ``fn(sample)``; ``False`` ends it."""
+
+    def __init__(self, fn: Callable[[float], Any]) -> None:
+        self.fn = fn
+
+    def write(self, samples: PCM) -> bool:
+        fn = self.fn
+        # `is False`, as in the seed: a function returning None keeps recording.
+        return any(fn(x) is False for x in samples.tolist())
+
+    def result(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        return f"custom recorder {getattr(self.fn, '__name__', 'function')}"
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A playback or recording that ended during a frame.
+
+    ``ok`` is False when it ended because its callback raised; ``error`` then holds the
+    exception. ``result`` is what the recording produced (None for playbacks).
+    """
+
+    handle: int
+    ok: bool
+    result: Any = None
+    error: BaseException | None = None
+
+
+class Mixer:
+    """Sums the active playbacks into outgoing frames and feeds received frames to sinks.
+
+    Not thread-safe by itself: the bridge serialises access.
+    """
+
+    def __init__(self, frame_samples: int = FRAME_SAMPLES) -> None:
+        self.frame_samples = frame_samples
+        self._sources: dict[int, Source] = {}
+        self._sinks: dict[int, Sink] = {}
+        self._ids = itertools.count(1)
+        self.level = 0.0
+        """Peak level of the last received frame, for status displays."""
+
+    # -- adding and removing -------------------------------------------------------------
+
+    def play(self, source: Source) -> int:
+        handle = next(self._ids)
+        self._sources[handle] = source
+        return handle
+
+    def record(self, sink: Sink) -> int:
+        handle = next(self._ids)
+        self._sinks[handle] = sink
+        return handle
+
+    def remove(self, handle: int) -> Any:
+        """Stop a playback or recording now. Returns a recording's result so far, else None."""
+        self._sources.pop(handle, None)
+        sink = self._sinks.pop(handle, None)
+        return sink.result() if sink is not None else None
+
+    def remove_all(self) -> list[Finished]:
+        """Stop everything (the call ended): recordings keep what they got."""
+        done = [Finished(h, True, None) for h in self._sources]
+        done += [Finished(h, True, s.result()) for h, s in self._sinks.items()]
+        self._sources.clear()
+        self._sinks.clear()
+        return done
+
+    def playing(self) -> list[str]:
+        return [s.describe() for s in self._sources.values()]
+
+    def recording(self) -> list[str]:
+        return [s.describe() for s in self._sinks.values()]
+
+    @property
+    def idle(self) -> bool:
+        return not self._sources and not self._sinks
+
+    # -- the frame -----------------------------------------------------------------------
+
+    def process(self, received: PCM | None = None) -> tuple[PCM, list[Finished]]:
+        """Consume one received frame (None: nothing received) and produce one to send."""
+        finished: list[Finished] = []
+        if received is not None and len(received):
+            self.level = float(np.abs(received).max())
+            if self._sinks:
+                self._feed(received, finished)
+        out = np.zeros(self.frame_samples, dtype=np.float32)
+        for handle, source in list(self._sources.items()):
+            try:
+                chunk = source.read(self.frame_samples)
+            except Exception as exc:  # the user's playCustom function raised
+                log.error("playback %s failed", source.describe(), exc_info=exc)
+                del self._sources[handle]
+                finished.append(Finished(handle, False, None, exc))
+                continue
+            out[: len(chunk)] += chunk
+            if len(chunk) < self.frame_samples or source.finished:
+                del self._sources[handle]
+                finished.append(Finished(handle, True))
+        np.clip(out, -1.0, 1.0, out=out)
+        return out, finished
+
+    def _feed(self, received: PCM, finished: list[Finished]) -> None:
+        for handle, sink in list(self._sinks.items()):
+            try:
+                done = sink.write(received)
+            except Exception as exc:  # the user's recordCustom function raised
+                log.error("recording %s failed", sink.describe(), exc_info=exc)
+                del self._sinks[handle]
+                finished.append(Finished(handle, False, None, exc))
+                continue
+            if done:
+                del self._sinks[handle]
+                finished.append(Finished(handle, True, sink.result()))

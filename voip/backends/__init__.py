@@ -1,0 +1,1 @@
+"""Backends: where calls come from (the simulator; PJSIP for real SIP)."""

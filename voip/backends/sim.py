@@ -1,0 +1,183 @@
+"""The simulator: one call that starts at once, on this machine.
+
+Interactive: the microphone is the caller's voice, the speaker the phone's earpiece, the
+keyboard the keypad, Ctrl-C hangs up. Scripted (tests, CI): ``--mic in.wav`` is the
+caller's voice, ``--speaker out.wav`` records what the caller hears (one continuous
+timeline from the answer), ``--keys "ww1234"`` presses keys. Either way it runs in real
+time, paced by the sound card or, without one, by :class:`~voip.sound.FrameClock`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..audio.pcm import FRAME_SAMPLES, FRAME_SECONDS, PCM
+from ..audio.wav import WAVWriter, loadWAVtoPCM
+from ..bridge import MediaBridge
+from ..call import Call, CallInfo
+from ..dtmf import parse_key_script
+from ..errors import AudioDeviceError
+from ..lifecycle import Handler, serve_call
+from ..sound import FrameClock, SoundDevice
+from ..terminal import KeypadInput, StatusLine, level_meter
+from .base import Backend
+
+__all__ = ["SimOptions", "SimBackend", "DEFAULT_CALLER"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CALLER = "5556667777"
+
+
+@dataclass
+class SimOptions:
+    """How the simulated call is made."""
+
+    caller: str = DEFAULT_CALLER
+    """The caller's number."""
+    name: str = ""
+    """The caller's display name."""
+    mic: str | None = None
+    """A WAV file played as the caller's voice instead of the microphone."""
+    speaker: str | None = None
+    """A WAV file that receives what the caller hears (16-bit, 8 kHz, mono)."""
+    keys: str = ""
+    """Keys the caller presses, ``w`` waiting 0.5 s: e.g. ``"ww1234"``."""
+    audio: bool = True
+    """Use the sound card (False: ``--no-audio``, never open a device)."""
+    hangup_after: float | None = None
+    """Seconds after which the caller hangs up (None: never)."""
+    interactive: bool | None = None
+    """Keyboard and status line; None: when stdin and stderr are terminals."""
+
+
+class _Timeline:
+    """Per-frame work of the simulated caller, run on the audio thread."""
+
+    def __init__(self, opts: SimOptions, call: Call, bridge: MediaBridge) -> None:
+        self.call = call
+        self.bridge = bridge
+        self.mic: PCM | None = loadWAVtoPCM(opts.mic) if opts.mic else None
+        self.presses = parse_key_script(opts.keys)
+        self.hangup_after = opts.hangup_after
+        self.speaker = WAVWriter(opts.speaker) if opts.speaker else None
+        self.frames = 0
+
+    def tick(self, device_in: PCM | None) -> PCM:
+        n = self.frames
+        self.frames += 1
+        now = n * FRAME_SECONDS
+        while self.presses and self.presses[0][0] <= now:
+            self.bridge.post(self.call.feed_dtmf, self.presses.pop(0)[1])
+        if self.hangup_after is not None and now >= self.hangup_after:
+            self.hangup_after = None
+            self.bridge.post(self.call.mark_ended, "remote")
+        out = self.bridge.exchange(self._mic_frame(n) if self.mic is not None else device_in)
+        if self.speaker is not None:
+            self.speaker.write(out)
+        return out
+
+    def _mic_frame(self, n: int) -> PCM:
+        assert self.mic is not None
+        frame = self.mic[n * FRAME_SAMPLES : (n + 1) * FRAME_SAMPLES]
+        if len(frame) < FRAME_SAMPLES:  # the WAV has ended: the caller is silent
+            frame = np.pad(frame, (0, FRAME_SAMPLES - len(frame)))
+        return frame
+
+    def close(self) -> None:
+        if self.speaker is not None:
+            self.speaker.close()
+
+
+class SimBackend(Backend):
+    """Runs the handler on one simulated call."""
+
+    def __init__(self, opts: SimOptions) -> None:
+        self.opts = opts
+
+    async def run(self, handler: Handler) -> int:
+        opts = self.opts
+        loop = asyncio.get_running_loop()
+        bridge = MediaBridge(loop)
+        number = opts.caller
+        uri = f'"{opts.name or number}" <sip:{number}@localhost>'
+        call = Call(bridge, CallInfo(uri, number, opts.name, call_id="sim"))
+        timeline = _Timeline(opts, call, bridge)
+        driver = self._open_driver(timeline)
+        interactive = opts.interactive
+        if interactive is None:
+            interactive = sys.stdin.isatty() and sys.stderr.isatty()
+        ui = _Terminal(call) if interactive else None
+        loop.add_signal_handler(signal.SIGINT, call.mark_ended, "remote")
+        log.info("call from %s answered (simulator)", uri)
+        try:
+            driver.start()
+            if ui is not None:
+                ui.start()
+            outcome = await serve_call(handler, call)
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+            if ui is not None:
+                ui.stop()
+            driver.stop()
+            timeline.close()
+        log.info("call ended (%s hung up)", "we" if outcome.ended_by == "local" else "caller")
+        return 1 if outcome.error is not None else 0
+
+    def _open_driver(self, timeline: _Timeline) -> FrameClock | SoundDevice:
+        if self.opts.audio:
+            device = SoundDevice(timeline.tick)
+            try:
+                device.start()
+                return device
+            except AudioDeviceError as exc:
+                log.warning("no sound device, running silent (%s)", exc)
+        return FrameClock(timeline.tick)
+
+
+class _Terminal:
+    """Keypad and status line for an interactive simulated call."""
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.keypad = KeypadInput(call.feed_dtmf)
+        self.status = StatusLine(self.render)
+        self._root = logging.getLogger()
+        self._saved_handlers: list[logging.Handler] = []
+
+    def render(self) -> str:
+        call = self.call
+        playing, recording, level = call.status()
+        state = "in call" if call.active else "ended"
+        parts = [
+            f"[{state}] {call.caller}",
+            "playing: " + (", ".join(playing) or "-"),
+        ]
+        if recording:
+            parts.append("recording")
+        parts.append(f"mic [{level_meter(level)}]")
+        parts.append("keys: " + ("".join(call.dtmf.history[-16:]) or "-"))
+        parts.append("Ctrl-C hangs up")
+        return " | ".join(parts)
+
+    def start(self) -> None:
+        self._saved_handlers = self._root.handlers[:]
+        self.status.setLevel(self._root.level)
+        for h in self._saved_handlers:
+            self._root.removeHandler(h)
+        self._root.addHandler(self.status)
+        self.keypad.start()
+        self.status.start()
+
+    def stop(self) -> None:
+        self.keypad.stop()
+        self.status.stop()
+        self._root.removeHandler(self.status)
+        for h in self._saved_handlers:
+            self._root.addHandler(h)

@@ -1,0 +1,400 @@
+"""What a handler sees: the :class:`Call` object, backend-agnostic.
+
+Every method is a thin wrapper over the call's :class:`~voip.bridge.MediaBridge` (audio)
+and :class:`~voip.dtmf.DTMFCollector` (keys). All methods must be called from the event
+loop's thread; backends feed the call through the bridge only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .audio.engine import CustomRecorder, CustomSource, PCMRecorder, PCMSource, ToneSource
+from .audio.pcm import SAMPLE_RATE, as_pcm
+from .bridge import MediaBridge
+from .dtmf import DTMFCollector, DTMFRequest
+from .errors import CallEndedError, InvalidArgumentError
+
+__all__ = ["Call", "CallInfo", "CallLog", "Playback", "Recording", "RecordController"]
+
+log = logging.getLogger(__name__)
+
+MAX_SECONDS = 24 * 3600
+"""Longest tone accepted: longer is almost surely a unit mistake (ms for s)."""
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """Who is calling, as the backend learnt it."""
+
+    remote_uri: str
+    """The caller's URI as in the From header, e.g. ``"Alice" <sip:5551234@host>``."""
+    number: str = ""
+    """The caller's number (the user part of the URI)."""
+    name: str = ""
+    """The caller's display name, or empty."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Headers of the request that started the call (empty in the simulator)."""
+    call_id: str = ""
+    """A short id used to prefix log lines."""
+
+
+class RecordController:
+    """Stops the recordings it was passed to: ``controller.stop()``.
+
+    A recording started with a controller that is already stopped ends at once, empty.
+    """
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self._callbacks: list[Callable[[], None]] = []
+
+    def stop(self) -> None:
+        """End every recording using this controller; each resolves with what it holds."""
+        self.stopped = True
+        callbacks, self._callbacks = self._callbacks, []
+        for cb in callbacks:
+            cb()
+
+    def _attach(self, cb: Callable[[], None]) -> None:
+        if self.stopped:
+            cb()
+        else:
+            self._callbacks.append(cb)
+
+
+class _Handle:
+    """Common base of :class:`Playback` and :class:`Recording`: awaitable and cancellable."""
+
+    def __init__(self, bridge: MediaBridge, handle: int, fut: asyncio.Future[Any]) -> None:
+        self._bridge = bridge
+        self._handle = handle
+        self._fut = fut
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._fut.__await__()
+
+    def done(self) -> bool:
+        """True once it has ended, whatever the reason."""
+        return self._fut.done()
+
+    def add_done_callback(self, fn: Callable[[Any], object]) -> None:
+        """Call ``fn(self)`` on the loop when it ends."""
+        self._fut.add_done_callback(lambda _f: fn(self))
+
+
+class Playback(_Handle):
+    """A sound being played. ``await`` it for the end; ``cancel()`` stops it at once.
+
+    Awaiting gives True when the sound played to its end and False when it was cancelled
+    or the call ended first. Overlapping playbacks are mixed.
+    """
+
+    def cancel(self) -> bool:
+        """Stop playing now (from the next 20 ms frame). Returns False if already over."""
+        if self._fut.done():
+            return False
+        self._bridge.stop(self._handle, False)
+        return True
+
+    def cancelled(self) -> bool:
+        """True if it was stopped before its end."""
+        return self._fut.done() and not self._fut.cancelled() and self._fut.result() is False
+
+
+class Recording(_Handle):
+    """Audio being recorded. ``await`` it for the PCM; ``stop()`` ends it now."""
+
+    def stop(self) -> None:
+        """End the recording; awaiting it then gives what was recorded so far."""
+        if not self._fut.done():
+            self._bridge.stop(self._handle)
+
+    cancel = stop
+
+
+class Call:
+    """One phone call, as a handler sees it.
+
+    Created by a backend; the handler receives it as its only argument.
+    """
+
+    def __init__(
+        self,
+        bridge: MediaBridge,
+        info: CallInfo,
+        hangup: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._bridge = bridge
+        self.info = info
+        self.dtmf = DTMFCollector()
+        self._hangup_backend = hangup
+        self._pending: tuple[DTMFRequest, asyncio.Future[str]] | None = None
+        self.ended = asyncio.Event()
+        """Set when the call is over, whoever hung up: ``await call.ended.wait()``."""
+        self.ended_by = ""
+        """Who ended the call: ``"local"`` (:meth:`hangup`), ``"remote"`` (the caller), or
+        empty while it goes on."""
+        self.log = CallLog(log, info.call_id)
+        self.handler_task: asyncio.Task[Any] | None = None
+        """The task running the handler; the caller hanging up cancels it."""
+
+    # -- who is calling ------------------------------------------------------------------
+
+    def getRemoteUri(self) -> str:
+        """The caller's URI as given in the From header (the seed's API)."""
+        return self.info.remote_uri
+
+    @property
+    def caller(self) -> str:
+        """The caller's number (the user part of their URI), e.g. ``"5551234"``."""
+        return self.info.number
+
+    @property
+    def caller_name(self) -> str:
+        """The caller's display name, or an empty string."""
+        return self.info.name
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Headers of the request that started the call (empty in the simulator)."""
+        return self.info.headers
+
+    @property
+    def active(self) -> bool:
+        """True until the call ends."""
+        return not self.ended.is_set()
+
+    # -- playing -------------------------------------------------------------------------
+
+    def playTone(self, freq: float, seconds: float, volume: float = 1.0) -> Playback:
+        """Play a sine tone of ``freq`` Hz for exactly ``seconds`` (to the sample).
+
+        ``freq`` must be in (0, 4000) Hz (the telephone band ends at half of 8000 Hz);
+        ``seconds`` in [0, 86400]; ``volume`` in [0, 1].
+        """
+        _check_number("freq", freq, 0, SAMPLE_RATE / 2, low_open=True, high_open=True)
+        _check_number("seconds", seconds, 0, MAX_SECONDS)
+        _check_number("volume", volume, 0, 1)
+        return self._play(ToneSource(freq, seconds, volume))
+
+    def playPCM(self, pcm: Any, loop: bool = False) -> Playback:
+        """Play 8 kHz PCM (a numpy array or list of floats in [-1, 1]; outside is clipped).
+
+        With ``loop=True`` it repeats until cancelled.
+        """
+        return self._play(PCMSource(as_pcm(pcm), loop))
+
+    def playCustom(self, fn: Callable[[float, float], float | None]) -> Playback:
+        """Play samples from ``fn(t, delta)``: ``t`` seconds since start, ``delta`` the
+        sample period; return a sample in [-1, 1], or None to stop.
+
+        ``fn`` runs on the audio thread once per sample: keep it quick, and do not touch
+        asyncio objects from it (use a ``queue.Queue`` to talk to the handler).
+        """
+        _check_callable("playCustom", fn)
+        return self._play(CustomSource(fn))
+
+    async def say(self, text: str, opts: Iterable[str] = ()) -> bool:
+        """Speak ``text`` with text to speech (see :func:`voip.tts.TTStoPCM` for ``opts``).
+
+        Synthesis runs off the event loop. Returns like awaiting a :class:`Playback`.
+        For a prompt that can be interrupted, use
+        ``call.playPCM(await TTStoPCMAsync(text))`` and keep the playback.
+        """
+        from .tts import TTStoPCMAsync
+
+        self._check_active()
+        pcm = await TTStoPCMAsync(text, list(opts))
+        return await self._play(PCMSource(pcm, label=f"speech {text[:24]!r}"))
+
+    def _play(self, source: Any) -> Playback:
+        self._check_active()
+        handle, fut = self._bridge.play(source)
+        return Playback(self._bridge, handle, fut)
+
+    # -- recording -----------------------------------------------------------------------
+
+    def recordPCM(
+        self, controller: RecordController | None = None, maxlen: int | None = None
+    ) -> Recording:
+        """Record what the caller says; ``await`` the result for the PCM.
+
+        It stops when ``controller.stop()`` is called, after ``maxlen`` samples (8000 per
+        second), or when the call ends; each way it resolves with what was recorded.
+        One of ``controller`` and ``maxlen`` is required, or the recording could never end.
+        """
+        if controller is None and maxlen is None:
+            raise InvalidArgumentError(
+                "recordPCM needs a way to stop: pass a RecordController (and call its "
+                "stop()) or maxlen=<number of samples>, e.g. maxlen=8000 * 10 for 10 s"
+            )
+        if maxlen is not None:
+            if isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)):
+                raise InvalidArgumentError(
+                    f"maxlen is a number of samples (an int), got {maxlen!r}"
+                )
+            if maxlen < 1:
+                raise InvalidArgumentError(f"maxlen must be at least 1 sample, got {maxlen}")
+        if controller is not None and not isinstance(controller, RecordController):
+            raise InvalidArgumentError(
+                f"controller must be a voip.RecordController, got {type(controller).__name__}"
+            )
+        self._check_active()
+        handle, fut = self._bridge.record(PCMRecorder(None if maxlen is None else int(maxlen)))
+        rec = Recording(self._bridge, handle, fut)
+        if controller is not None:
+            controller._attach(rec.stop)
+        return rec
+
+    def recordCustom(self, fn: Callable[[float], Any]) -> Recording:
+        """Call ``fn(sample)`` for each received sample until it returns False.
+
+        ``fn`` runs on the audio thread (see :meth:`playCustom`). Awaiting gives True.
+        """
+        _check_callable("recordCustom", fn)
+        self._check_active()
+        handle, fut = self._bridge.record(CustomRecorder(fn))
+        return Recording(self._bridge, handle, fut)
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def getDTMF(
+        self,
+        n: int = 1,
+        filter: str | Iterable[str] | None = None,
+        on_first: Callable[[str], object] | None = None,
+    ) -> asyncio.Future[str]:
+        """Wait for ``n`` keys and return them as a string, e.g. ``"1234"``.
+
+        ``filter`` lists the keys accepted (others are ignored), e.g. ``"0123456789"``.
+        ``on_first(key)`` is called as soon as the first accepted key arrives (to stop a
+        prompt: barge-in). Keys pressed earlier, while nothing was waiting, are served
+        first (type-ahead); :meth:`flushDTMF` discards them. Wrap in ``asyncio.wait_for``
+        for a time-out: keys collected before it are put back for the next call.
+        Raises :class:`CallEndedError` if the call ends while waiting.
+        """
+        self._check_active()
+        req, done = self.dtmf.request(n, filter, _guard(on_first, self.log))
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        if done is not None:
+            fut.set_result(done)
+            return fut
+        self._pending = (req, fut)
+        fut.add_done_callback(lambda f: self._abandon(req) if f.cancelled() else None)
+        return fut
+
+    def flushDTMF(self) -> str:
+        """Discard keys typed ahead; returns them."""
+        return self.dtmf.flush()
+
+    def _abandon(self, req: DTMFRequest) -> None:
+        self.dtmf.abandon(req)
+        if self._pending is not None and self._pending[0] is req:
+            self._pending = None
+
+    def feed_dtmf(self, key: str) -> None:
+        """Backends: a key arrived (call on the loop, e.g. through ``bridge.post``)."""
+        if not self.active:
+            return
+        self.log.info("key %s", key)
+        completed = self.dtmf.push(key)
+        if completed is None or self._pending is None:
+            return
+        _req, fut = self._pending
+        self._pending = None
+        if not fut.done():
+            fut.set_result(completed[1])
+
+    # -- ending --------------------------------------------------------------------------
+
+    def hangup(self) -> None:
+        """End the call now. The handler keeps running; audio and key methods then raise
+        :class:`CallEndedError`."""
+        if self.active:
+            self.log.info("hanging up")
+            self._hangup_backend()
+            self.mark_ended("local")
+
+    def mark_ended(self, by: str = "remote") -> None:
+        """Backends: the call is over (``by`` the caller unless said otherwise). Stops audio
+        (recordings keep what they hold) and fails a waiting ``getDTMF`` with
+        :class:`CallEndedError`."""
+        if self.ended.is_set():
+            return
+        self.ended_by = by
+        self.ended.set()
+        if by == "remote" and self.handler_task is not None:
+            # Before failing the futures below, so the handler sees a cancellation.
+            self.handler_task.cancel()
+        self._bridge.close()
+        if self._pending is not None:
+            _req, fut = self._pending
+            self._pending = None
+            if not fut.done():
+                fut.set_exception(CallEndedError("the call ended while waiting for keys"))
+
+    def _check_active(self) -> None:
+        if not self.active:
+            raise CallEndedError("the call has ended")
+
+    def status(self) -> tuple[list[str], list[str], float]:
+        """What is playing, what is recording, and the last received peak level."""
+        playing, recording = self._bridge.describe()
+        return playing, recording, self._bridge.mixer.level
+
+
+def _check_number(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise InvalidArgumentError(f"{name} must be a number, got {value!r}")
+    v = float(value)
+    too_low = v <= low if low_open else v < low
+    too_high = v >= high if high_open else v > high
+    if math.isnan(v) or too_low or too_high:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise InvalidArgumentError(f"{name} must be in {lo}{low:g}, {high:g}{hi}, got {value!r}")
+
+
+def _check_callable(what: str, fn: Any) -> None:
+    if not callable(fn):
+        raise InvalidArgumentError(f"{what} takes a function, got {type(fn).__name__}")
+
+
+class CallLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Prefixes every log line with the call's id, so concurrent calls can be told apart."""
+
+    def __init__(self, logger: logging.Logger, call_id: str) -> None:
+        super().__init__(logger, {"call_id": call_id})
+        self.prefix = f"[{call_id}] " if call_id else ""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"{self.prefix}{msg}", kwargs
+
+
+def _guard(fn: Callable[[str], object] | None, logger: CallLog) -> Callable[[str], object] | None:
+    """Wrap the user's on_first so that its exception is logged, not lost in a callback."""
+    if fn is None:
+        return None
+
+    def guarded(key: str) -> None:
+        try:
+            fn(key)
+        except Exception:
+            logger.exception("on_first callback raised")
+
+    return guarded

@@ -1,0 +1,154 @@
+"""Where frames come from and go to on this machine: a sound card or a clock.
+
+Both drivers call one function, ``tick(received) -> to_send``, once per 20 ms frame on a
+thread of their own; the simulator (and later the softphone) passes the bridge's
+``exchange`` wrapped with its file I/O.
+
+* :class:`SoundDevice`: PyAudio full duplex at 8 kHz; PortAudio's callback thread paces it.
+* :class:`FrameClock`: no sound card: a thread paced from an absolute start time
+  (``start + n * 20 ms``), so timing never drifts; it sleeps between frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from .audio.pcm import FRAME_SAMPLES, FRAME_SECONDS, PCM, SAMPLE_RATE, int16_to_pcm, pcm_to_int16
+from .errors import AudioDeviceError
+
+__all__ = ["Tick", "FrameClock", "SoundDevice"]
+
+log = logging.getLogger(__name__)
+
+Tick = Callable[[PCM | None], PCM]
+
+MAX_LAG_FRAMES = 50
+"""Frames the clock may fall behind (e.g. a suspended laptop) before it starts afresh."""
+
+
+class FrameClock:
+    """Calls ``tick(None)`` every 20 ms from a thread, until :meth:`stop`."""
+
+    def __init__(self, tick: Tick) -> None:
+        self._tick = tick
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="voip-frame-clock", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        n = 0
+        while True:
+            delay = start + n * FRAME_SECONDS - time.monotonic()
+            if delay < -MAX_LAG_FRAMES * FRAME_SECONDS:
+                log.warning("audio clock fell %.1f s behind; resynchronising", -delay)
+                start, n, delay = time.monotonic(), 0, 0.0
+            if self._stop.wait(max(delay, 0.0)):
+                return
+            try:
+                self._tick(None)
+            except Exception:
+                log.exception("audio frame failed")
+            n += 1
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence ALSA/JACK's C-level chatter while PortAudio probes devices.
+
+    Without this, a machine with no sound card prints dozens of lines on start-up.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class SoundDevice:
+    """The default microphone and speaker through PyAudio, at 8 kHz mono.
+
+    Opens full duplex, or output only when there is no microphone. Raises
+    :class:`AudioDeviceError` with the reason when neither can be opened.
+    """
+
+    def __init__(self, tick: Tick) -> None:
+        self._tick = tick
+        self._pa = None
+        self._stream = None
+        self.has_input = False
+
+    def start(self) -> None:
+        try:
+            import pyaudio
+        except ImportError:
+            raise AudioDeviceError(
+                "PyAudio is not installed (pip install 'voip[sim]', after "
+                "apt-get install portaudio19-dev)"
+            ) from None
+        with _quiet_stderr():
+            pa = pyaudio.PyAudio()
+            errors = []
+            for want_input in (True, False):
+                try:
+                    self._stream = pa.open(
+                        format=pyaudio.paInt16,
+                        channels=1,
+                        rate=SAMPLE_RATE,
+                        input=want_input,
+                        output=True,
+                        frames_per_buffer=FRAME_SAMPLES,
+                        stream_callback=self._callback,
+                    )
+                except (OSError, ValueError) as exc:
+                    errors.append(f"{'duplex' if want_input else 'output'}: {exc}")
+                    continue
+                self.has_input = want_input
+                break
+        if self._stream is None:
+            pa.terminate()
+            raise AudioDeviceError("no sound device could be opened (" + "; ".join(errors) + ")")
+        self._pa = pa
+        if not self.has_input:
+            log.warning("no microphone: the caller is silent")
+
+    def _callback(self, in_data: bytes | None, frame_count: int, _time: object, _status: int):  # type: ignore[no-untyped-def]
+        import pyaudio
+
+        mic = int16_to_pcm(in_data) if in_data else None
+        try:
+            out = self._tick(mic)
+        except Exception:
+            log.exception("audio frame failed")
+            return (bytes(2 * frame_count), pyaudio.paContinue)
+        return (pcm_to_int16(out).tobytes(), pyaudio.paContinue)
+
+    def stop(self) -> None:
+        if self._stream is not None:
+            with contextlib.suppress(OSError):
+                self._stream.stop_stream()
+            self._stream.close()
+            self._stream = None
+        if self._pa is not None:
+            self._pa.terminate()
+            self._pa = None

@@ -1,0 +1,108 @@
+"""The terminal as a phone: keys as the keypad, a live status line, log lines above it.
+
+Shared by the simulator and the softphone. Only used when stdin/stderr are terminals;
+headless runs (CI, pipes) get plain log lines and scripted keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import termios
+import tty
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from .dtmf import DTMF_KEYS
+
+__all__ = ["KeypadInput", "StatusLine", "level_meter"]
+
+REFRESH_SECONDS = 0.1
+
+
+def level_meter(level: float, width: int = 10) -> str:
+    """A bar for a peak level in [0, 1]."""
+    filled = min(width, int(round(level * width)))
+    return "#" * filled + "." * (width - filled)
+
+
+class StatusLine(logging.Handler):
+    """Keeps one status line at the bottom of the terminal; log records print above it.
+
+    ``render()`` is called ten times a second on the loop to build the line.
+    """
+
+    def __init__(self, render: Callable[[], str], stream: TextIO | None = None) -> None:
+        super().__init__()
+        self.stream = stream or sys.stderr
+        self._render = render
+        self._line = ""
+        self._task: asyncio.Task[None] | None = None
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = self.format(record)
+            self.stream.write("\r\x1b[K" + msg + "\n" + self._line)
+            self.stream.flush()
+        except Exception:
+            self.handleError(record)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._refresh())
+
+    async def _refresh(self) -> None:
+        while True:
+            self._draw(self._render())
+            await asyncio.sleep(REFRESH_SECONDS)
+
+    def _draw(self, line: str) -> None:
+        try:
+            width = os.get_terminal_size(self.stream.fileno()).columns or 80
+        except OSError:
+            width = 80
+        self._line = line[: max(width - 1, 10)]
+        self.stream.write("\r\x1b[K" + self._line)
+        self.stream.flush()
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._draw(self._render())
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+class KeypadInput:
+    """Reads single key presses from a terminal (no Enter needed) on the event loop.
+
+    Keys 0-9 * # and A-D (either case) go to ``on_key``; everything else is ignored.
+    Ctrl-C keeps its usual meaning (SIGINT), which the caller maps to hanging up.
+    """
+
+    def __init__(self, on_key: Callable[[str], None], stream: TextIO | None = None) -> None:
+        self._on_key = on_key
+        self._stream = stream or sys.stdin
+        self._fd = self._stream.fileno()
+        self._saved: list[Any] | None = None
+
+    def start(self) -> None:
+        self._saved = termios.tcgetattr(self._fd)
+        tty.setcbreak(self._fd)
+        asyncio.get_running_loop().add_reader(self._fd, self._read)
+
+    def _read(self) -> None:
+        data = os.read(self._fd, 64).decode(errors="ignore")
+        for ch in data.upper():
+            if ch in DTMF_KEYS:
+                self._on_key(ch)
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(self._fd)
+        if self._saved is not None:
+            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+            self._saved = None
