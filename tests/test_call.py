@@ -296,3 +296,25 @@ def test_sync_handler_rejected_clearly():
 
     with pytest.raises(InvalidArgumentError, match="async def"):
         check_handler(handler)
+
+
+async def test_one_at_a_time_second_caller_hears_busy():
+    from voip import one_at_a_time
+
+    entered = []
+
+    @one_at_a_time
+    async def handler(call):
+        entered.append(call.caller)
+        await call.playTone(440, 1.0)
+
+    with Line() as first, Line() as second:
+        first_run = asyncio.create_task(serve_call(handler, first.call))
+        await asyncio.sleep(0.1)
+        await serve_call(handler, second.call)
+        await first_run
+    assert entered == ["42"]  # only the first caller got in
+    assert abs(dominant_freq(first.audio) - 440) < 2
+    speech = segments(second.audio, 0.02)
+    assert speech and (speech[-1][1] - speech[0][0]) / 8000 > 1.5  # the busy prompt
+    assert abs(dominant_freq(second.audio) - 440) > 20

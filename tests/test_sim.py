@@ -1,0 +1,325 @@
+"""The simulator as a user runs it: real processes, real files, the real PyAudio stack."""
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from voip import loadWAVtoPCM, savePCMtoWAV
+
+from .helpers import (
+    ROOT,
+    alsa_file_device,
+    dominant_freq,
+    find_pcm,
+    frame_freqs,
+    read_raw,
+    run_app,
+    segments,
+    tone,
+)
+
+ASSETS = ROOT / "assets"
+
+
+def runs_of(freqs):
+    """[(rounded frequency or None, frames)] for consecutive frames."""
+    out = []
+    for f in freqs:
+        key = None if f is None else int(round(f / 10) * 10)
+        if out and out[-1][0] == key:
+            out[-1][1] += 1
+        else:
+            out.append([key, 1])
+    return [tuple(r) for r in out]
+
+
+@pytest.fixture(scope="module")
+def demo_runs(tmp_path_factory):
+    """The demo run headless twice at once: with the right code and a wrong one."""
+    tmp = tmp_path_factory.mktemp("demo")
+
+    def run(keys):
+        out = tmp / f"{keys}.wav"
+        proc = run_app("test.py", "--keys", keys, "--speaker", str(out), "--hangup-after", "40")
+        return proc, loadWAVtoPCM(out)
+
+    with ThreadPoolExecutor(2) as pool:
+        good, bad = pool.map(run, ["ww1234", "ww9999"])
+    return {"good": good, "bad": bad}
+
+
+def test_demo_plays_three_tones_first(demo_runs):
+    proc, heard = demo_runs["good"]
+    assert proc.returncode == 0, proc.stderr
+    tones = [r for r in runs_of(frame_freqs(heard[: 8000 * 2])) if r[0] is not None]
+    assert [f for f, _ in tones[:3]] == [420, 560, 650]
+    assert all(abs(n - 25) <= 1 for _, n in tones[:3])  # 0.5 s = 25 frames each
+
+
+def test_demo_with_1234_says_password_correct(demo_runs):
+    proc, heard = demo_runs["good"]
+    correct, _ = find_pcm(heard, loadWAVtoPCM(ASSETS / "password_correct.wav"))
+    incorrect, _ = find_pcm(heard, loadWAVtoPCM(ASSETS / "password_incorrect.wav"))
+    assert correct > 0.99 > incorrect
+    assert "key 4" in proc.stderr
+
+
+def test_demo_with_wrong_code_says_password_incorrect(demo_runs):
+    proc, heard = demo_runs["bad"]
+    assert proc.returncode == 0, proc.stderr
+    correct, _ = find_pcm(heard, loadWAVtoPCM(ASSETS / "password_correct.wav"))
+    incorrect, at = find_pcm(heard, loadWAVtoPCM(ASSETS / "password_incorrect.wav"))
+    assert incorrect > 0.99 > correct
+    # The caller's number was spoken between the tones and the prompt.
+    speech = [s for s in segments(heard[: at]) if s[0] > 8000 * 1.5]
+    assert sum(e - s for s, e in speech) > 8000 * 2
+
+
+def test_voip_run_is_python_app(tmp_path):
+    out = tmp_path / "out.wav"
+    proc = subprocess.run(
+        [sys.executable, "-m", "voip.cli", "run", "examples/hello.py", "--no-audio"]
+        + ["--speaker", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    tones = [r for r in runs_of(frame_freqs(loadWAVtoPCM(out))) if r[0] is not None]
+    assert [f for f, _ in tones] == [420, 560, 650]
+
+
+APP_ECHO = textwrap.dedent(
+    """
+    from voip import runVoipClient
+
+    async def handler(call):
+        await call.playTone(440, 0.5)
+        heard = await call.recordPCM(maxlen=8000)
+        await call.playPCM(heard)
+
+    runVoipClient(handler)
+    """
+)
+
+
+def write_app(tmp_path, source, name="app.py"):
+    path = tmp_path / name
+    path.write_text(source)
+    return path
+
+
+def test_mic_wav_is_the_callers_voice(tmp_path):
+    app = write_app(tmp_path, APP_ECHO)
+    mic = tmp_path / "mic.wav"
+    savePCMtoWAV(tone(700, 3, 0.4), mic)
+    out = tmp_path / "out.wav"
+    proc = run_app(app, "--mic", str(mic), "--speaker", str(out))
+    assert proc.returncode == 0, proc.stderr
+    heard = loadWAVtoPCM(out)
+    runs = [r for r in runs_of(frame_freqs(heard)) if r[0] is not None]
+    assert runs[0][0] == 440 and abs(runs[0][1] - 25) <= 1
+    assert runs[1][0] == 700 and abs(runs[1][1] - 50) <= 1  # the 1 s recording, played back
+    # Real time and one continuous timeline: 0.5 s tone + 1 s recording + 1 s playback.
+    assert 2.4 < len(heard) / 8000 < 3.2
+
+
+def test_pyaudio_through_alsa_file_device(tmp_path):
+    """No --no-audio: PyAudio -> PortAudio -> ALSA, whose device is a pair of files."""
+    app = write_app(tmp_path, APP_ECHO)
+    env, speaker = alsa_file_device(tmp_path, tone(700, 8, 0.4))
+    proc = run_app(app, audio=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "no sound device" not in proc.stderr
+    runs = [r for r in runs_of(frame_freqs(read_raw(speaker))) if r[0] is not None]
+    assert runs[0][0] == 440 and abs(runs[0][1] - 25) <= 1
+    assert runs[1][0] == 700 and abs(runs[1][1] - 50) <= 1
+
+
+def test_demo_through_alsa_file_device_with_keys(tmp_path):
+    env, speaker = alsa_file_device(tmp_path, np.zeros(8000, np.float32))
+    proc = run_app("test.py", "--keys", "1234", "--hangup-after", "60", audio=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    correct, _ = find_pcm(read_raw(speaker), loadWAVtoPCM(ASSETS / "password_correct.wav"))
+    assert correct > 0.99
+
+
+def test_no_sound_card_says_so_in_one_line_and_goes_on(tmp_path):
+    conf = tmp_path / "asound.conf"
+    conf.write_text('</usr/share/alsa/alsa.conf>\npcm.!default { type hw card 7 }\n')
+    out = tmp_path / "out.wav"
+    proc = run_app(
+        "examples/hello.py", "--speaker", str(out), audio=True, env={"ALSA_CONFIG_PATH": str(conf)}
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "sound device" in ln]
+    assert len(lines) == 1 and "running silent" in lines[0]
+    assert "ALSA lib" not in proc.stderr
+    tones = [r for r in runs_of(frame_freqs(loadWAVtoPCM(out))) if r[0] is not None]
+    assert [f for f, _ in tones] == [420, 560, 650]
+
+
+def test_handler_that_raises_exits_1_with_traceback(tmp_path):
+    app = write_app(
+        tmp_path,
+        textwrap.dedent(
+            """
+            from voip import runVoipClient
+
+            async def handler(call):
+                await call.playTone(440, 0.2)
+                {}["missing"]
+
+            runVoipClient(handler)
+            """
+        ),
+    )
+    t0 = time.monotonic()
+    proc = run_app(app, timeout=30)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "KeyError: 'missing'" in proc.stderr
+    assert time.monotonic() - t0 < 10
+
+
+def test_handler_that_ignores_hangup_does_not_hang_the_process(tmp_path):
+    app = write_app(
+        tmp_path,
+        textwrap.dedent(
+            """
+            import asyncio
+            from voip import runVoipClient
+
+            async def handler(call):
+                while True:
+                    try:
+                        await asyncio.sleep(10)
+                    except asyncio.CancelledError:
+                        pass
+
+            runVoipClient(handler)
+            """
+        ),
+    )
+    proc = run_app(app, "--hangup-after", "0.5", timeout=60)
+    assert proc.returncode == 0
+    assert "ignored cancellation" in proc.stderr
+
+
+def test_bad_mic_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("these are my notes, not audio")
+    proc = run_app("examples/hello.py", "--mic", str(bad), timeout=30)
+    assert proc.returncode == 2
+    assert "notes.wav" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_key_script_is_a_clear_error():
+    proc = run_app("examples/hello.py", "--keys", "12x4", timeout=30)
+    assert proc.returncode == 2
+    assert "'x'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_caller_number_argument_and_env_options(tmp_path):
+    app = write_app(
+        tmp_path,
+        textwrap.dedent(
+            """
+            from voip import runVoipClient
+
+            async def handler(call):
+                print(call.getRemoteUri(), call.caller, call.caller_name, flush=True)
+
+            runVoipClient(handler)
+            """
+        ),
+    )
+    proc = run_app(app, "5551234", env={"VOIP_OPTIONS": "--name 'Ann Smith'"}, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == '"Ann Smith" <sip:5551234@localhost> 5551234 Ann Smith'
+
+
+def test_ctrl_c_hangs_up_cleanly(tmp_path):
+    app = write_app(
+        tmp_path,
+        textwrap.dedent(
+            """
+            from voip import runVoipClient
+
+            async def handler(call):
+                await call.playTone(440, 30)
+
+            runVoipClient(handler)
+            """
+        ),
+    )
+    out = tmp_path / "out.wav"
+    proc = subprocess.Popen(
+        [sys.executable, str(app), "--no-audio", "--speaker", str(out)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "caller hung up" in err
+    heard = loadWAVtoPCM(out)
+    assert 1.0 < len(heard) / 8000 < 2.5 and abs(dominant_freq(heard[:4000]) - 440) < 2
+
+
+def test_interactive_keyboard_and_status_line(tmp_path):
+    """In a terminal: keys typed without Enter reach getDTMF; the status line shows them."""
+    app = write_app(
+        tmp_path,
+        textwrap.dedent(
+            """
+            from voip import runVoipClient
+
+            async def handler(call):
+                call.playTone(350, 30, volume=0.1)
+                keys = await call.getDTMF(n=3)
+                print("GOT", keys, flush=True)
+
+            runVoipClient(handler)
+            """
+        ),
+    )
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, str(app), "--no-audio"], stdin=slave, stdout=slave, stderr=slave
+    )
+    os.close(slave)
+    seen = b""
+
+    def read_for(seconds):
+        nonlocal seen
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            r, _, _ = select.select([master], [], [], 0.05)
+            if r:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    return
+
+    read_for(1.5)
+    assert b"playing: tone 350 Hz" in seen
+    os.write(master, b"7")
+    read_for(0.5)
+    assert b"keys: 7" in seen
+    os.write(master, b"*a")
+    read_for(2)
+    proc.wait(timeout=10)
+    os.close(master)
+    assert b"GOT 7*A" in seen
+    assert proc.returncode == 0
