@@ -85,7 +85,10 @@ def find_pcm(haystack: np.ndarray, needle: np.ndarray) -> tuple[float, int]:
     size = 1 << int(np.ceil(np.log2(len(haystack) + n)))
     corr = np.fft.irfft(np.fft.rfft(haystack, size) * np.conj(np.fft.rfft(needle, size)), size)
     corr = corr[: len(haystack) - n + 1]
-    energy = np.convolve(haystack.astype(np.float64) ** 2, np.ones(n), "valid")
+    # Energy of every n-sample window, in O(len) (np.convolve with ones(n) is O(len * n),
+    # seconds for a prompt inside a whole call).
+    csum = np.concatenate(([0.0], np.cumsum(haystack.astype(np.float64) ** 2)))
+    energy = csum[n:] - csum[: len(haystack) - n + 1]
     ncc = corr / (np.sqrt(np.maximum(energy, 1e-12)) * np.linalg.norm(needle))
     k = int(np.argmax(ncc))
     return float(ncc[k]), k

@@ -80,7 +80,7 @@ def test_demo_with_wrong_code_says_password_incorrect(demo_runs):
     incorrect, at = find_pcm(heard, loadWAVtoPCM(ASSETS / "password_incorrect.wav"))
     assert incorrect > 0.99 > correct
     # The caller's number was spoken between the tones and the prompt.
-    speech = [s for s in segments(heard[: at]) if s[0] > 8000 * 1.5]
+    speech = [s for s in segments(heard[:at]) if s[0] > 8000 * 1.5]
     assert sum(e - s for s, e in speech) > 8000 * 2
 
 
@@ -156,7 +156,7 @@ def test_demo_through_alsa_file_device_with_keys(tmp_path):
 
 def test_no_sound_card_says_so_in_one_line_and_goes_on(tmp_path):
     conf = tmp_path / "asound.conf"
-    conf.write_text('</usr/share/alsa/alsa.conf>\npcm.!default { type hw card 7 }\n')
+    conf.write_text("</usr/share/alsa/alsa.conf>\npcm.!default { type hw card 7 }\n")
     out = tmp_path / "out.wav"
     proc = run_app(
         "examples/hello.py", "--speaker", str(out), audio=True, env={"ALSA_CONFIG_PATH": str(conf)}
