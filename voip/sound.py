@@ -98,7 +98,8 @@ class SoundDevice:
         self._stream = None
         self.has_input = False
 
-    def start(self) -> None:
+    def open(self) -> None:
+        """Open the device (not started yet); raises :class:`AudioDeviceError`."""
         try:
             import pyaudio
         except ImportError:
@@ -108,7 +109,7 @@ class SoundDevice:
             ) from None
         with _quiet_stderr():
             pa = pyaudio.PyAudio()
-            errors = []
+            error: Exception | None = None
             for want_input in (True, False):
                 try:
                     self._stream = pa.open(
@@ -119,18 +120,24 @@ class SoundDevice:
                         output=True,
                         frames_per_buffer=FRAME_SAMPLES,
                         stream_callback=self._callback,
+                        start=False,
                     )
                 except (OSError, ValueError) as exc:
-                    errors.append(f"{'duplex' if want_input else 'output'}: {exc}")
+                    error = exc
                     continue
                 self.has_input = want_input
                 break
         if self._stream is None:
             pa.terminate()
-            raise AudioDeviceError("no sound device could be opened (" + "; ".join(errors) + ")")
+            reason = error.args[-1] if error is not None and error.args else error
+            raise AudioDeviceError(f"no sound device could be opened: {reason}")
         self._pa = pa
         if not self.has_input:
             log.warning("no microphone: the caller is silent")
+
+    def start(self) -> None:
+        assert self._stream is not None, "open() first"
+        self._stream.start_stream()
 
     def _callback(self, in_data: bytes | None, frame_count: int, _time: object, _status: int):  # type: ignore[no-untyped-def]
         import pyaudio

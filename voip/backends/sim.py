@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,8 @@ __all__ = ["SimOptions", "SimBackend", "DEFAULT_CALLER"]
 log = logging.getLogger(__name__)
 
 DEFAULT_CALLER = "5556667777"
+
+_SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.float32)
 
 
 @dataclass
@@ -67,6 +70,8 @@ class _Timeline:
         self.presses = parse_key_script(opts.keys)
         self.hangup_after = opts.hangup_after
         self.speaker = WAVWriter(opts.speaker) if opts.speaker else None
+        # PortAudio may run one last callback while the stream is being stopped.
+        self._speaker_lock = threading.Lock()
         self.frames = 0
 
     def tick(self, device_in: PCM | None) -> PCM:
@@ -78,9 +83,14 @@ class _Timeline:
         if self.hangup_after is not None and now >= self.hangup_after:
             self.hangup_after = None
             self.bridge.post(self.call.mark_ended, "remote")
-        out = self.bridge.exchange(self._mic_frame(n) if self.mic is not None else device_in)
-        if self.speaker is not None:
-            self.speaker.write(out)
+        if self.mic is not None:
+            received = self._mic_frame(n)
+        else:  # no microphone: the caller is silent, and recordings still advance
+            received = device_in if device_in is not None else _SILENCE
+        out = self.bridge.exchange(received)
+        with self._speaker_lock:
+            if self.speaker is not None:
+                self.speaker.write(out)
         return out
 
     def _mic_frame(self, n: int) -> PCM:
@@ -91,8 +101,10 @@ class _Timeline:
         return frame
 
     def close(self) -> None:
-        if self.speaker is not None:
-            self.speaker.close()
+        with self._speaker_lock:
+            if self.speaker is not None:
+                self.speaker.close()
+                self.speaker = None
 
 
 class SimBackend(Backend):
@@ -134,10 +146,10 @@ class SimBackend(Backend):
         if self.opts.audio:
             device = SoundDevice(timeline.tick)
             try:
-                device.start()
+                device.open()
                 return device
             except AudioDeviceError as exc:
-                log.warning("no sound device, running silent (%s)", exc)
+                log.warning("%s; running silent (--speaker out.wav records the call)", exc)
         return FrameClock(timeline.tick)
 
 
@@ -168,7 +180,8 @@ class _Terminal:
 
     def start(self) -> None:
         self._saved_handlers = self._root.handlers[:]
-        self.status.setLevel(self._root.level)
+        if self._saved_handlers and self._saved_handlers[0].formatter is not None:
+            self.status.setFormatter(self._saved_handlers[0].formatter)
         for h in self._saved_handlers:
             self._root.removeHandler(h)
         self._root.addHandler(self.status)
