@@ -45,14 +45,23 @@ class StatusLine(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            msg = self.format(record)
-            self.stream.write("\r\x1b[K" + msg + "\n" + self._line)
-            self.stream.flush()
+            self.print_above(self.format(record) + "\n", self.stream)
         except Exception:
             self.handleError(record)
 
+    def print_above(self, text: str, stream: TextIO) -> None:
+        """Write whole lines of ``text`` to ``stream`` above the status line."""
+        self.stream.write("\r\x1b[K")
+        self.stream.flush()
+        stream.write(text)
+        stream.flush()
+        self.stream.write(self._line)
+        self.stream.flush()
+
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._refresh())
+        if sys.stdout.isatty():  # the app's print() must not land inside the status line
+            sys.stdout = _AboveStatus(self, sys.stdout)  # type: ignore[assignment]
 
     async def _refresh(self) -> None:
         while True:
@@ -71,9 +80,36 @@ class StatusLine(logging.Handler):
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        if isinstance(sys.stdout, _AboveStatus):
+            sys.stdout.flush()
+            sys.stdout = sys.stdout.stream
         self._draw(self._render())
         self.stream.write("\n")
         self.stream.flush()
+
+
+class _AboveStatus:
+    """Stands in for ``sys.stdout``: complete lines go above the status line."""
+
+    def __init__(self, status: StatusLine, stream: TextIO) -> None:
+        self.status = status
+        self.stream = stream
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        head, sep, tail = (self._partial + text).rpartition("\n")
+        self._partial = tail
+        if sep:
+            self.status.print_above(head + sep, self.stream)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self.status.print_above(self._partial + "\n", self.stream)
+            self._partial = ""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 class KeypadInput:
