@@ -86,7 +86,13 @@ class MediaBridge:
             fut.set_result(partial if partial is not None else value)
 
     def close(self) -> None:
-        """The call is over: stop everything. Recordings resolve with what they hold."""
+        """The call is over: stop everything. Recordings resolve with what they hold.
+
+        From another thread it is handed to the loop, like every future resolution.
+        """
+        if not self._on_loop():
+            self.post(self.close)
+            return
         with self._lock:
             self._closed = True
             finished = self.mixer.remove_all()
@@ -94,6 +100,18 @@ class MediaBridge:
             fut = self._futures.pop(item.handle, None)
             if fut is not None and not fut.done():
                 fut.set_result(item.result if item.result is not None else False)
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
+
+    @property
+    def wants_audio(self) -> bool:
+        """True while a recording needs received audio (backends may skip reading it
+        otherwise). Read without the lock: a stale answer costs one frame at most."""
+        return self.mixer.has_sinks
 
     @property
     def closed(self) -> bool:

@@ -18,8 +18,9 @@ import numpy as np
 
 from .audio.engine import CustomRecorder, CustomSource, PCMRecorder, PCMSource, ToneSource
 from .audio.pcm import SAMPLE_RATE, as_pcm
+from .audio.tones import dtmf_tones
 from .bridge import MediaBridge
-from .dtmf import DTMFCollector, DTMFRequest
+from .dtmf import DTMFCollector, DTMFRequest, normalize_key
 from .errors import CallEndedError, InvalidArgumentError
 
 __all__ = ["Call", "CallInfo", "CallLog", "Playback", "Recording", "RecordController"]
@@ -131,11 +132,13 @@ class Call:
         bridge: MediaBridge,
         info: CallInfo,
         hangup: Callable[[], None] = lambda: None,
+        send_dtmf: Callable[[str, str], None] | None = None,
     ) -> None:
         self._bridge = bridge
         self.info = info
         self.dtmf = DTMFCollector()
         self._hangup_backend = hangup
+        self._send_dtmf = send_dtmf
         self._pending: tuple[DTMFRequest, asyncio.Future[str]] | None = None
         self.ended = asyncio.Event()
         """Set when the call is over, whoever hung up: ``await call.ended.wait()``."""
@@ -247,9 +250,7 @@ class Call:
             raise InvalidArgumentError(
                 f"controller must be a voip.RecordController, got {type(controller).__name__}"
             )
-        self._check_active()
-        handle, fut = self._bridge.record(PCMRecorder(None if maxlen is None else int(maxlen)))
-        rec = Recording(self._bridge, handle, fut)
+        rec = self._record(PCMRecorder(None if maxlen is None else int(maxlen)))
         if controller is not None:
             controller._attach(rec.stop)
         return rec
@@ -260,8 +261,11 @@ class Call:
         ``fn`` runs on the audio thread (see :meth:`playCustom`). Awaiting gives True.
         """
         _check_callable("recordCustom", fn)
+        return self._record(CustomRecorder(fn))
+
+    def _record(self, sink: Any) -> Recording:
         self._check_active()
-        handle, fut = self._bridge.record(CustomRecorder(fn))
+        handle, fut = self._bridge.record(sink)
         return Recording(self._bridge, handle, fut)
 
     # -- keys ----------------------------------------------------------------------------
@@ -290,6 +294,29 @@ class Call:
         self._pending = (req, fut)
         fut.add_done_callback(lambda f: self._abandon(req) if f.cancelled() else None)
         return fut
+
+    def sendDTMF(self, digits: str, method: str = "rfc4733") -> Playback | None:
+        """Send keys to the other end, e.g. ``"123#"``.
+
+        ``method`` is ``"rfc4733"`` (telephone events, the default), ``"info"`` (SIP INFO)
+        or ``"inband"`` (tones mixed into the audio; returns their :class:`Playback`).
+        In the simulator, events and INFO are only logged. Raises
+        :class:`InvalidArgumentError` for a key that is not a DTMF key or a bad method.
+        """
+        if not isinstance(digits, str):
+            raise InvalidArgumentError(f"digits must be a string such as '123#', got {digits!r}")
+        if method not in ("rfc4733", "info", "inband"):
+            raise InvalidArgumentError(f"method {method!r}: use 'rfc4733', 'info' or 'inband'")
+        keys = "".join(normalize_key(k) for k in digits)
+        self._check_active()
+        if not keys:
+            return None
+        self.log.info("sending keys %s (%s)", keys, method)
+        if method == "inband":
+            return self._play(PCMSource(dtmf_tones(keys), label=f"keys {keys}"))
+        if self._send_dtmf is not None:
+            self._send_dtmf(keys, method)
+        return None
 
     def flushDTMF(self) -> str:
         """Discard keys typed ahead; returns them."""

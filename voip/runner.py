@@ -16,6 +16,8 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from .backends.base import Backend
+from .backends.pjsip.options import add_sip_arguments, sip_options_from_args
 from .backends.sim import DEFAULT_CALLER, SimBackend, SimOptions
 from .errors import VoipError
 from .lifecycle import CANCEL_GRACE, Handler, check_handler
@@ -31,7 +33,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The options every voip app understands."""
     p = argparse.ArgumentParser(
         prog=prog,
-        description="Run this voip app on a simulated call (microphone, speaker, keyboard).",
+        description="Run this voip app on a simulated call (microphone, speaker, keyboard), "
+        "or with --sip answer real SIP calls.",
         epilog=f"Options are also read from ${ENV_OPTIONS}, before those given here.",
     )
     p.add_argument(
@@ -58,6 +61,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="the caller hangs up after this many seconds",
     )
+    add_sip_arguments(p)
     p.add_argument(
         "--log-level",
         default="INFO",
@@ -97,6 +101,24 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
         loop.close()
 
 
+def _make_backend(opts: argparse.Namespace) -> Backend:
+    if opts.sip:
+        from .backends.pjsip.server import SipServer
+
+        return SipServer(sip_options_from_args(opts))
+    return SimBackend(
+        SimOptions(
+            caller=opts.caller,
+            name=opts.name,
+            mic=opts.mic,
+            speaker=opts.speaker,
+            keys=opts.keys,
+            audio=not opts.no_audio,
+            hangup_after=opts.hangup_after,
+        )
+    )
+
+
 def runVoipClient(handler: Handler, argv: Sequence[str] | None = None) -> None:
     """Run ``handler`` on calls: by default one simulated call that starts at once.
 
@@ -109,19 +131,8 @@ def runVoipClient(handler: Handler, argv: Sequence[str] | None = None) -> None:
     args = shlex.split(os.environ.get(ENV_OPTIONS, "")) + args
     opts = build_parser().parse_args(args)
     _configure_logging(opts.log_level)
-    backend = SimBackend(
-        SimOptions(
-            caller=opts.caller,
-            name=opts.name,
-            mic=opts.mic,
-            speaker=opts.speaker,
-            keys=opts.keys,
-            audio=not opts.no_audio,
-            hangup_after=opts.hangup_after,
-        )
-    )
     try:
-        status = _run_loop(backend.run(handler))
+        status = _run_loop(_make_backend(opts).run(handler))
     except VoipError as exc:
         log.error("%s", exc)
         raise SystemExit(2) from None

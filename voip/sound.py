@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from .audio.pcm import FRAME_SAMPLES, FRAME_SECONDS, PCM, SAMPLE_RATE, int16_to_pcm, pcm_to_int16
 from .errors import AudioDeviceError
+from .quiet import quiet_fds
 
 __all__ = ["Tick", "FrameClock", "SoundDevice"]
 
@@ -64,27 +64,6 @@ class FrameClock:
             n += 1
 
 
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence ALSA/JACK's C-level chatter while PortAudio probes devices.
-
-    Without this, a machine with no sound card prints dozens of lines on start-up.
-    """
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 class SoundDevice:
     """The default microphone and speaker through PyAudio, at 8 kHz mono.
 
@@ -107,7 +86,7 @@ class SoundDevice:
                 "PyAudio is not installed (pip install 'voip[sim]', after "
                 "apt-get install portaudio19-dev)"
             ) from None
-        with _quiet_stderr():
+        with quiet_fds(2):
             pa = pyaudio.PyAudio()
             error: Exception | None = None
             for want_input in (True, False):

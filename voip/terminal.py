@@ -14,11 +14,14 @@ import sys
 import termios
 import tty
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .dtmf import DTMF_KEYS
 
-__all__ = ["KeypadInput", "StatusLine", "level_meter"]
+if TYPE_CHECKING:
+    from .call import Call
+
+__all__ = ["CallTerminal", "KeypadInput", "StatusLine", "level_meter"]
 
 REFRESH_SECONDS = 0.1
 
@@ -119,7 +122,7 @@ class KeypadInput:
     Ctrl-C keeps its usual meaning (SIGINT), which the caller maps to hanging up.
     """
 
-    def __init__(self, on_key: Callable[[str], None], stream: TextIO | None = None) -> None:
+    def __init__(self, on_key: Callable[[str], object], stream: TextIO | None = None) -> None:
         self._on_key = on_key
         self._stream = stream or sys.stdin
         self._fd = self._stream.fileno()
@@ -142,3 +145,48 @@ class KeypadInput:
         if self._saved is not None:
             termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
             self._saved = None
+
+
+class CallTerminal:
+    """Keypad and status line for an interactive call: keys typed go to ``on_key``."""
+
+    def __init__(self, call: Call, on_key: Callable[[str], object]) -> None:
+        self.call = call
+        self.keypad = KeypadInput(on_key)
+        self.status = StatusLine(self.render)
+        self._root = logging.getLogger()
+        self.keys: list[str] = call.dtmf.history
+        """The keys shown: those the call received, unless set otherwise."""
+        self._saved_handlers: list[logging.Handler] = []
+
+    def render(self) -> str:
+        call = self.call
+        playing, recording, level = call.status()
+        state = "in call" if call.active else "ended"
+        parts = [
+            f"[{state}] {call.caller}",
+            "playing: " + (", ".join(playing) or "-"),
+        ]
+        if recording:
+            parts.append("recording")
+        parts.append(f"mic [{level_meter(level)}]")
+        parts.append("keys: " + ("".join(self.keys[-16:]) or "-"))
+        parts.append("Ctrl-C hangs up")
+        return " | ".join(parts)
+
+    def start(self) -> None:
+        self._saved_handlers = self._root.handlers[:]
+        if self._saved_handlers and self._saved_handlers[0].formatter is not None:
+            self.status.setFormatter(self._saved_handlers[0].formatter)
+        for h in self._saved_handlers:
+            self._root.removeHandler(h)
+        self._root.addHandler(self.status)
+        self.keypad.start()
+        self.status.start()
+
+    def stop(self) -> None:
+        self.keypad.stop()
+        self.status.stop()
+        self._root.removeHandler(self.status)
+        for h in self._saved_handlers:
+            self._root.addHandler(h)

@@ -26,7 +26,7 @@ from ..dtmf import parse_key_script
 from ..errors import AudioDeviceError
 from ..lifecycle import Handler, serve_call
 from ..sound import FrameClock, SoundDevice
-from ..terminal import KeypadInput, StatusLine, level_meter
+from ..terminal import CallTerminal
 from .base import Backend
 
 __all__ = ["SimOptions", "SimBackend", "DEFAULT_CALLER"]
@@ -125,7 +125,7 @@ class SimBackend(Backend):
         interactive = opts.interactive
         if interactive is None:
             interactive = sys.stdin.isatty() and sys.stderr.isatty()
-        ui = _Terminal(call) if interactive else None
+        ui = CallTerminal(call, call.feed_dtmf) if interactive else None
         loop.add_signal_handler(signal.SIGINT, call.mark_ended, "remote")
         log.info("call from %s answered (simulator)", uri)
         try:
@@ -151,46 +151,3 @@ class SimBackend(Backend):
             except AudioDeviceError as exc:
                 log.warning("%s; running silent (--speaker out.wav records the call)", exc)
         return FrameClock(timeline.tick)
-
-
-class _Terminal:
-    """Keypad and status line for an interactive simulated call."""
-
-    def __init__(self, call: Call) -> None:
-        self.call = call
-        self.keypad = KeypadInput(call.feed_dtmf)
-        self.status = StatusLine(self.render)
-        self._root = logging.getLogger()
-        self._saved_handlers: list[logging.Handler] = []
-
-    def render(self) -> str:
-        call = self.call
-        playing, recording, level = call.status()
-        state = "in call" if call.active else "ended"
-        parts = [
-            f"[{state}] {call.caller}",
-            "playing: " + (", ".join(playing) or "-"),
-        ]
-        if recording:
-            parts.append("recording")
-        parts.append(f"mic [{level_meter(level)}]")
-        parts.append("keys: " + ("".join(call.dtmf.history[-16:]) or "-"))
-        parts.append("Ctrl-C hangs up")
-        return " | ".join(parts)
-
-    def start(self) -> None:
-        self._saved_handlers = self._root.handlers[:]
-        if self._saved_handlers and self._saved_handlers[0].formatter is not None:
-            self.status.setFormatter(self._saved_handlers[0].formatter)
-        for h in self._saved_handlers:
-            self._root.removeHandler(h)
-        self._root.addHandler(self.status)
-        self.keypad.start()
-        self.status.start()
-
-    def stop(self) -> None:
-        self.keypad.stop()
-        self.status.stop()
-        self._root.removeHandler(self.status)
-        for h in self._saved_handlers:
-            self._root.addHandler(h)

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""A plain pjsua2 caller, independent of the voip package: the far end in SIP tests.
+
+It calls URI, plays --play into the call, records what it hears to --record, sends
+--dtmf digits (RFC 4733 or SIP INFO) at --dtmf-at seconds after the answer, and hangs up
+after --duration seconds unless the other side does first. The last line it prints is a
+JSON summary: {"status": final SIP code, "answered": bool, "seconds": call length}.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+import pjsua2 as pj
+
+
+class Call(pj.Call):
+    def __init__(self, acc, rec_path, play_path):
+        super().__init__(acc)
+        self.state = None
+        self.status = 0
+        self.answered_at = None
+        self.ended_at = None
+        self.recorder = None
+        self.player = None
+        self.rec_path = rec_path
+        self.play_path = play_path
+
+    def onCallState(self, prm):
+        info = self.getInfo()
+        self.state = info.state
+        self.status = info.lastStatusCode
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED and self.answered_at is None:
+            self.answered_at = time.monotonic()
+        if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.ended_at = time.monotonic()
+
+    def onCallMediaState(self, prm):
+        info = self.getInfo()
+        for mi in info.media:
+            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                media = self.getAudioMedia(mi.index)
+                if self.rec_path and self.recorder is None:
+                    self.recorder = pj.AudioMediaRecorder()
+                    self.recorder.createRecorder(self.rec_path)
+                    media.startTransmit(self.recorder)
+                if self.play_path and self.player is None:
+                    self.player = pj.AudioMediaPlayer()
+                    self.player.createPlayer(self.play_path, pj.PJMEDIA_FILE_NO_LOOP)
+                    self.player.startTransmit(media)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("uri")
+    p.add_argument("--port", type=int, default=5090, help="local SIP port")
+    p.add_argument("--rtp-port", type=int, default=6000)
+    p.add_argument("--play")
+    p.add_argument("--record")
+    p.add_argument("--dtmf", default="")
+    p.add_argument("--dtmf-method", choices=["rfc4733", "info"], default="rfc4733")
+    p.add_argument("--dtmf-at", type=float, default=1.0)
+    p.add_argument("--duration", type=float, default=5.0)
+    p.add_argument("--tcp", action="store_true")
+    p.add_argument("--header", action="append", default=[], help="'Name: value' for the INVITE")
+    p.add_argument("--name", default="", help="display name in From")
+    args = p.parse_args()
+
+    ep = pj.Endpoint()
+    ep.libCreate()
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = True
+    cfg.logConfig.level = 1
+    cfg.logConfig.consoleLevel = 1
+    cfg.medConfig.clockRate = 8000
+    cfg.medConfig.sndClockRate = 8000
+    cfg.medConfig.sndAutoCloseTime = -1
+    cfg.medConfig.noVad = True
+    ep.libInit(cfg)
+    ep.audDevManager().setNullDev()
+    tc = pj.TransportConfig()
+    tc.port = args.port
+    tc.boundAddress = "127.0.0.1"
+    tc.publicAddress = "127.0.0.1"
+    ep.transportCreate(pj.PJSIP_TRANSPORT_TCP if args.tcp else pj.PJSIP_TRANSPORT_UDP, tc)
+    ep.libStart()
+    acfg = pj.AccountConfig()
+    shown = f'"{args.name}" ' if args.name else ""
+    acfg.idUri = f"{shown}<sip:peer@127.0.0.1:{args.port}>"
+    acfg.mediaConfig.transportConfig.port = args.rtp_port
+    acfg.mediaConfig.transportConfig.portRange = 10
+    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+    acfg.mediaConfig.transportConfig.publicAddress = "127.0.0.1"
+    acc = pj.Account()
+    acc.create(acfg)
+
+    call = Call(acc, args.record, args.play)
+    prm = pj.CallOpParam(True)
+    for line in args.header:
+        h = pj.SipHeader()
+        h.hName, _, value = line.partition(":")
+        h.hValue = value.strip()
+        prm.txOption.headers.append(h)
+    uri = args.uri + (";transport=tcp" if args.tcp else "")
+    call.makeCall(uri, prm)
+    start = time.monotonic()
+    sent = False
+    while call.ended_at is None and time.monotonic() - start < args.duration + 10:
+        ep.libHandleEvents(10)
+        now = time.monotonic()
+        if call.answered_at is not None:
+            if args.dtmf and not sent and now - call.answered_at >= args.dtmf_at:
+                d = pj.CallSendDtmfParam()
+                d.digits = args.dtmf
+                d.method = (
+                    pj.PJSUA_DTMF_METHOD_RFC2833
+                    if args.dtmf_method == "rfc4733"
+                    else pj.PJSUA_DTMF_METHOD_SIP_INFO
+                )
+                call.sendDtmf(d)
+                sent = True
+            if now - call.answered_at >= args.duration:
+                call.hangup(pj.CallOpParam())
+                break
+    end = time.monotonic() + 2
+    while call.ended_at is None and time.monotonic() < end:
+        ep.libHandleEvents(10)
+    answered = call.answered_at is not None
+    seconds = ((call.ended_at or time.monotonic()) - call.answered_at) if answered else 0
+    status = call.status
+    if call.recorder is not None:
+        del call.recorder
+    if call.player is not None:
+        del call.player
+    del call
+    ep.libHandleEvents(50)
+    acc.shutdown()
+    del acc
+    ep.libDestroy()
+    print(json.dumps({"status": status, "answered": answered, "seconds": round(seconds, 3)}))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Helpers for SIP tests: an app serving on loopback, and callers of two kinds.
+
+Every process gets its own SIP port and RTP range, so tests never share sockets.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from .helpers import ROOT
+
+PEER = Path(__file__).resolve().parent / "peers" / "pjsua_peer.py"
+
+pytest.importorskip("pjsua2", reason="the SIP tests need pjsua2-python (pip install -e '.[test]')")
+
+_ports = itertools.count(0)
+
+
+def next_ports() -> tuple[int, int]:
+    """A SIP port and the first of 100 RTP ports, unique within this test run."""
+    n = next(_ports) + (os.getpid() % 40) * 50
+    return 16000 + n, 20000 + 100 * (n % 400)
+
+
+class App:
+    def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
+        self.proc = proc
+        self.port = port
+        self.uri = f"sip:app@127.0.0.1:{port}"
+        self.log = ""
+        """What the app printed and logged."""
+        self.reader: threading.Thread | None = None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.reader is not None:
+            self.reader.join(timeout=5)
+        return self.proc.returncode
+
+
+@contextmanager
+def serving(script: str | Path, *args: str, env: dict[str, str] | None = None):
+    """Run ``script --sip`` on loopback until the block ends; yields an :class:`App`.
+
+    On leaving, the app gets SIGTERM and must exit 0; its log is in ``app.log``.
+    """
+    port, rtp = next_ports()
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "--sip", "--listen", f"127.0.0.1:{port}"]
+        + ["--rtp-ports", f"{rtp}-{rtp + 99}", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=full_env,
+    )
+    app = App(proc, port)
+    deadline = time.monotonic() + 20
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        app.log += line
+        if "SIP listening" in line:
+            break
+    else:
+        proc.kill()
+    if "SIP listening" not in app.log:
+        app.stop()
+        raise AssertionError(f"the app did not start:\n{app.log}")
+
+    def drain() -> None:  # keep reading, so that the pipe never fills up
+        for line in proc.stdout:  # type: ignore[union-attr]
+            app.log += line
+
+    app.reader = threading.Thread(target=drain, daemon=True)
+    app.reader.start()
+    try:
+        yield app
+    finally:
+        code = app.stop()
+        assert code == 0, f"the app exited with {code}:\n{app.log}"
+
+
+def peer(uri: str, *args: str, timeout: float = 60) -> subprocess.Popen[str]:
+    """Start the plain pjsua2 caller (tests/peers/pjsua_peer.py) on its own ports."""
+    port, rtp = next_ports()
+    return subprocess.Popen(
+        [sys.executable, str(PEER), uri, "--port", str(port), "--rtp-port", str(rtp), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def peer_result(proc: subprocess.Popen[str], timeout: float = 60) -> dict:
+    out, err = proc.communicate(timeout=timeout)
+    lines = out.strip().splitlines()
+    assert lines, f"the peer printed nothing:\n{err}"
+    return json.loads(lines[-1])
+
+
+def voip_dial(uri: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``voip dial`` headless on its own ports."""
+    port, rtp = next_ports()
+    return subprocess.run(
+        [sys.executable, "-m", "voip.cli", "dial", uri, "--no-audio"]
+        + ["--listen", f"127.0.0.1:{port}", "--rtp-ports", f"{rtp}-{rtp + 99}", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,281 @@
+"""Real SIP calls between processes on loopback: our app, our softphone, plain pjsua2."""
+
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from voip import loadWAVtoPCM, savePCMtoWAV
+
+from .helpers import ROOT, dominant_freq, find_pcm, goertzel_power, tone
+from .sip import peer, peer_result, serving, voip_dial
+
+ASSETS = ROOT / "assets"
+
+
+def tone_spans(x: np.ndarray, freq: float, threshold: float = 0.02) -> list[tuple[float, float]]:
+    """(start, length) in seconds of each stretch where ``freq`` dominates, per 10 ms."""
+    step = 80
+    on = []
+    for k in range(len(x) // step):
+        fr = x[k * step : (k + 1) * step]
+        on.append(goertzel_power(fr, freq) > threshold and abs(dominant_freq(fr) - freq) < 40)
+    spans, start = [], None
+    for k, v in enumerate(on + [False]):
+        if v and start is None:
+            start = k
+        elif not v and start is not None:
+            spans.append((start * step / 8000, (k - start) * step / 8000))
+            start = None
+    return spans
+
+
+def write_app(tmp_path, source: str):
+    path = tmp_path / "app.py"
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+TONES_APP = """
+    import asyncio
+    from voip import runVoipClient
+
+    async def handler(call):
+        print("caller", call.caller, call.caller_name, call.headers.get("X-Account"), flush=True)
+        await call.playTone(420, 0.5)
+        await call.playTone(650, 0.3)
+        keys = await asyncio.wait_for(call.getDTMF(n=4), 15)
+        call.log.info("GOT KEYS %s", keys)
+        await call.playTone(1000, 0.4)
+
+    runVoipClient(handler)
+"""
+
+
+@pytest.mark.parametrize("method", ["rfc4733", "info"])
+def test_pjsua_caller_hears_tones_and_its_keys_arrive(tmp_path, method):
+    app_path = write_app(tmp_path, TONES_APP)
+    heard = tmp_path / "heard.wav"
+    with serving(app_path) as app:
+        caller = peer(
+            app.uri,
+            "--record",
+            str(heard),
+            "--dtmf",
+            "1234",
+            "--dtmf-at",
+            "1.2",
+            "--dtmf-method",
+            method,
+            "--duration",
+            "8",
+            "--header",
+            "X-Account: 42",
+            "--name",
+            "Ann Smith",
+        )
+        result = peer_result(caller)
+    assert result["status"] == 200 and result["answered"]
+    assert result["seconds"] < 6  # the app hung up when its handler returned
+    assert "GOT KEYS 1234" in app.log
+    x = loadWAVtoPCM(heard)
+    spans = {f: tone_spans(x, f) for f in (420, 650, 1000)}
+    assert [len(s) for s in spans.values()] == [1, 1, 1], spans
+    for f, seconds in ((420, 0.5), (650, 0.3), (1000, 0.4)):
+        assert abs(spans[f][0][1] - seconds) <= 0.03, (f, spans[f])
+    assert spans[420][0][0] < spans[650][0][0] < spans[1000][0][0]
+    assert "caller peer Ann Smith 42" in app.log
+
+
+def test_demo_over_sip_with_voip_dial(tmp_path):
+    heard = {}
+    with serving("test.py") as app:
+        for keys in ("ww1234", "ww9999"):
+            out = tmp_path / f"{keys}.wav"
+            proc = voip_dial(app.uri, "--keys", keys, "--speaker", str(out), "--hangup-after", "30")
+            assert proc.returncode == 0, proc.stderr
+            assert "answered" in proc.stderr
+            heard[keys] = loadWAVtoPCM(out)
+    correct = loadWAVtoPCM(ASSETS / "password_correct.wav")
+    incorrect = loadWAVtoPCM(ASSETS / "password_incorrect.wav")
+    assert find_pcm(heard["ww1234"], correct)[0] > 0.99 > find_pcm(heard["ww1234"], incorrect)[0]
+    assert find_pcm(heard["ww9999"], incorrect)[0] > 0.99 > find_pcm(heard["ww9999"], correct)[0]
+    # The whole prompt arrived: the app waited for it to drain before hanging up.
+    assert app.log.count("hanging up") == 2
+
+
+RECORD_APP = """
+    from voip import runVoipClient
+
+    async def handler(call):
+        heard = await call.recordPCM(maxlen=8000)
+        await call.playPCM(heard)
+
+    runVoipClient(handler)
+"""
+
+
+def test_recording_matches_what_the_caller_sent(tmp_path):
+    app_path = write_app(tmp_path, RECORD_APP)
+    mic, heard = tmp_path / "mic.wav", tmp_path / "heard.wav"
+    # A 700 Hz tone for the first 0.6 s, then 1100 Hz: the recording must keep both.
+    savePCMtoWAV(np.concatenate([tone(700, 0.6, 0.4), tone(1100, 2, 0.4)]), mic)
+    with serving(app_path) as app:
+        proc = voip_dial(app.uri, "--mic", str(mic), "--speaker", str(heard), "--hangup-after", "6")
+        assert proc.returncode == 0, proc.stderr
+    x = loadWAVtoPCM(heard)
+    s700, s1100 = tone_spans(x, 700), tone_spans(x, 1100)
+    assert len(s700) == 1 and len(s1100) == 1
+    # One second recorded from the answer: ~0.6 s of 700 Hz then ~0.4 s of 1100 Hz.
+    assert abs(s700[0][1] - 0.6) < 0.08 and abs(s1100[0][1] - 0.4) < 0.08
+    assert s700[0][0] + s700[0][1] <= s1100[0][0] + 0.02
+
+
+def test_caller_hangup_cancels_the_handler_promptly(tmp_path):
+    app_path = write_app(
+        tmp_path,
+        """
+        import asyncio, time
+        from voip import runVoipClient
+
+        async def handler(call):
+            try:
+                await call.playTone(440, 30)
+            except asyncio.CancelledError:
+                call.log.info("CANCELLED at %.3f", time.time())
+                raise
+
+        runVoipClient(handler)
+        """,
+    )
+    with serving(app_path) as app:
+        result = peer_result(peer(app.uri, "--duration", "1.5"))
+        hung_up_at = time.time()
+        time.sleep(0.5)
+    assert result["answered"] and 1.4 < result["seconds"] < 2.0
+    line = next(ln for ln in app.log.splitlines() if "CANCELLED at" in ln)
+    cancelled_at = float(line.rsplit(" ", 1)[1])
+    assert cancelled_at - hung_up_at < 0.3  # the BYE is handled within a few frames
+
+
+def test_fifth_concurrent_call_gets_486(tmp_path):
+    app_path = write_app(
+        tmp_path,
+        """
+        from voip import runVoipClient
+
+        async def handler(call):
+            await call.playTone(440, 20)
+
+        runVoipClient(handler)
+        """,
+    )
+    with serving(app_path) as app:
+        held = [peer(app.uri, "--duration", "5") for _ in range(4)]
+        time.sleep(2.5)
+        fifth = peer_result(peer(app.uri, "--duration", "1"))
+        results = [peer_result(p) for p in held]
+    assert fifth["status"] == 486 and not fifth["answered"]
+    assert all(r["answered"] and r["status"] == 200 for r in results)
+    assert "the most one process holds (486)" in app.log
+
+
+def test_allow_list_refuses_others_with_403(tmp_path):
+    app_path = write_app(
+        tmp_path,
+        """
+        from voip import runVoipClient
+
+        async def handler(call):
+            call.log.info("HANDLER RAN")
+
+        runVoipClient(handler)
+        """,
+    )
+    with serving(app_path, "--allow", "192.0.2.0/24") as app:
+        refused = peer_result(peer(app.uri, "--duration", "1"))
+    assert refused["status"] == 403 and not refused["answered"]
+    assert "HANDLER RAN" not in app.log and "not in the allow-list (403)" in app.log
+    with serving(app_path, "--allow", "127.0.0.0/8") as app:
+        allowed = peer_result(peer(app.uri, "--duration", "1"))
+    assert allowed["answered"] and "HANDLER RAN" in app.log
+
+
+def test_one_calls_exception_does_not_disturb_another(tmp_path):
+    app_path = write_app(
+        tmp_path,
+        """
+        from voip import runVoipClient
+
+        async def handler(call):
+            if call.caller_name == "bad":
+                raise RuntimeError("this call's bug")
+            await call.playTone(500, 2.0)
+
+        runVoipClient(handler)
+        """,
+    )
+    heard = tmp_path / "good.wav"
+    with serving(app_path) as app:
+        good = peer(app.uri, "--name", "good", "--record", str(heard), "--duration", "4")
+        time.sleep(0.5)
+        bad = peer_result(peer(app.uri, "--name", "bad", "--duration", "3"))
+        good_result = peer_result(good)
+    assert bad["answered"] and bad["seconds"] < 1.5  # its call ended at once
+    assert "this call's bug" in app.log and "Traceback" in app.log
+    assert good_result["answered"]
+    spans = tone_spans(loadWAVtoPCM(heard), 500)
+    assert len(spans) == 1 and abs(spans[0][1] - 2.0) < 0.05
+
+
+def test_sigterm_with_calls_up_sends_bye_and_exits_0(tmp_path):
+    app_path = write_app(
+        tmp_path,
+        """
+        from voip import runVoipClient
+
+        async def handler(call):
+            await call.playTone(440, 60)
+
+        runVoipClient(handler)
+        """,
+    )
+    with serving(app_path, "--grace", "0.5") as app:
+        calls = [peer(app.uri, "--duration", "30") for _ in range(2)]
+        time.sleep(2)
+        t0 = time.monotonic()
+        assert app.stop() == 0
+        stopped_in = time.monotonic() - t0
+        results = [peer_result(p) for p in calls]
+    assert all(r["answered"] and r["seconds"] < 5 for r in results)  # BYE, not the 30 s
+    assert stopped_in < 8
+    assert "hanging up 2 calls" in app.log and "stopped" in app.log
+    assert "Assertion" not in app.log
+
+
+def test_dial_to_nobody_fails_cleanly(tmp_path):
+    proc = voip_dial("sip:nobody@127.0.0.1:9;transport=tcp", "--hangup-after", "2", timeout=60)
+    assert proc.returncode == 1
+    assert "failed" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_dial_a_busy_app_reports_busy(tmp_path):
+    app_path = write_app(
+        tmp_path,
+        """
+        from voip import runVoipClient
+
+        async def handler(call):
+            await call.playTone(440, 20)
+
+        runVoipClient(handler)
+        """,
+    )
+    with serving(app_path, "--max-calls", "1") as app:
+        first = peer(app.uri, "--duration", "4")
+        time.sleep(1.5)
+        proc = voip_dial(app.uri, "--hangup-after", "2")
+        peer_result(first)
+    assert proc.returncode == 1
+    assert "busy (486" in proc.stderr

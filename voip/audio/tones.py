@@ -1,0 +1,35 @@
+"""Signals made of tones: DTMF key tones (for sending keys in-band)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .pcm import PCM, SAMPLE_RATE
+
+__all__ = ["DTMF_FREQS", "dtmf_tones"]
+
+_ROWS = (697.0, 770.0, 852.0, 941.0)
+_COLS = (1209.0, 1336.0, 1477.0, 1633.0)
+_LAYOUT = ("123A", "456B", "789C", "*0#D")
+
+DTMF_FREQS: dict[str, tuple[float, float]] = {
+    key: (_ROWS[r], _COLS[c]) for r, row in enumerate(_LAYOUT) for c, key in enumerate(row)
+}
+"""Each key's (low, high) frequency in Hz."""
+
+
+def dtmf_tones(keys: str, on: float = 0.1, off: float = 0.1, level: float = 0.25) -> PCM:
+    """The keys as dual tones, ``on`` seconds each with ``off`` seconds of silence after.
+
+    ``level`` is each tone's peak (0.25 is about -12 dBFS per tone, a typical phone's).
+    Keys must be valid DTMF keys (see :data:`DTMF_FREQS`).
+    """
+    n_on, n_off = int(round(on * SAMPLE_RATE)), int(round(off * SAMPLE_RATE))
+    t = np.arange(n_on) / SAMPLE_RATE
+    gap = np.zeros(n_off, dtype=np.float32)
+    parts = []
+    for key in keys:
+        low, high = DTMF_FREQS[key]
+        tone = level * (np.sin(2 * np.pi * low * t) + np.sin(2 * np.pi * high * t))
+        parts += [tone.astype(np.float32), gap]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)

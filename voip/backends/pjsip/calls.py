@@ -1,0 +1,242 @@
+"""pjsua2 subclasses: a call, its media port, and the account that receives calls.
+
+Each :class:`SipCall` owns the :class:`~voip.call.Call` a handler sees and its
+:class:`~voip.bridge.MediaBridge`. PJSIP calls these classes' callbacks on the SIP thread
+(call state, media state), on its media thread (DTMF digits) or on its conference clock
+(frames); every callback only hands data to the bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ...audio.pcm import FRAME_SAMPLES, int16_to_pcm, pcm_to_int16
+from ...bridge import MediaBridge
+from ...call import Call, CallInfo
+from ...sipmsg import parse_name_addr
+from .stack import SipStack, pj, read_frame_bytes
+
+__all__ = ["SipCall", "FramePort", "callback"]
+
+log = logging.getLogger("voip.sip")
+
+_SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.float32)
+
+HANGUP_DRAIN = 0.25
+"""Seconds between the handler hanging up and the BYE, so the caller hears it all."""
+
+
+def callback(fn: Callable[..., None]) -> Callable[..., None]:
+    """pjsua2 prints and swallows exceptions raised in callbacks: log them properly."""
+
+    def wrapper(*args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("error in %s", fn.__qualname__)
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__qualname__ = fn.__qualname__
+    return wrapper
+
+
+class FramePort(pj.AudioMediaPort if pj is not None else object):  # type: ignore[misc]
+    """A conference-bridge port that exchanges 20 ms frames with a call's bridge.
+
+    The conference clock asks for a frame to send (``onFrameRequested``) and then gives
+    the frame received (``onFrameReceived``). Received audio is read only while something
+    needs it (a recording, the in-band DTMF detector): converting it is the costly part.
+    """
+
+    def __init__(self, bridge: MediaBridge, on_digit: Callable[[str], None]) -> None:
+        super().__init__()
+        self.bridge = bridge
+        self.received = _SILENCE
+        self.inband: Any = None
+        """An in-band DTMF detector fed with every received frame, or None."""
+        self._on_digit = on_digit
+
+    def create(self, name: str) -> None:
+        fmt = pj.MediaFormatAudio()
+        fmt.init(pj.PJMEDIA_FORMAT_PCM, 8000, 1, 20000, 16)
+        self.createPort(name, fmt)
+
+    @callback
+    def onFrameRequested(self, frame: Any) -> None:
+        out = self.bridge.exchange(self.received if self.bridge.wants_audio else None)
+        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        frame.buf = pj.ByteVector(pcm_to_int16(out).tobytes())
+        frame.size = 2 * FRAME_SAMPLES
+
+    @callback
+    def onFrameReceived(self, frame: Any) -> None:
+        if not (self.bridge.wants_audio or self.inband is not None):
+            return
+        if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size == 0:
+            self.received = _SILENCE
+        else:
+            self.received = int16_to_pcm(read_frame_bytes(frame.buf))
+        if self.inband is not None:
+            for key in self.inband.feed(self.received):
+                self._on_digit(key)
+
+
+class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
+    """One SIP call, incoming or outgoing, and the voip :class:`Call` riding on it."""
+
+    def __init__(
+        self,
+        account: Any,
+        call_id: int,
+        bridge: MediaBridge,
+        stack: SipStack,
+        on_state: Callable[[SipCall], None],
+        inband: str = "auto",
+    ) -> None:
+        super().__init__(account, call_id)
+        self.bridge = bridge
+        self.stack = stack
+        self.call: Call | None = None
+        self.port: FramePort | None = None
+        self.local_hangup = False
+        self.disconnected = False
+        self.status = 0
+        """Final SIP status of the call (e.g. 200, 486, 603), once known."""
+        self.reason = ""
+        self.outcome: Any = None
+        """For an outgoing call: the loop's future waiting for it to be answered or fail."""
+        self._on_state = on_state
+        # Callbacks hold this weakly: the handler may keep its Call past the end of the
+        # call, and this object must be gone before the endpoint is (pjsua2 asserts).
+        self._me = weakref.ref(self)
+        self._inband = inband
+
+    def make_call_object(self, headers: dict[str, str], call_id: str) -> Call:
+        """Build the handler's :class:`Call` from the call's identity and headers."""
+        info = self.getInfo()
+        name, _uri, number = parse_name_addr(info.remoteUri)
+        self.call = Call(
+            self.bridge,
+            CallInfo(info.remoteUri, number, name, headers, call_id),
+            hangup=_weakly(self._me, SipCall.request_hangup),
+            send_dtmf=_weakly(self._me, SipCall.request_dtmf),
+        )
+        return self.call
+
+    # -- requests from the loop, carried out on the SIP thread ---------------------------
+
+    def request_hangup(self) -> None:
+        # The last frames mixed are still on their way (conference bridge, network, the
+        # far end's jitter buffer); a BYE now would cut the end of the last prompt.
+        # Weakly: the endpoint may be shut down before the timer fires.
+        asyncio.get_running_loop().call_later(
+            HANGUP_DRAIN, _weakly(self._me, SipCall._hangup_later)
+        )
+
+    def _hangup_later(self) -> None:
+        self.stack.submit(self.hangup_now)
+
+    def request_dtmf(self, keys: str, method: str) -> None:
+        self.stack.submit(self.send_dtmf_now, keys, method)
+
+    def hangup_now(self, code: int = 0) -> None:
+        """SIP thread: end the call (BYE, or a final response if not yet answered)."""
+        if self.disconnected:
+            return
+        self.local_hangup = True
+        prm = pj.CallOpParam()
+        prm.statusCode = code
+        try:
+            self.hangup(prm)
+        except pj.Error as exc:
+            log.debug("hangup: %s", exc.reason)
+
+    def send_dtmf_now(self, digits: str, method: str = "rfc4733") -> None:
+        """SIP thread: send digits as RFC 4733 events or SIP INFO (application/dtmf-relay).
+
+        Events fall back to INFO when the other end did not negotiate telephone-event.
+        """
+        prm = pj.CallSendDtmfParam()
+        prm.digits = digits
+        if method == "info":
+            prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
+            self.sendDtmf(prm)
+            return
+        prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
+        try:
+            self.sendDtmf(prm)
+        except pj.Error as exc:
+            log.info("RFC 4733 not possible (%s): sending keys by SIP INFO", exc.reason)
+            prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
+            self.sendDtmf(prm)
+
+    # -- PJSIP callbacks -----------------------------------------------------------------
+
+    @callback
+    def onCallState(self, prm: Any) -> None:
+        info = self.getInfo()
+        if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.disconnected = True
+            self.status = info.lastStatusCode
+            self.reason = info.lastReason
+            self._stop_media()
+            if self.call is not None:
+                self.bridge.post(self.call.mark_ended, "local" if self.local_hangup else "remote")
+        self._on_state(self)
+
+    @callback
+    def onCallMediaState(self, prm: Any) -> None:
+        info = self.getInfo()
+        for mi in info.media:
+            if mi.type != pj.PJMEDIA_TYPE_AUDIO or mi.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+                continue
+            media = self.getAudioMedia(mi.index)
+            if self.port is None:
+                self.port = FramePort(self.bridge, _weakly(self._me, SipCall._digit))
+                self.port.create(f"voip{info.id}")
+                if self._inband == "on" or (
+                    self._inband == "auto" and not self._has_4733(mi.index)
+                ):
+                    from ...audio.inband import InbandDTMFDetector
+
+                    self.port.inband = InbandDTMFDetector()
+            media.startTransmit(self.port)
+            self.port.startTransmit(media)
+
+    @callback
+    def onDtmfDigit(self, prm: Any) -> None:
+        self._digit(prm.digit)
+
+    def _digit(self, key: str) -> None:
+        if self.call is not None:
+            self.bridge.post(self.call.feed_dtmf, key)
+
+    def _has_4733(self, index: int) -> bool:
+        """Did the SDP negotiation agree on RFC 4733 telephone-events?"""
+        try:
+            info = self.getStreamInfo(index)
+        except pj.Error:
+            return True
+        return info.audRxEventPt > 0 or info.audTxEventPt > 0
+
+    def _stop_media(self) -> None:
+        # Dropping the port takes it off the conference bridge; the MediaBridge itself
+        # is closed on the loop, by Call.mark_ended.
+        self.port = None
+
+
+def _weakly(ref: weakref.ref[SipCall], method: Callable[..., None]) -> Callable[..., None]:
+    """``method`` bound to the SIP call behind ``ref``; does nothing once it is gone."""
+
+    def bound(*args: Any) -> None:
+        obj = ref()
+        if obj is not None:
+            method(obj, *args)
+
+    return bound

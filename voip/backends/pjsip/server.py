@@ -1,0 +1,104 @@
+"""Answering real SIP calls: a handler task per call, until SIGINT or SIGTERM.
+
+Incoming INVITEs are screened on the SIP thread (allow-list: 403; full: 486; shutting
+down: 503), answered, and handed to the loop, which runs the handler under the rules of
+:mod:`voip.lifecycle`. On SIGTERM it stops taking calls, gives running handlers
+``grace`` seconds, hangs up the rest, and destroys the endpoint cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from ...call import Call
+from ...lifecycle import Handler, serve_call
+from ..base import Backend
+from .agent import SipAgent
+from .options import SipOptions
+
+__all__ = ["SipServer"]
+
+log = logging.getLogger("voip.sip")
+
+
+class SipServer(Backend):
+    """Runs ``handler`` for every incoming call, concurrently."""
+
+    def __init__(self, opts: SipOptions) -> None:
+        self.opts = opts
+        self.agent: SipAgent | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.accepting = True
+        self.errors = 0
+        self._handler: Handler | None = None
+        self._stop = asyncio.Event()
+
+    async def run(self, handler: Handler) -> int:
+        self._handler = handler
+        loop = asyncio.get_running_loop()
+        self.agent = SipAgent(self.opts, loop, self._start_handler, self._screen)
+        await self.agent.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        try:
+            await self._stop.wait()
+            log.info("shutting down: no new calls; %d in progress", len(self.tasks))
+            await self._shutdown()
+        finally:
+            await self.agent.stop()
+            # Only now: a second Ctrl-C must not interrupt the endpoint's teardown.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        log.info("stopped")
+        return 0
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to shut down (from the loop's thread)."""
+        self._stop.set()
+
+    async def _shutdown(self) -> None:
+        self.accepting = False
+        if self.tasks:
+            _done, pending = await asyncio.wait(set(self.tasks), timeout=self.opts.grace)
+            if pending:
+                log.info("grace period over: hanging up %d calls", len(pending))
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=5)
+
+    # -- SIP thread ----------------------------------------------------------------------
+
+    def _screen(self, source: str) -> int:
+        assert self.agent is not None
+        if not self.opts.allow.allows(source):
+            log.warning("refused call from %s: not in the allow-list (403)", source)
+            return 403
+        if not self.accepting:
+            log.info("refused call from %s: shutting down (503)", source)
+            return 503
+        active = self.agent.active_calls()
+        if active >= self.opts.max_calls:
+            log.warning(
+                "refused call from %s: %d calls up, the most this process takes (486)",
+                source,
+                active,
+            )
+            return 486
+        return 0
+
+    # -- loop ----------------------------------------------------------------------------
+
+    def _start_handler(self, call: Call) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(call))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _serve(self, call: Call) -> None:
+        assert self._handler is not None
+        outcome = await serve_call(self._handler, call)
+        if outcome.error is not None:
+            self.errors += 1
+        call.log.info("call ended (%s hung up)", "we" if outcome.ended_by == "local" else "caller")

@@ -1,0 +1,312 @@
+"""The pjsua2 endpoint and the one thread that talks to it.
+
+PJSIP's threading rules are strict (see docs in server_setup.md): here every pjsua2 call
+and every SIP callback happens on one thread we own, the *SIP thread*, which runs PJSIP
+with ``threadCnt = 0`` and pumps ``libHandleEvents`` (it blocks in PJSIP's own socket
+poll, for at most :data:`POLL_MS`, as PJSIP's worker thread would). Other threads hand it
+work with :meth:`SipStack.submit`; it hands events to the asyncio loop through each call's
+:class:`~voip.bridge.MediaBridge`. The only other thread that enters Python from PJSIP is
+the conference clock, which calls each call's media port once per 20 ms frame; those
+callbacks touch nothing but the bridge.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ctypes
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ...errors import VoipError
+from ...quiet import quiet_fds
+from .options import CODECS, SipOptions
+
+__all__ = ["SipStack", "SipError", "pj", "read_frame_bytes"]
+
+log = logging.getLogger("voip.sip")
+
+try:
+    import pjsua2 as pj
+except ImportError:  # pragma: no cover - depends on the installation
+    pj = None
+
+POLL_MS = 10
+"""Longest the SIP thread waits in PJSIP's poll before looking at submitted work."""
+
+_CODEC_IDS = {"PCMU": "PCMU/8000", "PCMA": "PCMA/8000", "G722": "G722/16000"}
+_PJ_TO_PY_LEVEL = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
+
+
+class SipError(VoipError):
+    """PJSIP refused something; the message says what and why."""
+
+
+def _require_pjsua2() -> None:
+    if pj is None:
+        raise SipError(
+            "real SIP calls need the pjsua2 bindings: pip install 'voip[sip]' "
+            "(the pjsua2-python wheel; CPython 3.8-3.12)"
+        )
+
+
+def _fast_reader() -> Callable[[Any], bytes] | None:
+    """Read a ``ByteVector``'s storage in one copy instead of SWIG's element-by-element walk.
+
+    It relies on std::vector keeping its begin pointer first (libstdc++ does). Verified
+    once against the slow path; None if it does not hold.
+    """
+    if pj is None:
+        return None
+
+    def read(vec: Any) -> bytes:
+        n = vec.size()
+        if n == 0:
+            return b""
+        begin = ctypes.c_void_p.from_address(int(vec.this)).value
+        return ctypes.string_at(begin, n) if begin else b""
+
+    probe = pj.ByteVector(bytes(range(256)) * 2)
+    try:
+        ok = read(probe) == bytes(probe)
+    except Exception:  # noqa: BLE001 - any failure means: use the slow path
+        ok = False
+    return read if ok else None
+
+
+_reader: Callable[[Any], bytes] | None = None
+_reader_checked = False
+
+
+def read_frame_bytes(vec: Any) -> bytes:
+    """The bytes of a pjsua2 ``ByteVector``, by the fast path when it is safe."""
+    global _reader, _reader_checked
+    if not _reader_checked:
+        _reader = _fast_reader()
+        _reader_checked = True
+        if _reader is None:
+            log.info("ByteVector fast path unavailable: reading audio the slow way")
+    return _reader(vec) if _reader is not None else bytes(vec)
+
+
+if pj is not None:
+
+    class _LogWriter(pj.LogWriter):
+        """PJSIP's log lines into Python logging (logger ``voip.pjsip``)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.logger = logging.getLogger("voip.pjsip")
+
+        def write(self, entry: Any) -> None:
+            level = _PJ_TO_PY_LEVEL.get(entry.level, logging.DEBUG)
+            self.logger.log(level, "%s", entry.msg.rstrip())
+
+    class _Endpoint(pj.Endpoint):
+        """Reports the calls PJSIP refuses by itself (e.g. when every call slot is busy)."""
+
+        def onRejectedIncomingCall(self, prm: Any) -> None:
+            try:
+                log.warning(
+                    "refused call from %s: %s (%d)",
+                    prm.remoteInfo,
+                    "4 calls up, the most one process holds"
+                    if prm.statusCode == 486
+                    else prm.reason,
+                    prm.statusCode,
+                )
+            except Exception:
+                log.exception("onRejectedIncomingCall")
+
+
+class SipStack:
+    """Creates, runs and destroys the endpoint on the SIP thread."""
+
+    def __init__(self, opts: SipOptions) -> None:
+        _require_pjsua2()
+        self.opts = opts
+        self.ep: Any = None
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
+        self._queue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._main, name="voip-sip", daemon=True)
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self._stopping = False
+        self._setup: Callable[[SipStack], None] = lambda _stack: None
+        self._teardown: Callable[[SipStack], None] = lambda _stack: None
+        self._log_writer: Any = None
+
+    # -- any thread ----------------------------------------------------------------------
+
+    def start(
+        self,
+        setup: Callable[[SipStack], None] | None = None,
+        teardown: Callable[[SipStack], None] | None = None,
+    ) -> None:
+        """Start the endpoint; ``setup(stack)`` then runs on the SIP thread (create
+        accounts there), ``teardown(stack)`` before the endpoint is destroyed."""
+        self._setup = setup or self._setup
+        self._teardown = teardown or self._teardown
+        self._thread.start()
+        self._started.wait()
+        if self._start_error is not None:
+            self._thread.join()
+            raise self._start_error
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
+        """Run ``fn(*args)`` on the SIP thread; the future gets its result or exception."""
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        if threading.current_thread() is self._thread:
+            _run_into(fut, lambda: fn(*args))
+        elif self._stopping or not self._thread.is_alive():
+            # Queued work would never run, and would keep pjsua2 objects alive.
+            fut.set_exception(SipError("the SIP endpoint has stopped"))
+        else:
+            self._queue.put((lambda: fn(*args), fut))
+        return fut
+
+    def stop(self) -> None:
+        """Tear down and destroy the endpoint, then end the SIP thread."""
+        if self._thread.is_alive():
+            self._queue.put((self._request_stop, concurrent.futures.Future()))
+            self._thread.join()
+
+    @property
+    def on_sip_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    # -- the SIP thread ------------------------------------------------------------------
+
+    def _request_stop(self) -> None:
+        self._stopping = True
+
+    def _main(self) -> None:
+        try:
+            self._create()
+            self._setup(self)
+        except BaseException as exc:  # noqa: BLE001 - reported to start()'s caller
+            self._start_error = exc if isinstance(exc, VoipError) else _as_sip_error(exc)
+            self._destroy()
+            self._started.set()
+            return
+        self._started.set()
+        while not self._stopping:
+            self._drain()
+            self.ep.libHandleEvents(POLL_MS)
+        try:
+            self._teardown(self)
+        except Exception:
+            log.exception("SIP teardown failed")
+        self._drain()
+        self._destroy()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                fn, fut = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            _run_into(fut, fn)
+
+    def pump(self, seconds: float) -> None:
+        """Handle SIP events for ``seconds`` (SIP thread only; e.g. to let BYEs go out)."""
+        for _ in range(max(1, int(seconds * 1000 / POLL_MS))):
+            self.ep.libHandleEvents(POLL_MS)
+
+    def _create(self) -> None:
+        o = self.opts
+        ep = _Endpoint()
+        with quiet_fds(1, 2):  # PJSIP prints its first lines before its log settings apply
+            ep.libCreate()
+        self.ep = ep
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = False
+        cfg.uaConfig.maxCalls = 4
+        cfg.uaConfig.userAgent = "voip (pjsua2)"
+        for server in o.stun:
+            cfg.uaConfig.stunServer.append(server)
+        cfg.uaConfig.stunIgnoreFailure = True
+        self._log_writer = _LogWriter()
+        cfg.logConfig.writer = self._log_writer
+        cfg.logConfig.level = max(o.pjsip_log_level, 4 if o.sip_log else 0)
+        cfg.logConfig.consoleLevel = cfg.logConfig.level
+        cfg.logConfig.msgLogging = bool(o.sip_log)
+        cfg.logConfig.decor = 0
+        m = cfg.medConfig
+        m.clockRate = 8000
+        m.sndClockRate = 8000
+        m.audioFramePtime = 20
+        m.ptime = 20
+        m.noVad = True
+        m.ecTailLen = 0
+        m.threadCnt = 1
+        # With the null sound device the conference clock must never stop, or outgoing
+        # audio and RFC 4733 digits stall (platform notes).
+        m.sndAutoCloseTime = -1
+        ep.libInit(cfg)
+        ep.audDevManager().setNullDev()
+        host, port = o.host_port
+        kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}
+        self.transport_ids = []
+        for name in o.transports:
+            tc = pj.TransportConfig()
+            tc.port = port
+            if host not in ("", "0.0.0.0"):
+                tc.boundAddress = host
+            if o.public_address:
+                tc.publicAddress = o.public_address
+            elif host not in ("", "0.0.0.0"):
+                tc.publicAddress = host
+            try:
+                self.transport_ids.append(ep.transportCreate(kinds[name], tc))
+            except pj.Error as exc:
+                raise SipError(
+                    f"cannot listen for SIP on {name.upper()} {host}:{port}: {exc.reason}"
+                    " (is another program using the port?)"
+                ) from None
+        self._set_codecs(ep)
+        ep.libStart()
+        log.info(
+            "SIP listening on %s (%s), RTP ports %d-%d",
+            o.listen,
+            "+".join(t.upper() for t in o.transports),
+            *o.rtp_ports,
+        )
+
+    def _set_codecs(self, ep: Any) -> None:
+        wanted = {_CODEC_IDS[c]: 255 - i for i, c in enumerate(self.opts.codecs)}
+        for info in ep.codecEnum2():
+            cid = info.codecId
+            ep.codecSetPriority(cid, next((p for k, p in wanted.items() if cid.startswith(k)), 0))
+
+    def _destroy(self) -> None:
+        if self.ep is None:
+            return
+        try:
+            self.ep.libDestroy()
+        except Exception:
+            log.exception("libDestroy failed")
+        self.ep = None
+
+
+def _run_into(fut: concurrent.futures.Future[Any], fn: Callable[[], Any]) -> None:
+    if not fut.set_running_or_notify_cancel():
+        return
+    try:
+        fut.set_result(fn())
+    except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+        fut.set_exception(
+            _as_sip_error(exc) if pj is not None and isinstance(exc, pj.Error) else exc
+        )
+
+
+def _as_sip_error(exc: BaseException) -> BaseException:
+    if pj is not None and isinstance(exc, pj.Error):
+        return SipError(f"{exc.title or 'PJSIP'}: {exc.reason} ({exc.srcFile}:{exc.srcLine})")
+    return exc
+
+
+__all__ += ["CODECS"]
