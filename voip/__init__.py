@@ -18,11 +18,13 @@ from .errors import (
     VoipError,
     WAVError,
 )
+from .outgoing import dial
 from .runner import runVoipClient
 from .tts import TTStoPCM, TTStoPCMAsync
 
 __all__ = [
     "runVoipClient",
+    "dial",
     "Call",
     "CallInfo",
     "Playback",

@@ -17,6 +17,7 @@ from ...call import Call
 from ...lifecycle import Handler, serve_call
 from ..base import Backend
 from .agent import SipAgent
+from .dial import set_running_agent
 from .options import SipOptions
 
 __all__ = ["SipServer"]
@@ -41,6 +42,7 @@ class SipServer(Backend):
         loop = asyncio.get_running_loop()
         self.agent = SipAgent(self.opts, loop, self._start_handler, self._screen)
         await self.agent.start()
+        set_running_agent(self.agent)  # voip.dial() from a handler calls out through us
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
         try:
@@ -48,6 +50,7 @@ class SipServer(Backend):
             log.info("shutting down: no new calls; %d in progress", len(self.tasks))
             await self._shutdown()
         finally:
+            set_running_agent(None)
             await self.agent.stop()
             # Only now: a second Ctrl-C must not interrupt the endpoint's teardown.
             for sig in (signal.SIGINT, signal.SIGTERM):
