@@ -279,3 +279,47 @@ def test_dial_a_busy_app_reports_busy(tmp_path):
         peer_result(first)
     assert proc.returncode == 1
     assert "busy (486" in proc.stderr
+
+
+def test_handler_blocking_the_loop_does_not_break_other_calls_audio(tmp_path):
+    app_path = write_app(
+        tmp_path,
+        """
+        import time
+        from voip import runVoipClient
+
+        async def handler(call):
+            if call.caller_name == "blocker":
+                time.sleep(1.5)  # a bug: blocks the event loop
+                return
+            await call.playTone(500, 3.0)
+
+        runVoipClient(handler)
+        """,
+    )
+    heard = tmp_path / "good.wav"
+    with serving(app_path) as app:
+        good = peer(app.uri, "--name", "good", "--record", str(heard), "--duration", "5")
+        time.sleep(1.0)
+        peer_result(peer(app.uri, "--name", "blocker", "--duration", "4"))
+        assert peer_result(good)["answered"]
+    spans = tone_spans(loadWAVtoPCM(heard), 500)
+    # One unbroken 3 s tone: the audio runs on PJSIP's clock, not on the event loop.
+    assert len(spans) == 1 and abs(spans[0][1] - 3.0) < 0.05, spans
+
+
+@pytest.mark.parametrize("inband", ["on", "auto"])
+def test_inband_keys_reach_getdtmf(tmp_path, inband):
+    """Keys sent as tones in the audio: detected by our own detector.
+
+    With "auto" the detector only runs when RFC 4733 was not negotiated; voip dial
+    offers it, so the app must not detect the tones (they stay audio).
+    """
+    app_path = write_app(tmp_path, TONES_APP)
+    with serving(app_path, "--inband-dtmf", inband) as app:
+        proc = voip_dial(app.uri, "--keys", "ww1#9*", "--dtmf", "inband", "--hangup-after", "6")
+    assert proc.returncode == 0, proc.stderr
+    if inband == "on":
+        assert "GOT KEYS 1#9*" in app.log
+    else:
+        assert "GOT KEYS" not in app.log

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ...audio.inband import InbandDTMFDetector
 from ...audio.pcm import FRAME_SAMPLES, int16_to_pcm, pcm_to_int16
 from ...bridge import MediaBridge
 from ...call import Call, CallInfo
@@ -58,7 +59,7 @@ class FramePort(pj.AudioMediaPort if pj is not None else object):  # type: ignor
         super().__init__()
         self.bridge = bridge
         self.received = _SILENCE
-        self.inband: Any = None
+        self.inband: InbandDTMFDetector | None = None
         """An in-band DTMF detector fed with every received frame, or None."""
         self._on_digit = on_digit
 
@@ -203,8 +204,6 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
                 if self._inband == "on" or (
                     self._inband == "auto" and not self._has_4733(mi.index)
                 ):
-                    from ...audio.inband import InbandDTMFDetector
-
                     self.port.inband = InbandDTMFDetector()
             media.startTransmit(self.port)
             self.port.startTransmit(media)

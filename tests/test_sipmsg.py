@@ -1,0 +1,126 @@
+"""Pure SIP helpers and SIP option parsing: no sockets."""
+
+import argparse
+
+import pytest
+
+from voip import InvalidArgumentError
+from voip.backends.pjsip.options import add_sip_arguments, sip_options_from_args
+from voip.sipmsg import AllowList, parse_headers, parse_name_addr, split_hostport
+
+INVITE = (
+    "INVITE sip:app@127.0.0.1:5062 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK1\r\n"
+    "v: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK2\r\n"
+    'f: "Ann \\"A\\" Smith" <sip:5551234@pbx.example>;tag=abc\r\n'
+    "To: <sip:app@127.0.0.1:5062>\r\n"
+    "X-Account-Id: 42\r\n"
+    "Subject: a folded\r\n"
+    "  header\r\n"
+    "garbage line without colon\r\n"
+    "Content-Length: 0\r\n"
+    "\r\n"
+    "X-Not-A-Header: body\r\n"
+)
+
+
+def test_headers_case_insensitive_compact_folded_repeated():
+    h = parse_headers(INVITE)
+    assert h["x-account-id"] == "42" and h["X-ACCOUNT-ID"] == "42"
+    assert h["From"].startswith('"Ann')  # the compact "f" is expanded
+    assert h["Via"].count("SIP/2.0/UDP") == 2  # repeated headers are joined
+    assert h["Subject"] == "a folded header"
+    assert "X-Not-A-Header" not in h  # the body is not read
+    assert h.get("missing") is None
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (
+            '"Ann \\"A\\" Smith" <sip:5551234@pbx>;tag=1',
+            ('Ann "A" Smith', "sip:5551234@pbx", "5551234"),
+        ),
+        (
+            "Bob <sip:bob@host:5060;transport=tcp>",
+            ("Bob", "sip:bob@host:5060;transport=tcp", "bob"),
+        ),
+        ("<sip:+15551234@host>", ("", "sip:+15551234@host", "+15551234")),
+        ("sip:alice@example.com;tag=9", ("", "sip:alice@example.com", "alice")),
+        ("<sip:example.com>", ("", "sip:example.com", "")),
+        ("<tel:+4930123>", ("", "tel:+4930123", "+4930123")),
+        ("", ("", "", "")),
+    ],
+)
+def test_name_addr(value, expected):
+    assert parse_name_addr(value) == expected
+
+
+def test_hostport():
+    assert split_hostport("127.0.0.1:5062", 5060) == ("127.0.0.1", 5062)
+    assert split_hostport("[::1]:5070", 5060) == ("::1", 5070)
+    assert split_hostport("pbx.example", 5060) == ("pbx.example", 5060)
+    with pytest.raises(InvalidArgumentError, match="port"):
+        split_hostport("host:99999", 5060)
+
+
+def test_allow_list():
+    allow = AllowList(["192.0.2.0/24", "198.51.100.7, 2001:db8::/32"])
+    assert allow.allows("192.0.2.99:5060") and allow.allows("198.51.100.7")
+    assert allow.allows("[2001:db8::1]:5060")
+    assert not allow.allows("203.0.113.1:5060") and not allow.allows("not-an-ip")
+    assert AllowList().allows("203.0.113.1")  # empty: everyone
+    with pytest.raises(InvalidArgumentError, match="10.0.0.300"):
+        AllowList(["10.0.0.300"])
+
+
+def parse(argv, tmp_path=None, toml=None):
+    p = argparse.ArgumentParser()
+    add_sip_arguments(p)
+    if toml is not None:
+        cfg = tmp_path / "voip.toml"
+        cfg.write_text(toml)
+        argv = [*argv, "--config", str(cfg)]
+    return sip_options_from_args(p.parse_args(argv))
+
+
+def test_sip_options_defaults_and_command_line():
+    o = parse([])
+    assert (o.listen, o.transports, o.rtp_ports, o.max_calls) == (
+        "0.0.0.0:5060",
+        ("udp", "tcp"),
+        (4000, 4999),
+        4,
+    )
+    o = parse(["--listen", "127.0.0.1:5062", "--transport", "udp", "--rtp-ports", "7000-7099"])
+    assert o.host_port == ("127.0.0.1", 5062) and o.transports == ("udp",)
+    assert o.rtp_ports == (7000, 7099)
+    assert parse(["--codecs", "pcma,g722"]).codecs == ("PCMA", "G722")
+
+
+def test_toml_then_command_line(tmp_path):
+    toml = '[sip]\nlisten = "127.0.0.1:6000"\nallow = ["10.0.0.0/8"]\nmax-calls = 2\n'
+    o = parse(["--max-calls", "3"], tmp_path, toml)
+    assert o.listen == "127.0.0.1:6000" and o.max_calls == 3
+    assert o.allow.allows("10.1.2.3") and not o.allow.allows("127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    "argv, word",
+    [
+        (["--max-calls", "5"], "1 to 4"),
+        (["--rtp-ports", "5000-4000"], "increasing"),
+        (["--rtp-ports", "abc"], "FIRST-LAST"),
+        (["--codecs", "opus"], "choose from"),
+        (["--allow", "nonsense"], "CIDR"),
+        (["--listen", "127.0.0.1:0x"], "port"),
+    ],
+)
+def test_bad_options_say_what_is_wrong(argv, word):
+    with pytest.raises(InvalidArgumentError, match=word):
+        parse(argv)
+
+
+def test_unknown_toml_setting(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="unknown setting 'lisen'"):
+        parse([], tmp_path, '[sip]\nlisen = "x"\n')
