@@ -130,3 +130,17 @@ def voip_dial(uri: str, *args: str, timeout: float = 60) -> subprocess.Completed
         text=True,
         timeout=timeout,
     )
+
+
+LOAD = Path(__file__).resolve().parent / "peers" / "pjsua_load.py"
+
+
+def load(uri: str, *args: str) -> subprocess.Popen[str]:
+    """Start the plain pjsua2 load generator (tests/peers/pjsua_load.py)."""
+    port, rtp = next_ports()
+    return subprocess.Popen(
+        [sys.executable, str(LOAD), uri, "--port", str(port), "--rtp-port", str(rtp), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
