@@ -323,3 +323,133 @@ def test_inband_keys_reach_getdtmf(tmp_path, inband):
         assert "GOT KEYS 1#9*" in app.log
     else:
         assert "GOT KEYS" not in app.log
+
+
+def test_app_sends_keys_to_the_caller(tmp_path):
+    app_path = write_app(
+        tmp_path,
+        """
+        import asyncio
+        from voip import runVoipClient
+
+        async def handler(call):
+            call.sendDTMF("12")
+            await asyncio.sleep(0.6)
+            call.sendDTMF("#", method="info")
+            await asyncio.sleep(0.6)
+
+        runVoipClient(handler)
+        """,
+    )
+    with serving(app_path) as app:
+        proc = voip_dial(app.uri, "--hangup-after", "5")
+    assert proc.returncode == 0, proc.stderr
+    received = [ln.rsplit("key ", 1)[1] for ln in proc.stderr.splitlines() if "] key " in ln]
+    assert received == ["1", "2", "#"]
+
+
+DIAL_SCRIPT = """
+    import asyncio, sys
+    import voip
+
+    async def greet(call):
+        await call.playTone(300, 0.5)
+
+    async def main():
+        for uri in sys.argv[1:]:
+            result = await voip.dial(uri, greet, timeout=10)
+            print("RESULT", result.state, result.status, flush=True)
+
+    asyncio.run(main())
+"""
+
+
+def test_voip_dial_api_reports_each_outcome(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "dialer.py"
+    script.write_text(textwrap.dedent(DIAL_SCRIPT))
+    listener = write_app(
+        tmp_path,
+        """
+        from voip import runVoipClient
+
+        async def handler(call):
+            await call.playTone(440, 1.0)
+
+        runVoipClient(handler)
+        """,
+    )
+    with serving(listener) as open_app, serving(listener, "--allow", "192.0.2.1") as closed_app:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(script),
+                open_app.uri,
+                closed_app.uri,
+                "sip:nobody@127.0.0.1:9;transport=tcp",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    results = [ln.split()[1:] for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
+    assert results[0] == ["answered", "200"]
+    assert results[1] == ["rejected", "403"]
+    assert results[2][0] == "failed"
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_voip_dial_in_a_terminal_sends_typed_keys(tmp_path):
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    from .sip import next_ports
+
+    app_path = write_app(tmp_path, TONES_APP)
+    with serving(app_path) as app:
+        port, rtp = next_ports()
+        master, slave = pty.openpty()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "voip.cli",
+                "dial",
+                app.uri,
+                "--no-audio",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--rtp-ports",
+                f"{rtp}-{rtp + 99}",
+            ],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=ROOT,
+        )
+        os.close(slave)
+        seen = b""
+
+        def read_for(seconds):
+            nonlocal seen
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                if select.select([master], [], [], 0.05)[0]:
+                    try:
+                        seen += os.read(master, 4096)
+                    except OSError:
+                        return
+
+        read_for(2.5)
+        os.write(master, b"4321")
+        read_for(2.5)
+        proc.wait(timeout=20)
+        os.close(master)
+    assert "GOT KEYS 4321" in app.log
+    assert b"keys: 4321" in seen  # the status line shows the keys sent
+    assert proc.returncode == 0

@@ -113,7 +113,8 @@ def parse_name_addr(value: str) -> tuple[str, str, str]:
 
 def split_hostport(text: str, default_port: int) -> tuple[str, int]:
     """``"127.0.0.1:5062"`` -> ``("127.0.0.1", 5062)``; ``"[::1]:5060"`` and a bare host
-    work too. Raises :class:`InvalidArgumentError` for a bad port."""
+    work too; port 0 means any free port. Raises :class:`InvalidArgumentError` for a bad
+    port."""
     text = text.strip()
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
@@ -124,8 +125,10 @@ def split_hostport(text: str, default_port: int) -> tuple[str, int]:
         host, port_text = text, ""
     if not port_text:
         return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise InvalidArgumentError(f"{text!r}: the port must be a number from 1 to 65535")
+    if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise InvalidArgumentError(
+            f"{text!r}: the port must be a number from 0 (any free port) to 65535"
+        )
     return host, int(port_text)
 
 
