@@ -101,15 +101,19 @@ def serving(script: str | Path, *args: str, env: dict[str, str] | None = None):
         assert code == 0, f"the app exited with {code}:\n{app.log}"
 
 
-def peer(uri: str, *args: str, timeout: float = 60) -> subprocess.Popen[str]:
-    """Start the plain pjsua2 caller (tests/peers/pjsua_peer.py) on its own ports."""
+def _start_peer(script: Path, uri: str, args: tuple[str, ...]) -> subprocess.Popen[str]:
     port, rtp = next_ports()
     return subprocess.Popen(
-        [sys.executable, str(PEER), uri, "--port", str(port), "--rtp-port", str(rtp), *args],
+        [sys.executable, str(script), uri, "--port", str(port), "--rtp-port", str(rtp), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def peer(uri: str, *args: str) -> subprocess.Popen[str]:
+    """Start the plain pjsua2 caller (tests/peers/pjsua_peer.py) on its own ports."""
+    return _start_peer(PEER, uri, args)
 
 
 def peer_result(proc: subprocess.Popen[str], timeout: float = 60) -> dict:
@@ -137,10 +141,4 @@ LOAD = Path(__file__).resolve().parent / "peers" / "pjsua_load.py"
 
 def load(uri: str, *args: str) -> subprocess.Popen[str]:
     """Start the plain pjsua2 load generator (tests/peers/pjsua_load.py)."""
-    port, rtp = next_ports()
-    return subprocess.Popen(
-        [sys.executable, str(LOAD), uri, "--port", str(port), "--rtp-port", str(rtp), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return _start_peer(LOAD, uri, args)

@@ -453,3 +453,30 @@ def test_voip_dial_in_a_terminal_sends_typed_keys(tmp_path):
     assert "GOT KEYS 4321" in app.log
     assert b"keys: 4321" in seen  # the status line shows the keys sent
     assert proc.returncode == 0
+
+
+def test_codec_preference_and_sip_message_log(tmp_path):
+    """Only G722 (16 kHz) allowed: the engine still works at 8 kHz and the tone arrives
+    at its frequency; --sip-log shows the SDP answer with G722 alone."""
+    app_path = write_app(
+        tmp_path,
+        """
+        from voip import runVoipClient
+
+        async def handler(call):
+            await call.playTone(1200, 0.6)
+
+        runVoipClient(handler)
+        """,
+    )
+    heard = tmp_path / "heard.wav"
+    with serving(app_path, "--codecs", "G722", "--sip-log") as app:
+        result = peer_result(peer(app.uri, "--record", str(heard), "--duration", "3"))
+    assert result["answered"]
+    answer = app.log.split("SIP/2.0 200 OK", 1)[1]
+    media_line = next(ln for ln in answer.splitlines() if ln.startswith("m=audio"))
+    payload_types = media_line.split()[3:]
+    assert payload_types[0] == "9" and "0" not in payload_types  # G722, no PCMU
+    assert "a=rtpmap:9 G722/8000" in answer  # (RFC 3551 keeps 8000 here for G722)
+    spans = tone_spans(loadWAVtoPCM(heard), 1200)
+    assert len(spans) == 1 and abs(spans[0][1] - 0.6) < 0.03

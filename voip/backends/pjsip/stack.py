@@ -99,10 +99,14 @@ if pj is not None:
         def __init__(self) -> None:
             super().__init__()
             self.logger = logging.getLogger("voip.pjsip")
+            self.messages = logging.getLogger("voip.sip.messages")
 
         def write(self, entry: Any) -> None:
-            level = _PJ_TO_PY_LEVEL.get(entry.level, logging.DEBUG)
-            self.logger.log(level, "%s", entry.msg.rstrip())
+            text = entry.msg.rstrip()
+            if text.lstrip().startswith(("TX ", "RX ")):  # a whole SIP message (--sip-log)
+                self.messages.info("%s", text)
+                return
+            self.logger.log(_PJ_TO_PY_LEVEL.get(entry.level, logging.DEBUG), "%s", text)
 
     class _Endpoint(pj.Endpoint):
         """Reports the calls PJSIP refuses by itself (e.g. when every call slot is busy)."""
