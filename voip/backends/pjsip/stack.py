@@ -1,6 +1,7 @@
 """The pjsua2 endpoint and the one thread that talks to it.
 
-PJSIP's threading rules are strict (see docs in server_setup.md): here every pjsua2 call
+PJSIP's threading rules are strict (Python objects touched from its threads, GIL
+dead-locks, callbacks that must not block): here every pjsua2 call
 and every SIP callback happens on one thread we own, the *SIP thread*, which runs PJSIP
 with ``threadCnt = 0`` and pumps ``libHandleEvents`` (it blocks in PJSIP's own socket
 poll, for at most :data:`POLL_MS`, as PJSIP's worker thread would). Other threads hand it
@@ -22,7 +23,7 @@ from typing import Any
 
 from ...errors import VoipError
 from ...quiet import quiet_fds
-from .options import CODECS, SipOptions
+from .options import SipOptions
 
 __all__ = ["SipStack", "SipError", "pj", "read_frame_bytes"]
 
@@ -302,15 +303,10 @@ def _run_into(fut: concurrent.futures.Future[Any], fn: Callable[[], Any]) -> Non
     try:
         fut.set_result(fn())
     except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
-        fut.set_exception(
-            _as_sip_error(exc) if pj is not None and isinstance(exc, pj.Error) else exc
-        )
+        fut.set_exception(_as_sip_error(exc))
 
 
 def _as_sip_error(exc: BaseException) -> BaseException:
     if pj is not None and isinstance(exc, pj.Error):
         return SipError(f"{exc.title or 'PJSIP'}: {exc.reason} ({exc.srcFile}:{exc.srcLine})")
     return exc
-
-
-__all__ += ["CODECS"]
