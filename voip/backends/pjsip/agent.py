@@ -19,12 +19,17 @@ from ...call import Call
 from ...errors import InvalidArgumentError
 from ...sipmsg import parse_headers
 from .calls import SipCall, callback
-from .options import SipOptions
+from .options import SipOptions, split_register_uri
 from .stack import SipStack, pj
 
 __all__ = ["SipAgent", "DialResult", "Screen"]
 
 log = logging.getLogger("voip.sip")
+
+# Registration failures PJSIP retries by itself, after ``retryIntervalSec`` (temporary
+# failures; 6xx too). After any other failure it gives up, so the agent retries those.
+_PJSIP_RETRIES = frozenset({408, 480, 500, 502, 503, 504})
+_AUTH_REJECTED = frozenset({401, 403, 407})
 
 Screen = Callable[[str], int]
 """Given an incoming call's source address, 0 to answer it or a SIP status to refuse."""
@@ -65,6 +70,10 @@ class _Account(pj.Account if pj is not None else object):  # type: ignore[misc]
     def onIncomingCall(self, prm: Any) -> None:
         self.agent._incoming(prm)
 
+    @callback
+    def onRegState(self, prm: Any) -> None:
+        self.agent._reg_state(prm)
+
 
 class SipAgent:
     """Owns the SIP stack and every live :class:`SipCall`."""
@@ -87,6 +96,11 @@ class SipAgent:
         self._screen = screen
         self._account: Any = None
         self._ids = itertools.count(1)
+        self.registered = False
+        """Whether the registrar holds our contact (registered mode; SIP thread)."""
+        self._aor = ""
+        self._closing = False
+        self._retry_timer: asyncio.TimerHandle | None = None
 
     # -- loop side -----------------------------------------------------------------------
 
@@ -94,6 +108,9 @@ class SipAgent:
         await self.loop.run_in_executor(None, self.stack.start, self._setup, self._teardown)
 
     async def stop(self) -> None:
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
         await self.loop.run_in_executor(None, self.stack.stop)
 
     async def dial(self, uri: str, timeout: float | None = None) -> tuple[Call | None, DialResult]:
@@ -115,8 +132,10 @@ class SipAgent:
         o = self.opts
         cfg = pj.AccountConfig()
         host, port = o.host_port
-        shown = o.public_address or (host if host not in ("", "0.0.0.0") else "127.0.0.1")
-        cfg.idUri = f"sip:voip@{shown}:{port}" if port else f"sip:voip@{shown}"
+        # Our address as PJSIP publishes it (the interface's, or the public address):
+        # right even when listening on 0.0.0.0 or on a port it chose.
+        local = stack.ep.transportGetInfo(stack.transport_ids[0]).localName
+        cfg.idUri = f"sip:voip@{local}"
         rtp = cfg.mediaConfig.transportConfig
         rtp.port = o.rtp_ports[0]
         rtp.portRange = o.rtp_ports[1] - o.rtp_ports[0] + 1
@@ -124,8 +143,126 @@ class SipAgent:
             rtp.boundAddress = host
         if o.public_address or host not in ("", "0.0.0.0"):
             rtp.publicAddress = o.public_address or host
+        if o.register:
+            self._configure_registration(cfg)
         self._account = _Account(self)
         self._account.create(cfg, True)
+
+    def _configure_registration(self, cfg: Any) -> None:
+        """Registered mode: the account registers its contact (our listen address) with
+        the registrar of ``opts.register`` and PJSIP keeps the registration fresh."""
+        o = self.opts
+        aor, user, registrar = split_register_uri(o.register)
+        self._aor = aor
+        cfg.idUri = aor
+        reg = cfg.regConfig
+        reg.registrarUri = registrar
+        reg.registerOnAdd = True
+        reg.timeoutSec = o.register_expiry
+        # Temporary failures (timeouts, 5xx, a lost TCP connection): PJSIP tries again
+        # at once, then every retryIntervalSec, give or take randomRetryIntervalSec.
+        reg.retryIntervalSec = o.register_retry
+        reg.randomRetryIntervalSec = min(10, o.register_retry // 4)
+        reg.dropCallsOnFail = False
+        if o.password:
+            cred = pj.AuthCredInfo("digest", o.realm or "*", o.auth_user or user, 0, o.password)
+            cfg.sipConfig.authCreds.append(cred)
+        # The Contact is the listening address, not a TCP connection's source port
+        # (PJSIP's default): calls must reach us however the REGISTER travelled.
+        cfg.natConfig.contactUseSrcPort = False
+        log.info(
+            "registering as %s with %s (every %d s)%s",
+            aor,
+            registrar,
+            o.register_expiry,
+            "" if o.password else "; no --password given",
+        )
+
+    def _reg_state(self, prm: Any) -> None:
+        """PJSIP's account registration changed: say so, and retry what PJSIP won't."""
+        code, reason, expires = prm.code, prm.reason, prm.expiration
+        if 200 <= code < 300:
+            was, self.registered = self.registered, expires > 0
+            if expires <= 0:
+                log.info("unregistered %s", self._aor)
+            elif not was:
+                log.info("registered as %s (expires %d s)", self._aor, expires)
+            else:
+                log.debug("registration of %s refreshed (expires %d s)", self._aor, expires)
+            return
+        was, self.registered = self.registered, False
+        if self._closing:
+            log.info("unregistering %s failed: %d %s", self._aor, code, reason)
+            return
+        retry = self.opts.register_retry
+        lost = "lost the registration of" if was else "could not register"
+        if code in _AUTH_REJECTED:
+            user = self.opts.auth_user or split_register_uri(self.opts.register)[1]
+            log.error(
+                "%s %s: the registrar rejected the credentials (%d %s); check --password, "
+                "--auth-user (%s) and --realm. Trying again in %d s",
+                lost,
+                self._aor,
+                code,
+                reason,
+                user,
+                retry,
+            )
+            self._retry_later()
+        elif code in _PJSIP_RETRIES or code >= 600:
+            log.warning("%s %s: %d %s; retrying every %d s", lost, self._aor, code, reason, retry)
+        else:
+            log.error(
+                "%s %s: the registrar refused (%d %s). Trying again in %d s",
+                lost,
+                self._aor,
+                code,
+                reason,
+                retry,
+            )
+            self._retry_later()
+
+    def _retry_later(self) -> None:
+        """A slow retry of a registration PJSIP gave up on (e.g. bad credentials)."""
+        try:
+            self.loop.call_soon_threadsafe(self._schedule_retry)
+        except RuntimeError:  # the loop is closed: we are shutting down
+            pass
+
+    def _schedule_retry(self) -> None:  # on the loop
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+        self._retry_timer = self.loop.call_later(self.opts.register_retry, self._retry_now)
+
+    def _retry_now(self) -> None:  # on the loop
+        self._retry_timer = None
+        self.stack.submit(self._reregister)
+
+    def _reregister(self) -> None:
+        if self._account is None or self._closing or self.registered:
+            return
+        log.info("registering as %s again", self._aor)
+        try:
+            self._account.setRegistration(True)
+        except pj.Error as exc:
+            log.warning("cannot send REGISTER for %s: %s", self._aor, exc.reason)
+            self._retry_later()
+
+    def _unregister(self, stack: SipStack) -> None:
+        """Remove our contact from the registrar, waiting a moment for its answer."""
+        self._closing = True
+        if not self.registered:
+            return
+        log.info("unregistering %s", self._aor)
+        try:
+            self._account.setRegistration(False)
+        except pj.Error as exc:
+            log.info("cannot unregister %s: %s", self._aor, exc.reason)
+            return
+        for _ in range(75):  # 1.5 s at most: a registrar that is down must not hold us
+            if not self.registered:
+                break
+            stack.pump(0.02)
 
     def _teardown(self, stack: SipStack) -> None:
         for sip_call in list(self.calls.values()):
@@ -140,6 +277,7 @@ class SipAgent:
             log.warning("call %d did not end in time; dropping it", sip_call.getId())
             sip_call._stop_media()
         self.calls.clear()
+        self._unregister(stack)
         self._account.shutdown()
         self._account = None
         gc.collect()  # no pjsua2 object may outlive the endpoint
@@ -166,8 +304,9 @@ class SipAgent:
         answer.statusCode = 200
         sip_call.answer(answer)
         call.log.info("call from %s (%s) answered", call.getRemoteUri(), source)
-        assert self._on_call is not None
-        sip_call.bridge.post(self._on_call, call)
+        # The handler starts on the caller's ACK (CONFIRMED), when they are listening:
+        # started now, the first 20-60 ms of the greeting would be lost.
+        sip_call.unstarted = call
 
     def _place(self, uri: str, outcome: asyncio.Future[Any]) -> SipCall:
         sip_call = self._new_call(pj.PJSUA_INVALID_ID)
@@ -184,6 +323,10 @@ class SipAgent:
 
     def _state_changed(self, sip_call: SipCall) -> None:
         info = sip_call.getInfo()
+        if sip_call.unstarted is not None and info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            assert self._on_call is not None
+            sip_call.bridge.post(self._on_call, sip_call.unstarted)
+            sip_call.unstarted = None
         outcome = sip_call.outcome
         if outcome is not None and info.state == pj.PJSIP_INV_STATE_CONFIRMED:
             call = sip_call.make_call_object({}, f"o{next(self._ids)}")

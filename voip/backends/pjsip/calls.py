@@ -110,6 +110,8 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
         self.status = 0
         """Final SIP status of the call (e.g. 200, 486, 603), once known."""
         self.reason = ""
+        self.unstarted: Call | None = None
+        """For an incoming call: its Call, until the caller's ACK starts the handler."""
         self.outcome: Any = None
         """For an outgoing call: the loop's future waiting for it to be answered or fail."""
         self._on_state = on_state

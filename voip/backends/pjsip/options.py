@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -11,7 +12,13 @@ from typing import Any
 from ...errors import InvalidArgumentError
 from ...sipmsg import AllowList, split_hostport
 
-__all__ = ["SipOptions", "add_sip_arguments", "sip_options_from_args", "CODECS"]
+__all__ = [
+    "SipOptions",
+    "add_sip_arguments",
+    "sip_options_from_args",
+    "split_register_uri",
+    "CODECS",
+]
 
 CODECS = ("PCMU", "PCMA", "G722")
 """Codecs offered, in the default order of preference."""
@@ -32,7 +39,8 @@ class SipOptions:
     stun: tuple[str, ...] = ()
     """STUN servers (``host:port``) used to learn the public address."""
     codecs: tuple[str, ...] = CODECS
-    """Codecs in order of preference; others are disabled."""
+    """Codecs allowed, in our order of preference for calls we place (answering, the
+    caller's order among them usually wins); codecs not listed are disabled."""
     allow: AllowList = field(default_factory=AllowList)
     """Source addresses allowed to call; empty: anyone."""
     max_calls: int = 4
@@ -43,7 +51,13 @@ class SipOptions:
     """Registrar account URI, e.g. ``sip:1001@pbx.example`` (empty: direct mode)."""
     password: str = ""
     auth_user: str = ""
+    """User name for digest authentication (empty: the user part of ``register``)."""
     realm: str = "*"
+    """Digest realm the credentials are for (``*``: whatever the registrar asks)."""
+    register_expiry: int = 300
+    """Seconds a registration lasts; PJSIP refreshes it shortly before (at least 10)."""
+    register_retry: int = 60
+    """Seconds between registration attempts after a failure (registrar down, rejected)."""
     sip_log: bool = False
     """Log every SIP message."""
     pjsip_log_level: int = 2
@@ -86,6 +100,18 @@ def add_sip_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--password", help="registration password")
     g.add_argument("--auth-user", help="authentication user name (default: the URI's user)")
     g.add_argument("--realm", help="authentication realm (default: any)")
+    g.add_argument(
+        "--register-expiry",
+        type=int,
+        metavar="SECONDS",
+        help="registration lifetime asked of the registrar (default 300)",
+    )
+    g.add_argument(
+        "--register-retry",
+        type=int,
+        metavar="SECONDS",
+        help="wait between registration attempts after a failure (default 60)",
+    )
     g.add_argument("--sip-log", action="store_true", help="log every SIP message")
     g.add_argument(
         "--inband-dtmf",
@@ -137,7 +163,57 @@ def _convert(name: str, value: Any) -> Any:
     if name == "listen":
         split_hostport(value, 5060)  # validates the port
         return value
+    if name == "register":
+        if value:
+            split_register_uri(value)  # validates it
+        return str(value)
+    if name == "register_expiry":
+        if int(value) < 10:
+            raise InvalidArgumentError(
+                f"register expiry {value}: at least 10 seconds (PJSIP refreshes a"
+                " registration 5 s before it expires, and no sooner than 5 s after it)"
+            )
+        return int(value)
+    if name == "register_retry":
+        if int(value) < 1:
+            raise InvalidArgumentError(f"register retry {value}: at least 1 second")
+        return int(value)
     return value
+
+
+_REGISTER_URI = re.compile(
+    r"(?P<scheme>sips?):(?P<user>[^@:;<>\s]+)@(?P<host>\[[^\]]+\]|[^:;<>\s\[]+)"
+    r"(?::(?P<port>\d{1,5}))?(?P<params>(?:;[^;<>\s]*)*)",
+    re.IGNORECASE,
+)
+
+
+def split_register_uri(uri: str) -> tuple[str, str, str]:
+    """The account URI, its user and the registrar URI of a ``register`` setting.
+
+    ``sip:1001@pbx.example:5080;transport=tcp`` gives
+    ``("sip:1001@pbx.example:5080;transport=tcp", "1001", "sip:pbx.example:5080;transport=tcp")``.
+    Raises :class:`InvalidArgumentError` for anything but ``sip(s):USER@HOST[:PORT][;params]``.
+    """
+    text = uri.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip()
+    m = _REGISTER_URI.fullmatch(text)
+    if m is None:
+        raise InvalidArgumentError(
+            f"register {uri!r}: use sip:USER@HOST[:PORT], e.g. sip:1001@pbx.example"
+            " (the password goes in --password, not in the URI)"
+        )
+    port = m.group("port")
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise InvalidArgumentError(f"register {uri!r}: port {port} is out of range")
+    hostport = m.group("host") + (f":{port}" if port else "")
+    scheme, params = m.group("scheme").lower(), m.group("params")
+    return (
+        f"{scheme}:{m.group('user')}@{hostport}{params}",
+        m.group("user"),
+        f"{scheme}:{hostport}{params}",
+    )
 
 
 def sip_options_from_args(args: argparse.Namespace) -> SipOptions:
@@ -172,6 +248,8 @@ def sip_options_from_args(args: argparse.Namespace) -> SipOptions:
         "password": args.password,
         "auth_user": args.auth_user,
         "realm": args.realm,
+        "register_expiry": getattr(args, "register_expiry", None),
+        "register_retry": getattr(args, "register_retry", None),
         "sip_log": args.sip_log or None,
         "inband_dtmf": args.inband_dtmf,
     }

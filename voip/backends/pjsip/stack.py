@@ -17,6 +17,7 @@ import concurrent.futures
 import ctypes
 import logging
 import queue
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -265,6 +266,14 @@ class SipStack:
                 tc.publicAddress = o.public_address
             elif host not in ("", "0.0.0.0"):
                 tc.publicAddress = host
+            if name == "tcp":
+                # PJSIP leaves Nagle on: a 200 OK would wait ~40 ms for the peer's delayed
+                # ACK, and the caller would miss the start of the greeting.
+                opt = pj.SockOpt()
+                opt.level = socket.IPPROTO_TCP
+                opt.optName = socket.TCP_NODELAY
+                opt.setOptValInt(1)
+                tc.sockOptParams.sockOpts.append(opt)
             try:
                 self.transport_ids.append(ep.transportCreate(kinds[name], tc))
             except pj.Error as exc:
