@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,23 @@ def dominant_freq(x: np.ndarray, rate: int = SAMPLE_RATE) -> float:
     """The strongest frequency in ``x``, with sub-bin accuracy from zero padding."""
     spec = np.abs(np.fft.rfft(x * np.hanning(len(x)), n=max(len(x), 1 << 16)))
     return float(np.argmax(spec) * rate / (2 * (len(spec) - 1)))
+
+
+def tone_spans(x: np.ndarray, freq: float, threshold: float = 0.02) -> list[tuple[float, float]]:
+    """(start, length) in seconds of each stretch where ``freq`` dominates, per 10 ms."""
+    step = 80
+    on = []
+    for k in range(len(x) // step):
+        fr = x[k * step : (k + 1) * step]
+        on.append(goertzel_power(fr, freq) > threshold and abs(dominant_freq(fr) - freq) < 40)
+    spans, start = [], None
+    for k, v in enumerate(on + [False]):
+        if v and start is None:
+            start = k
+        elif not v and start is not None:
+            spans.append((start * step / 8000, (k - start) * step / 8000))
+            start = None
+    return spans
 
 
 def frame_freqs(x: np.ndarray, quiet: float = 0.01) -> list[float | None]:
@@ -115,3 +133,18 @@ def alsa_file_device(tmp: Path, mic: np.ndarray) -> tuple[dict[str, str], Path]:
 
 def read_raw(path: Path) -> np.ndarray:
     return np.frombuffer(path.read_bytes(), "<i2").astype(np.float32) / 32768
+
+
+def read_pty(fd: int, seconds: float) -> bytes:
+    """What a program in a pseudo-terminal prints during ``seconds`` (b"" once it closes)."""
+    import select
+
+    out = b""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if select.select([fd], [], [], 0.05)[0]:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                break
+    return out

@@ -11,12 +11,11 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from voip import loadWAVtoPCM
 
-from .helpers import dominant_freq, goertzel_power
+from .helpers import tone_spans
 from .kamailio import Kamailio, require_kamailio
 from .sip import App, peer, peer_result, serving
 
@@ -50,23 +49,6 @@ def app_script(tmp_path: Path) -> Path:
     path = tmp_path / "app.py"
     path.write_text(textwrap.dedent(TONES_APP))
     return path
-
-
-def tone_spans(x: np.ndarray, freq: float, threshold: float = 0.02) -> list[tuple[float, float]]:
-    """(start, length) in seconds of each stretch where ``freq`` dominates, per 10 ms."""
-    step = 80
-    on = []
-    for k in range(len(x) // step):
-        fr = x[k * step : (k + 1) * step]
-        on.append(goertzel_power(fr, freq) > threshold and abs(dominant_freq(fr) - freq) < 40)
-    spans, start = [], None
-    for k, v in enumerate(on + [False]):
-        if v and start is None:
-            start = k
-        elif not v and start is not None:
-            spans.append((start * step / 8000, (k - start) * step / 8000))
-            start = None
-    return spans
 
 
 def wait_for_log(app: App, text: str, timeout: float) -> bool:

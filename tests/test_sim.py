@@ -2,7 +2,6 @@
 
 import os
 import pty
-import select
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from .helpers import (
     dominant_freq,
     find_pcm,
     frame_freqs,
+    read_pty,
     read_raw,
     run_app,
     segments,
@@ -315,26 +315,13 @@ def test_interactive_keyboard_and_status_line(tmp_path):
         [sys.executable, str(app), "--no-audio"], stdin=slave, stdout=slave, stderr=slave
     )
     os.close(slave)
-    seen = b""
-
-    def read_for(seconds):
-        nonlocal seen
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            r, _, _ = select.select([master], [], [], 0.05)
-            if r:
-                try:
-                    seen += os.read(master, 4096)
-                except OSError:
-                    return
-
-    read_for(1.5)
+    seen = read_pty(master, 1.5)
     assert b"playing: tone 350 Hz" in seen
     os.write(master, b"7")
-    read_for(0.5)
+    seen += read_pty(master, 0.5)
     assert b"keys: 7" in seen
     os.write(master, b"*a")
-    read_for(2)
+    seen += read_pty(master, 2)
     proc.wait(timeout=10)
     os.close(master)
     assert b"GOT 7*A" in seen

@@ -8,27 +8,10 @@ import pytest
 
 from voip import loadWAVtoPCM, savePCMtoWAV
 
-from .helpers import ROOT, dominant_freq, find_pcm, goertzel_power, tone
+from .helpers import ROOT, find_pcm, read_pty, tone, tone_spans
 from .sip import peer, peer_result, serving, voip_dial
 
 ASSETS = ROOT / "assets"
-
-
-def tone_spans(x: np.ndarray, freq: float, threshold: float = 0.02) -> list[tuple[float, float]]:
-    """(start, length) in seconds of each stretch where ``freq`` dominates, per 10 ms."""
-    step = 80
-    on = []
-    for k in range(len(x) // step):
-        fr = x[k * step : (k + 1) * step]
-        on.append(goertzel_power(fr, freq) > threshold and abs(dominant_freq(fr) - freq) < 40)
-    spans, start = [], None
-    for k, v in enumerate(on + [False]):
-        if v and start is None:
-            start = k
-        elif not v and start is not None:
-            spans.append((start * step / 8000, (k - start) * step / 8000))
-            start = None
-    return spans
 
 
 def write_app(tmp_path, source: str):
@@ -404,7 +387,6 @@ def test_voip_dial_api_reports_each_outcome(tmp_path):
 def test_voip_dial_in_a_terminal_sends_typed_keys(tmp_path):
     import os
     import pty
-    import select
     import subprocess
     import sys
 
@@ -433,21 +415,9 @@ def test_voip_dial_in_a_terminal_sends_typed_keys(tmp_path):
             cwd=ROOT,
         )
         os.close(slave)
-        seen = b""
-
-        def read_for(seconds):
-            nonlocal seen
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                if select.select([master], [], [], 0.05)[0]:
-                    try:
-                        seen += os.read(master, 4096)
-                    except OSError:
-                        return
-
-        read_for(2.5)
+        seen = read_pty(master, 2.5)
         os.write(master, b"4321")
-        read_for(2.5)
+        seen += read_pty(master, 2.5)
         proc.wait(timeout=20)
         os.close(master)
     assert "GOT KEYS 4321" in app.log
