@@ -1,0 +1,59 @@
+"""The demo (test.py) called by baresip, a softphone nobody here wrote.
+
+baresip dials the app, types the code as RFC 4733 events once the app has greeted it, and
+dumps what it heard to a WAV; the answer the demo gives must be in it, sample for sample
+(G.711 quantisation aside).
+"""
+
+import re
+import time
+
+import pytest
+
+from voip import loadWAVtoPCM
+
+from .baresip import Baresip, missing
+from .helpers import ROOT, find_pcm, frame_freqs
+from .sip import serving
+
+pytestmark = pytest.mark.skipif(bool(missing()), reason=missing() or "baresip is available")
+
+ASSETS = ROOT / "assets"
+
+
+@pytest.mark.parametrize(
+    "code, codec, answer, other",
+    [
+        ("1234", "PCMU", "password_correct", "password_incorrect"),
+        ("9999", "PCMA", "password_incorrect", "password_correct"),
+    ],
+)
+def test_baresip_types_the_code_and_hears_the_answer(tmp_path, code, codec, answer, other):
+    started = time.monotonic()
+    with serving("test.py") as app, Baresip(tmp_path, codec=codec) as phone:
+        phone.command("dial", app.uri)
+        phone.wait_event("CALL_ESTABLISHED", timeout=10)
+        # Three tones (1.5 s) and "you are calling from b a r e s i p": the code prompt
+        # is playing by now, and the first key stops it.
+        time.sleep(4)
+        phone.command("sndcode", code)
+        # The app answers and hangs up by itself once its prompt has played.
+        phone.wait_event("CALL_CLOSED", timeout=20)
+        phone.stop()  # closes the dump file
+        heard = loadWAVtoPCM(phone.heard())
+        log = phone.log
+    assert time.monotonic() - started < 45
+    assert "call ended (we hung up)" in app.log, app.log
+    assert f"Set audio decoder: {codec} 8000Hz" in log, log
+    # Each key arrived once, in order, although RFC 4733 repeats every event's end packet.
+    assert "".join(re.findall(r"\] key (\S)", app.log)) == code, app.log
+    assert app.log.count("hanging up") == 1
+
+    # The greeting's three tones, in order.
+    freqs = [round(f / 10) * 10 for f in frame_freqs(heard[: 3 * 8000]) if f is not None]
+    assert [f for i, f in enumerate(freqs) if i == 0 or f != freqs[i - 1]][:3] == [420, 560, 650]
+    # baresip decodes G.711 itself and resamples nothing (8 kHz end to end), so the
+    # prompt is there sample for sample, but for the codec's quantisation.
+    expected = loadWAVtoPCM(ASSETS / f"{answer}.wav")
+    unexpected = loadWAVtoPCM(ASSETS / f"{other}.wav")
+    assert find_pcm(heard, expected)[0] > 0.99 > find_pcm(heard, unexpected)[0]
