@@ -36,8 +36,9 @@ TONES_APP = """
 """
 
 
-@pytest.mark.parametrize("method", ["rfc4733", "info"])
+@pytest.mark.parametrize("method", ["rfc4733", "info", "info-dtmf"])
 def test_pjsua_caller_hears_tones_and_its_keys_arrive(tmp_path, method):
+    """Keys by RFC 4733 events, SIP INFO application/dtmf-relay, and INFO application/dtmf."""
     app_path = write_app(tmp_path, TONES_APP)
     heard = tmp_path / "heard.wav"
     with serving(app_path) as app:

@@ -6,7 +6,7 @@ import pytest
 
 from voip import InvalidArgumentError
 from voip.backends.pjsip.options import add_sip_arguments, sip_options_from_args
-from voip.sipmsg import AllowList, parse_headers, parse_name_addr, split_hostport
+from voip.sipmsg import AllowList, info_dtmf_keys, parse_headers, parse_name_addr, split_hostport
 
 INVITE = (
     "INVITE sip:app@127.0.0.1:5062 SIP/2.0\r\n"
@@ -124,3 +124,12 @@ def test_bad_options_say_what_is_wrong(argv, word):
 def test_unknown_toml_setting(tmp_path):
     with pytest.raises(InvalidArgumentError, match="unknown setting 'lisen'"):
         parse([], tmp_path, '[sip]\nlisen = "x"\n')
+
+
+def test_info_dtmf_keys():
+    head = "INFO sip:a@b SIP/2.0\r\nCall-ID: x\r\n"
+    assert info_dtmf_keys(head + "Content-Type: application/dtmf\r\n\r\n5\r\n") == "5"
+    assert info_dtmf_keys(head + "c: application/DTMF;x=y\r\n\r\n#") == "#"
+    relay = head + "Content-Type: application/dtmf-relay\r\n\r\nSignal=5\r\nDuration=160"
+    assert info_dtmf_keys(relay) == ""  # PJSIP reads that one itself
+    assert info_dtmf_keys(head + "\r\n") == ""

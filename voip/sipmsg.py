@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from .errors import InvalidArgumentError
 
-__all__ = ["parse_headers", "parse_name_addr", "AllowList", "split_hostport"]
+__all__ = ["parse_headers", "parse_name_addr", "AllowList", "split_hostport", "info_dtmf_keys"]
 
 # Compact header forms (RFC 3261 section 7.3.3) and their full names.
 _COMPACT = {
@@ -109,6 +109,20 @@ def parse_name_addr(value: str) -> tuple[str, str, str]:
         if "@" not in uri and uri.lower().startswith("sip"):
             user = ""  # sip:host has no user part
     return name, uri, user
+
+
+def info_dtmf_keys(message: str) -> str:
+    """The keys in a SIP INFO whose body is ``application/dtmf`` (the keys themselves).
+
+    Other content types give "" (``application/dtmf-relay`` is PJSIP's to read).
+    """
+    headers = parse_headers(message)
+    ctype = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    if ctype != "application/dtmf":
+        return ""
+    parts = re.split(r"\r?\n\r?\n", message, maxsplit=1)
+    body = parts[1] if len(parts) > 1 else ""
+    return "".join(ch for ch in body.strip().upper() if ch in "0123456789*#ABCD")
 
 
 def split_hostport(text: str, default_port: int) -> tuple[str, int]:

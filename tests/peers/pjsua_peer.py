@@ -59,7 +59,12 @@ def main():
     p.add_argument("--play")
     p.add_argument("--record")
     p.add_argument("--dtmf", default="")
-    p.add_argument("--dtmf-method", choices=["rfc4733", "info"], default="rfc4733")
+    p.add_argument(
+        "--dtmf-method",
+        choices=["rfc4733", "info", "info-dtmf"],
+        default="rfc4733",
+        help="info: application/dtmf-relay; info-dtmf: application/dtmf, one INFO a key",
+    )
     p.add_argument("--dtmf-at", type=float, default=1.0)
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--tcp", action="store_true")
@@ -112,6 +117,17 @@ def main():
         now = time.monotonic()
         if call.answered_at is not None:
             if args.dtmf and not sent and now - call.answered_at >= args.dtmf_at:
+                if args.dtmf_method == "info-dtmf":
+                    for key in args.dtmf:
+                        req = pj.CallSendRequestParam()
+                        req.method = "INFO"
+                        req.txOption.contentType = "application/dtmf"
+                        req.txOption.msgBody = key
+                        call.sendRequest(req)
+                        for _ in range(20):  # one INFO at a time, as phones send them
+                            ep.libHandleEvents(5)
+                    sent = True
+                    continue
                 d = pj.CallSendDtmfParam()
                 d.digits = args.dtmf
                 d.method = (

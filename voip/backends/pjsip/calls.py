@@ -20,7 +20,7 @@ from ...audio.inband import InbandDTMFDetector
 from ...audio.pcm import FRAME_SAMPLES, int16_to_pcm, pcm_to_int16
 from ...bridge import MediaBridge
 from ...call import Call, CallInfo
-from ...sipmsg import parse_name_addr
+from ...sipmsg import info_dtmf_keys, parse_name_addr
 from .stack import SipStack, pj, read_frame_bytes
 
 __all__ = ["SipCall", "FramePort", "callback"]
@@ -213,6 +213,25 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
     @callback
     def onDtmfDigit(self, prm: Any) -> None:
         self._digit(prm.digit)
+
+    @callback
+    def onCallTsxState(self, prm: Any) -> None:
+        # PJSIP reads SIP INFO application/dtmf-relay itself (onDtmfDigit); the plain
+        # application/dtmf form (the key alone as the body) is read here.
+        event = prm.e
+        if event.type != pj.PJSIP_EVENT_TSX_STATE:
+            return
+        state = event.body.tsxState
+        tsx = state.tsx
+        if (
+            tsx.role != pj.PJSIP_ROLE_UAS
+            or tsx.method != "INFO"
+            or tsx.state != pj.PJSIP_TSX_STATE_TRYING
+            or state.type != pj.PJSIP_EVENT_RX_MSG
+        ):
+            return
+        for key in info_dtmf_keys(state.src.rdata.wholeMsg):
+            self._digit(key)
 
     def _digit(self, key: str) -> None:
         if self.call is not None:
