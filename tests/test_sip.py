@@ -451,3 +451,44 @@ def test_codec_preference_and_sip_message_log(tmp_path):
     assert "a=rtpmap:9 G722/8000" in answer  # (RFC 3551 keeps 8000 here for G722)
     spans = tone_spans(loadWAVtoPCM(heard), 1200)
     assert len(spans) == 1 and abs(spans[0][1] - 0.6) < 0.03
+
+
+def test_dial_from_a_handler_goes_out_through_the_server(tmp_path):
+    callee = write_app(
+        tmp_path,
+        """
+        from voip import runVoipClient
+
+        async def handler(call):
+            await call.playTone(600, 1.5)
+
+        runVoipClient(handler)
+        """,
+    )
+    bridge = tmp_path / "bridge.py"
+    bridge.write_text(
+        textwrap.dedent(
+            """
+            import os
+            import voip
+            from voip import runVoipClient
+
+            async def relay(outgoing):
+                heard = await outgoing.recordPCM(maxlen=8000)
+                outgoing.log.info("HEARD %d samples", len(heard))
+
+            async def handler(call):
+                result = await voip.dial(os.environ["CALLEE"], relay, timeout=10)
+                call.log.info("DIALED %s %d", result.state, result.status)
+
+            runVoipClient(handler)
+            """
+        )
+    )
+    with serving(callee) as b:
+        with serving(bridge, env={"CALLEE": b.uri}) as a:
+            assert peer_result(peer(a.uri, "--duration", "6"))["answered"]
+    assert "DIALED answered 200" in a.log
+    assert "HEARD 8000 samples" in a.log
+    # The outgoing call came from the server's own address and port.
+    assert f"(127.0.0.1:{a.port}) answered" in b.log, b.log

@@ -1,4 +1,4 @@
-"""pjsua2 subclasses: a call, its media port, and the account that receives calls.
+"""pjsua2 subclasses: a call, and the media port that connects it to its bridge.
 
 Each :class:`SipCall` owns the :class:`~voip.call.Call` a handler sees and its
 :class:`~voip.bridge.MediaBridge`. PJSIP calls these classes' callbacks on the SIP thread
