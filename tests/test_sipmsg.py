@@ -74,14 +74,14 @@ def test_allow_list():
         AllowList(["10.0.0.300"])
 
 
-def parse(argv, tmp_path=None, toml=None):
+def parse(argv, tmp_path=None, toml=None, env=None):
     p = argparse.ArgumentParser()
     add_sip_arguments(p)
     if toml is not None:
         cfg = tmp_path / "voip.toml"
         cfg.write_text(toml)
         argv = [*argv, "--config", str(cfg)]
-    return sip_options_from_args(p.parse_args(argv))
+    return sip_options_from_args(p.parse_args(argv), env or {})
 
 
 def test_sip_options_defaults_and_command_line():
@@ -98,11 +98,26 @@ def test_sip_options_defaults_and_command_line():
     assert parse(["--codecs", "pcma,g722"]).codecs == ("PCMA", "G722")
 
 
-def test_toml_then_command_line(tmp_path):
+def test_toml_then_environment_then_command_line(tmp_path):
     toml = '[sip]\nlisten = "127.0.0.1:6000"\nallow = ["10.0.0.0/8"]\nmax-calls = 2\n'
     o = parse(["--max-calls", "3"], tmp_path, toml)
     assert o.listen == "127.0.0.1:6000" and o.max_calls == 3
     assert o.allow.allows("10.1.2.3") and not o.allow.allows("127.0.0.1")
+    env = {
+        "VOIP_LISTEN": "127.0.0.1:7000",
+        "VOIP_PASSWORD": "s3cret",
+        "VOIP_ALLOW": "192.0.2.0/24, 198.51.100.1",
+        "VOIP_TRANSPORTS": "tcp",
+        "VOIP_GRACE": "2.5",
+        "VOIP_SIP_LOG": "yes",
+    }
+    o = parse(["--listen", "127.0.0.1:7001"], tmp_path, toml, env)
+    assert o.listen == "127.0.0.1:7001"  # the command line wins
+    assert (o.password, o.transports, o.grace, o.sip_log) == ("s3cret", ("tcp",), 2.5, True)
+    assert o.allow.allows("198.51.100.1") and not o.allow.allows("10.1.2.3")
+    assert o.max_calls == 2  # from the file: nothing else set it
+    with pytest.raises(InvalidArgumentError, match="VOIP_MAX_CALLS='many'"):
+        parse([], env={"VOIP_MAX_CALLS": "many"})
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -216,8 +218,46 @@ def split_register_uri(uri: str) -> tuple[str, str, str]:
     )
 
 
-def sip_options_from_args(args: argparse.Namespace) -> SipOptions:
-    """Defaults, then the TOML file (``--config``), then the command line."""
+ENV_PREFIX = "VOIP_"
+_LISTS = ("transports", "stun", "allow", "codecs")
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Settings from ``VOIP_LISTEN``, ``VOIP_PASSWORD``, ``VOIP_ALLOW`` (comma-separated)...:
+    one variable per setting, its name upper-cased."""
+    values: dict[str, Any] = {}
+    for f in fields(SipOptions):
+        text = environ.get(ENV_PREFIX + f.name.upper())
+        if text is None:
+            continue
+        if f.name in _LISTS:
+            values[f.name] = [part.strip() for part in text.split(",") if part.strip()]
+        elif f.name == "sip_log":
+            values[f.name] = text.strip().lower() in ("1", "true", "yes", "on")
+        elif f.name in ("grace",):
+            values[f.name] = _number(f.name, text, float)
+        elif f.name in ("max_calls", "register_expiry", "register_retry", "pjsip_log_level"):
+            values[f.name] = _number(f.name, text, int)
+        else:
+            values[f.name] = text
+    return values
+
+
+def _number(name: str, text: str, kind: type) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{ENV_PREFIX}{name.upper()}={text!r} is not a {'whole ' if kind is int else ''}number"
+        ) from None
+
+
+def sip_options_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> SipOptions:
+    """Defaults, then the TOML file (``--config``), then ``VOIP_<SETTING>`` environment
+    variables (e.g. ``VOIP_PASSWORD``, which keeps a secret off the command line), then
+    the command line."""
     values: dict[str, Any] = {}
     if args.config:
         path = Path(args.config)
@@ -234,6 +274,7 @@ def sip_options_from_args(args: argparse.Namespace) -> SipOptions:
                     f"{path}: unknown setting {key!r}; known: {', '.join(sorted(known))}"
                 )
             values[name] = value
+    values.update(_from_environment(os.environ if environ is None else environ))
     cli = {
         "listen": args.listen,
         "transports": args.transport,
