@@ -18,7 +18,7 @@ from ...bridge import MediaBridge
 from ...call import Call
 from ...errors import InvalidArgumentError
 from ...sipmsg import parse_headers
-from .calls import SipCall, callback
+from .calls import PortPool, SipCall, callback
 from .options import SipOptions, split_register_uri
 from .stack import SipStack, pj
 
@@ -92,6 +92,7 @@ class SipAgent:
         self.stack = SipStack(opts)
         self.calls: dict[int, SipCall] = {}
         """Live calls by pjsua id, kept until DISCONNECTED (SIP thread only)."""
+        self.ports = PortPool()
         self._on_call = on_call
         self._screen = screen
         self._account: Any = None
@@ -280,12 +281,19 @@ class SipAgent:
         self._unregister(stack)
         self._account.shutdown()
         self._account = None
+        self.ports.close(stack.ep)
         gc.collect()  # no pjsua2 object may outlive the endpoint
 
     def _new_call(self, call_id: int) -> SipCall:
         bridge = MediaBridge(self.loop)
         sip_call = SipCall(
-            self._account, call_id, bridge, self.stack, self._state_changed, self.opts.inband_dtmf
+            self._account,
+            call_id,
+            bridge,
+            self.stack,
+            self.ports,
+            self._state_changed,
+            self.opts.inband_dtmf,
         )
         return sip_call
 

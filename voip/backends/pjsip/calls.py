@@ -23,7 +23,7 @@ from ...call import Call, CallInfo
 from ...sipmsg import info_dtmf_keys, parse_name_addr
 from .stack import SipStack, pj, read_frame_bytes
 
-__all__ = ["SipCall", "FramePort", "callback"]
+__all__ = ["SipCall", "FramePort", "PortPool", "callback"]
 
 log = logging.getLogger("voip.sip")
 
@@ -53,39 +53,91 @@ class FramePort(pj.AudioMediaPort if pj is not None else object):  # type: ignor
     The conference clock asks for a frame to send (``onFrameRequested``) and then gives
     the frame received (``onFrameReceived``). Received audio is read only while something
     needs it (a recording, the in-band DTMF detector): converting it is the costly part.
+    Ports outlive calls: see :class:`PortPool`.
     """
 
-    def __init__(self, bridge: MediaBridge, on_digit: Callable[[str], None]) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.bridge = bridge
+        self.bridge: MediaBridge | None = None
         self.received = _SILENCE
         self.inband: InbandDTMFDetector | None = None
         """An in-band DTMF detector fed with every received frame, or None."""
-        self._on_digit = on_digit
+        self._on_digit: Callable[[str], None] = _ignore
 
-    def create(self, name: str) -> None:
-        fmt = pj.MediaFormatAudio()
-        fmt.init(pj.PJMEDIA_FORMAT_PCM, 8000, 1, 20000, 16)
-        self.createPort(name, fmt)
+    def attach(self, bridge: MediaBridge, on_digit: Callable[[str], None], inband: bool) -> None:
+        """Serve a call (SIP thread)."""
+        self.received = _SILENCE
+        self.inband = InbandDTMFDetector() if inband else None
+        self._on_digit = on_digit
+        self.bridge = bridge  # last: the clock thread starts using the port from here
+
+    def detach(self) -> None:
+        """Serve no call: silence out, nothing read (SIP thread)."""
+        self.bridge = None
+        self.inband = None
+        self._on_digit = _ignore
 
     @callback
     def onFrameRequested(self, frame: Any) -> None:
-        out = self.bridge.exchange(self.received if self.bridge.wants_audio else None)
+        bridge = self.bridge  # once: the SIP thread may detach the port meanwhile
+        if bridge is None:
+            out = _SILENCE
+        else:
+            out = bridge.exchange(self.received if bridge.wants_audio else None)
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
         frame.buf = pj.ByteVector(pcm_to_int16(out).tobytes())
         frame.size = 2 * FRAME_SAMPLES
 
     @callback
     def onFrameReceived(self, frame: Any) -> None:
-        if not (self.bridge.wants_audio or self.inband is not None):
+        bridge, inband = self.bridge, self.inband
+        if bridge is None or not (bridge.wants_audio or inband is not None):
             return
         if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size == 0:
             self.received = _SILENCE
         else:
             self.received = int16_to_pcm(read_frame_bytes(frame.buf))
-        if self.inband is not None:
-            for key in self.inband.feed(self.received):
+        if inband is not None:
+            for key in inband.feed(self.received):
                 self._on_digit(key)
+
+
+class PortPool:
+    """Media ports, reused from call to call and destroyed only once the clock is stopped.
+
+    PJSIP 2.15 takes a port off the conference bridge asynchronously, after the port's
+    memory is freed: destroying a port while the clock runs crashes the process now and
+    then (fixed upstream after 2.15, pjproject #4200). So a port is never destroyed
+    while the clock runs: a call's port goes back to the pool when the call ends.
+    All methods run on the SIP thread.
+    """
+
+    def __init__(self) -> None:
+        self._free: list[FramePort] = []
+        self._made = 0
+
+    def take(self) -> FramePort:
+        if self._free:
+            return self._free.pop()
+        port = FramePort()
+        fmt = pj.MediaFormatAudio()
+        fmt.init(pj.PJMEDIA_FORMAT_PCM, 8000, 1, 20000, 16)
+        port.createPort(f"voip{self._made}", fmt)
+        self._made += 1
+        return port
+
+    def give(self, port: FramePort) -> None:
+        port.detach()
+        self._free.append(port)
+
+    def close(self, ep: Any) -> None:
+        """Stop the conference clock, then let the ports go (before the endpoint is)."""
+        ep.audDevManager().setNoDev()
+        self._free.clear()
+
+
+def _ignore(_key: str) -> None:
+    pass
 
 
 class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
@@ -97,12 +149,14 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
         call_id: int,
         bridge: MediaBridge,
         stack: SipStack,
+        ports: PortPool,
         on_state: Callable[[SipCall], None],
         inband: str = "auto",
     ) -> None:
         super().__init__(account, call_id)
         self.bridge = bridge
         self.stack = stack
+        self.ports = ports
         self.call: Call | None = None
         self.port: FramePort | None = None
         self.local_hangup = False
@@ -201,12 +255,11 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
                 continue
             media = self.getAudioMedia(mi.index)
             if self.port is None:
-                self.port = FramePort(self.bridge, _weakly(self._me, SipCall._digit))
-                self.port.create(f"voip{info.id}")
-                if self._inband == "on" or (
+                inband = self._inband == "on" or (
                     self._inband == "auto" and not self._has_4733(mi.index)
-                ):
-                    self.port.inband = InbandDTMFDetector()
+                )
+                self.port = self.ports.take()
+                self.port.attach(self.bridge, _weakly(self._me, SipCall._digit), inband)
             media.startTransmit(self.port)
             self.port.startTransmit(media)
 
@@ -246,9 +299,11 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
         return info.audRxEventPt > 0 or info.audTxEventPt > 0
 
     def _stop_media(self) -> None:
-        # Dropping the port takes it off the conference bridge; the MediaBridge itself
-        # is closed on the loop, by Call.mark_ended.
-        self.port = None
+        # The port goes back to the pool for the next call; the MediaBridge itself is
+        # closed on the loop, by Call.mark_ended.
+        port, self.port = self.port, None
+        if port is not None:
+            self.ports.give(port)
 
 
 def _weakly(ref: weakref.ref[SipCall], method: Callable[..., None]) -> Callable[..., None]:
