@@ -215,3 +215,36 @@ def test_as_pcm_clips_accepts_lists_and_rejects_nonsense():
     for bad in (np.zeros((2, 2)), ["a", "b"], [float("nan")], "hello"):
         with pytest.raises(ValueError):
             as_pcm(bad)
+
+
+def test_a_lone_custom_source_is_clipped_too():
+    m = Mixer()
+    m.play(CustomSource(lambda t, d: 3.0 if t < 0.01 else -3.0))
+    out, _ = run(m, 1)
+    assert out.max() == 1.0 and out.min() == -1.0
+
+
+def test_mixing_never_modifies_the_sounds_played():
+    pcm = np.full(FRAME_SAMPLES * 2, 0.7, dtype=np.float32)
+    m = Mixer()
+    m.play(PCMSource(pcm))
+    m.play(PCMSource(pcm))
+    run(m, 2)
+    assert np.all(pcm == 0.7)
+
+
+def test_tone_longer_than_its_block_stays_exact():
+    m = Mixer()
+    m.play(ToneSource(697, 2.5))
+    out, _ = run(m, 130)
+    expected = np.sin(2 * np.pi * 697 * np.arange(20000) / SAMPLE_RATE)
+    np.testing.assert_allclose(out[:20000], expected, atol=1e-5)
+    assert np.all(out[20000:] == 0)
+
+
+def test_loop_of_a_sound_shorter_than_a_frame():
+    pcm = np.array([0.1, 0.2, 0.3], dtype=np.float32)
+    m = Mixer()
+    m.play(PCMSource(pcm, loop=True))
+    out, _ = run(m, 3)
+    np.testing.assert_array_equal(out, np.tile(pcm, 160)[:480])

@@ -147,16 +147,15 @@ def test_compact_and_separate_option_forms_are_equal() -> None:
     assert not np.array_equal(compact, TTStoPCM(SENTENCE, ["-v", "de"]))  # 150 is not 175
 
 
-def test_cache_is_fast_and_returns_private_copies() -> None:
+def test_cache_serves_repeats_and_returns_private_copies() -> None:
     text = "This sentence is only used by the cache test."
     first = TTStoPCM(text)
-    timings = []
-    for _ in range(10):
-        start = time.perf_counter()
-        again = TTStoPCM(text)
-        timings.append(time.perf_counter() - start)
+    TTStoPCM("Something else in between, which changes espeak-ng's internal state.")
+    again = TTStoPCM(text)
+    # libespeak-ng never renders the same text twice to the sample after other text
+    # (it keeps state between utterances): bit-identical means it came from the cache.
+    # (How fast a cached repeat is, is measured in bench/, not asserted here.)
     assert np.array_equal(again, first)
-    assert min(timings) < 0.005
     reference = first.copy()
     first[:] = 0.5
     again[:] = 0.5

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +41,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _EMPTY = np.zeros(0, dtype=np.float32)
+_ONE, _MINUS_ONE = np.float32(1.0), np.float32(-1.0)
+
+try:  # the clip ufunc itself: np.clip's Python wrapper costs 3x more on 160 samples
+    from numpy._core.umath import clip as _clip  # numpy 2
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core.umath import clip as _clip  # type: ignore[no-redef]
 
 
 class Source(Protocol):
@@ -56,6 +63,9 @@ class Source(Protocol):
     def describe(self) -> str:
         """A short human description, for status lines and logs."""
 
+    # A source may also set ``bounded = True`` when its samples never leave [-1, 1]: the
+    # mixer then skips clipping when it plays alone.
+
 
 class Sink(Protocol):
     """Something that consumes received audio."""
@@ -71,7 +81,14 @@ class Sink(Protocol):
 
 
 class ToneSource:
-    """A sine tone of an exact number of samples, phase-continuous across frames."""
+    """A sine tone of an exact number of samples, phase-continuous across frames.
+
+    A tone of a whole number of Hz repeats exactly every ``8000 / gcd(8000, freq)``
+    samples (at most one second): that period is computed once, one frame longer, so
+    that every frame is a single slice of it. Other frequencies are computed per frame.
+    """
+
+    bounded = True  # volume <= 1
 
     def __init__(self, freq: float, seconds: float, volume: float = 1.0) -> None:
         self.freq = float(freq)
@@ -79,14 +96,25 @@ class ToneSource:
         self.volume = float(volume)
         self._pos = 0
         self._omega = 2.0 * np.pi * self.freq / SAMPLE_RATE
+        self._period = 0
+        self._table = _EMPTY
+        if self.freq.is_integer():
+            self._period = SAMPLE_RATE // math.gcd(SAMPLE_RATE, int(self.freq))
+            self._table = self._samples(0, self._period + FRAME_SAMPLES)
+
+    def _samples(self, start: int, count: int) -> PCM:
+        idx = np.arange(start, start + count, dtype=np.float64)
+        return (self.volume * np.sin(self._omega * idx)).astype(np.float32)
 
     def read(self, n: int) -> PCM:
         count = min(n, self.total - self._pos)
         if count <= 0:
             return _EMPTY
-        idx = np.arange(self._pos, self._pos + count, dtype=np.float64)
-        self._pos += count
-        return (self.volume * np.sin(self._omega * idx)).astype(np.float32)
+        pos, self._pos = self._pos, self._pos + count
+        if self._period and count <= FRAME_SAMPLES:
+            start = pos % self._period
+            return self._table[start : start + count]
+        return self._samples(pos, count)
 
     @property
     def finished(self) -> bool:
@@ -99,20 +127,26 @@ class ToneSource:
 class PCMSource:
     """A PCM buffer, played once or looped."""
 
+    bounded = True  # callers pass PCM through as_pcm, which clips
     def __init__(self, pcm: PCM, loop: bool = False, label: str = "pcm") -> None:
         self.pcm = pcm
         self.loop = loop and len(pcm) > 0
         self.label = label
         self._pos = 0
+        # Looping: the sound followed by its own first frame (repeated if it is shorter),
+        # so that every frame, wrapping or not, is one slice.
+        self._ring = np.resize(pcm, len(pcm) + FRAME_SAMPLES) if self.loop else pcm
 
     def read(self, n: int) -> PCM:
-        size = len(self.pcm)
-        if self.loop:
-            idx = (np.arange(n) + self._pos) % size
-            self._pos = (self._pos + n) % size
-            return self.pcm[idx]
-        out = self.pcm[self._pos : self._pos + n]
-        self._pos += len(out)
+        pos = self._pos
+        if self.loop and n <= FRAME_SAMPLES:
+            self._pos = (pos + n) % len(self.pcm)
+            return self._ring[pos : pos + n]
+        if self.loop:  # a larger read than the ring allows
+            self._pos = (pos + n) % len(self.pcm)
+            return np.resize(np.roll(self.pcm, -pos), n)
+        out = self.pcm[pos : pos + n]
+        self._pos = pos + len(out)
         return out
 
     @property
@@ -218,8 +252,7 @@ class Mixer:
         self._sources: dict[int, Source] = {}
         self._sinks: dict[int, Sink] = {}
         self._ids = itertools.count(1)
-        self.level = 0.0
-        """Peak level of the last received frame, for status displays."""
+        self._last_received: PCM = _EMPTY
 
     # -- adding and removing -------------------------------------------------------------
 
@@ -254,6 +287,13 @@ class Mixer:
         return [s.describe() for s in self._sinks.values()]
 
     @property
+    def level(self) -> float:
+        """Peak level of the last received frame, for status displays (computed when
+        asked, not every frame)."""
+        last = self._last_received
+        return float(np.abs(last).max()) if len(last) else 0.0
+
+    @property
     def has_sinks(self) -> bool:
         return bool(self._sinks)
 
@@ -264,26 +304,55 @@ class Mixer:
     # -- the frame -----------------------------------------------------------------------
 
     def process(self, received: PCM | None = None) -> tuple[PCM, list[Finished]]:
-        """Consume one received frame (None: nothing received) and produce one to send."""
+        """Consume one received frame (None: nothing received) and produce one to send.
+
+        The frame returned may be a view of a playback's own samples: read it, do not
+        modify it.
+        """
         finished: list[Finished] = []
         if received is not None and len(received):
-            self.level = float(np.abs(received).max())
+            self._last_received = received
             if self._sinks:
                 self._feed(received, finished)
-        out = np.zeros(self.frame_samples, dtype=np.float32)
+        n = self.frame_samples
+        out: PCM | None = None
+        owned = False  # whether `out` is our own array (else a view of a source's)
+        unbounded = False  # whether a source may have gone outside [-1, 1]
         for handle, source in list(self._sources.items()):
             try:
-                chunk = source.read(self.frame_samples)
+                chunk = source.read(n)
             except Exception as exc:  # the user's playCustom function raised
                 log.error("playback %s failed", source.describe(), exc_info=exc)
                 del self._sources[handle]
                 finished.append(Finished(handle, False, None, exc))
                 continue
-            out[: len(chunk)] += chunk
-            if len(chunk) < self.frame_samples or source.finished:
+            if len(chunk) < n or source.finished:
                 del self._sources[handle]
                 finished.append(Finished(handle, True))
-        np.clip(out, -1.0, 1.0, out=out)
+            if not len(chunk):
+                continue
+            unbounded = unbounded or not getattr(source, "bounded", False)
+            if out is None and len(chunk) == n:
+                out = chunk
+            elif out is None:
+                out = np.zeros(n, dtype=np.float32)
+                out[: len(chunk)] = chunk
+                owned = True
+            elif len(chunk) == n:
+                out = np.add(out, chunk, out=out if owned else None)
+                owned = True
+            else:
+                if not owned:
+                    out = out.copy()
+                    owned = True
+                out[: len(chunk)] += chunk
+        if out is None:
+            return np.zeros(n, dtype=np.float32), finished
+        if owned or unbounded:
+            # A sum (or the user's samples) may leave [-1, 1]: clip, never wrap.
+            if not owned:
+                out = out.copy()
+            _clip(out, _MINUS_ONE, _ONE, out=out)
         return out, finished
 
     def _feed(self, received: PCM, finished: list[Finished]) -> None:
@@ -340,6 +409,7 @@ class PipeSource:
     """Plays what is pushed into an :class:`AudioPipe` (e.g. a microphone), until removed."""
 
     finished = False
+    bounded = True  # audio from a sound card
 
     def __init__(self, pipe: AudioPipe, label: str = "microphone") -> None:
         self.pipe = pipe

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""The baseline answerer: bare pjsua2, answers every INVITE with 200 OK at once.
+
+No Python media port, no asyncio, no voip: the floor for what a pjsua2 process costs.
+Prints ``SIP listening`` once ready; SIGTERM ends it cleanly (exit 0).
+
+    python bench/sip/answerer.py --port 5070 --rtp-port 12000
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import pjsua2 as pj  # noqa: E402
+from endpoint import account_config, start_endpoint  # noqa: E402
+
+
+class Call(pj.Call):
+    def __init__(self, acc: pj.Account, call_id: int) -> None:
+        super().__init__(acc, call_id)
+        self.ended = False
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.ended = True
+
+
+class Account(pj.Account):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[Call] = []
+        self.answered = 0
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
+        call = Call(self, prm.callId)
+        op = pj.CallOpParam()
+        op.statusCode = 200
+        call.answer(op)
+        self.calls.append(call)
+        self.answered += 1
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--rtp-port", type=int, required=True)
+    p.add_argument("--rtp-range", type=int, default=100)
+    args = p.parse_args()
+    stop = False
+
+    def on_term(_sig: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    ep = start_endpoint(args.port)
+    acc = Account()
+    acc.create(account_config("bare", args.port, args.rtp_port, args.rtp_range), True)
+    print(f"SIP listening on 127.0.0.1:{args.port}", flush=True)
+    while not stop:
+        ep.libHandleEvents(10)
+        # Keep each Python Call until DISCONNECTED (pjproject #3856), then drop it.
+        if any(c.ended for c in acc.calls):
+            acc.calls = [c for c in acc.calls if not c.ended]
+    ep.hangupAllCalls()
+    for _ in range(100):
+        if not acc.calls:
+            break
+        ep.libHandleEvents(20)
+        acc.calls = [c for c in acc.calls if not c.ended]
+    print(f"answered {acc.answered} calls", flush=True)
+    acc.calls = []
+    acc.shutdown()
+    del acc
+    gc.collect()  # no pjsua2 object may outlive the endpoint
+    ep.libDestroy()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Starting and stopping the SIP benchmark's processes on loopback.
+
+Ports: SIP ports are picked by the OS (bound once to port 0, then released) and RTP ranges
+come from 10000-15999, away from the test suite's ranges (tests/sip.py: SIP 16000 up,
+RTP 20000 up), so a benchmark can run while the tests do.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..common import ROOT
+
+HERE = Path(__file__).resolve().parent
+CALLER = HERE / "caller.py"
+ANSWERER = HERE / "answerer.py"
+GREETER = HERE / "greeter.py"
+
+RTP_RANGE = 100
+_rtp_blocks = itertools.count((os.getpid() * 7) % 60)
+
+
+def free_sip_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (voip listens on both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                    tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port for SIP")
+
+
+def rtp_block() -> int:
+    """The first port of a block of ``RTP_RANGE`` UDP ports in 10000-15999."""
+    return 10000 + RTP_RANGE * (next(_rtp_blocks) % 60)
+
+
+class Server:
+    """A process answering calls on ``uri`` until :meth:`stop`."""
+
+    def __init__(self, proc: subprocess.Popen[str], port: int, label: str) -> None:
+        self.proc = proc
+        self.port = port
+        self.label = label
+        self.uri = f"sip:bench@127.0.0.1:{port}"
+        self.log = ""
+        self._reader: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return self.proc.returncode
+
+
+@contextmanager
+def serving(kind: str):
+    """Run the voip app (``kind="voip"``) or the bare answerer (``"bare"``) on loopback."""
+    port, rtp = free_sip_port(), rtp_block()
+    if kind == "voip":
+        cmd = [str(GREETER), "--sip", "--listen", f"127.0.0.1:{port}"]
+        cmd += ["--rtp-ports", f"{rtp}-{rtp + RTP_RANGE - 1}"]
+    else:
+        cmd = [str(ANSWERER), "--port", str(port), "--rtp-port", str(rtp)]
+        cmd += ["--rtp-range", str(RTP_RANGE)]
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    proc = subprocess.Popen(
+        [sys.executable, *cmd],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    server = Server(proc, port, kind)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        server.log += line
+        if "SIP listening" in line:
+            break
+    if "SIP listening" not in server.log:
+        server.stop()
+        raise RuntimeError(f"the {kind} answerer did not start:\n{server.log}")
+
+    def drain() -> None:  # keep reading so that the pipe never fills up
+        for line in proc.stdout:  # type: ignore[union-attr]
+            server.log += line
+
+    server._reader = threading.Thread(target=drain, daemon=True)
+    server._reader.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def call(uri: str, *args: str, timeout: float = 300) -> dict:
+    """Run the benchmark caller against ``uri``; returns its JSON result."""
+    port, rtp = free_sip_port(), rtp_block()
+    proc = subprocess.run(
+        [sys.executable, str(CALLER), uri, "--port", str(port), "--rtp-port", str(rtp)]
+        + ["--rtp-range", str(RTP_RANGE), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"the caller failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}"
+            f"\n{proc.stderr[-2000:]}"
+        )
+    return json.loads(lines[-1])
