@@ -20,6 +20,21 @@ def write_app(tmp_path, source: str):
     return path
 
 
+def tone_app(tmp_path, freq: float, seconds: float):
+    """An app whose handler plays one tone to each caller."""
+    return write_app(
+        tmp_path,
+        f"""
+        from voip import runVoipClient
+
+        async def handler(call):
+            await call.playTone({freq}, {seconds})
+
+        runVoipClient(handler)
+        """,
+    )
+
+
 TONES_APP = """
     import asyncio
     from voip import runVoipClient
@@ -144,17 +159,7 @@ def test_caller_hangup_cancels_the_handler_promptly(tmp_path):
 
 
 def test_fifth_concurrent_call_gets_486(tmp_path):
-    app_path = write_app(
-        tmp_path,
-        """
-        from voip import runVoipClient
-
-        async def handler(call):
-            await call.playTone(440, 20)
-
-        runVoipClient(handler)
-        """,
-    )
+    app_path = tone_app(tmp_path, 440, 20)
     with serving(app_path) as app:
         held = [peer(app.uri, "--duration", "5") for _ in range(4)]
         time.sleep(2.5)
@@ -214,17 +219,7 @@ def test_one_calls_exception_does_not_disturb_another(tmp_path):
 
 
 def test_sigterm_with_calls_up_sends_bye_and_exits_0(tmp_path):
-    app_path = write_app(
-        tmp_path,
-        """
-        from voip import runVoipClient
-
-        async def handler(call):
-            await call.playTone(440, 60)
-
-        runVoipClient(handler)
-        """,
-    )
+    app_path = tone_app(tmp_path, 440, 60)
     with serving(app_path, "--grace", "0.5") as app:
         calls = [peer(app.uri, "--duration", "30") for _ in range(2)]
         time.sleep(2)
@@ -245,17 +240,7 @@ def test_dial_to_nobody_fails_cleanly(tmp_path):
 
 
 def test_dial_a_busy_app_reports_busy(tmp_path):
-    app_path = write_app(
-        tmp_path,
-        """
-        from voip import runVoipClient
-
-        async def handler(call):
-            await call.playTone(440, 20)
-
-        runVoipClient(handler)
-        """,
-    )
+    app_path = tone_app(tmp_path, 440, 20)
     with serving(app_path, "--max-calls", "1") as app:
         first = peer(app.uri, "--duration", "4")
         time.sleep(1.5)
@@ -354,17 +339,7 @@ def test_voip_dial_api_reports_each_outcome(tmp_path):
 
     script = tmp_path / "dialer.py"
     script.write_text(textwrap.dedent(DIAL_SCRIPT))
-    listener = write_app(
-        tmp_path,
-        """
-        from voip import runVoipClient
-
-        async def handler(call):
-            await call.playTone(440, 1.0)
-
-        runVoipClient(handler)
-        """,
-    )
+    listener = tone_app(tmp_path, 440, 1.0)
     with serving(listener) as open_app, serving(listener, "--allow", "192.0.2.1") as closed_app:
         proc = subprocess.run(
             [
@@ -429,17 +404,7 @@ def test_voip_dial_in_a_terminal_sends_typed_keys(tmp_path):
 def test_codec_preference_and_sip_message_log(tmp_path):
     """Only G722 (16 kHz) allowed: the engine still works at 8 kHz and the tone arrives
     at its frequency; --sip-log shows the SDP answer with G722 alone."""
-    app_path = write_app(
-        tmp_path,
-        """
-        from voip import runVoipClient
-
-        async def handler(call):
-            await call.playTone(1200, 0.6)
-
-        runVoipClient(handler)
-        """,
-    )
+    app_path = tone_app(tmp_path, 1200, 0.6)
     heard = tmp_path / "heard.wav"
     with serving(app_path, "--codecs", "G722", "--sip-log") as app:
         result = peer_result(peer(app.uri, "--record", str(heard), "--duration", "3"))
@@ -455,17 +420,7 @@ def test_codec_preference_and_sip_message_log(tmp_path):
 
 
 def test_dial_from_a_handler_goes_out_through_the_server(tmp_path):
-    callee = write_app(
-        tmp_path,
-        """
-        from voip import runVoipClient
-
-        async def handler(call):
-            await call.playTone(600, 1.5)
-
-        runVoipClient(handler)
-        """,
-    )
+    callee = tone_app(tmp_path, 600, 1.5)
     bridge = tmp_path / "bridge.py"
     bridge.write_text(
         textwrap.dedent(
