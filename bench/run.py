@@ -34,6 +34,7 @@ BENCHMARKS = [
     "bench.engine_frames",
     "bench.tts_synth",
     "bench.call_setup",
+    "bench.dtmf_latency",
 ]
 DOC = ROOT / "docs" / "benchmarks.md"
 
