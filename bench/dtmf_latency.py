@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .common import ROOT, Context, Row, Section, fmt, median, percentile
+from .common import Context, Row, Section, fmt, median, percentile
 from .sip import launch
 
 NAME = "dtmf"
@@ -44,50 +44,10 @@ TARGET_MS = 25.0
 EVENT_NAMES = "0123456789*#ABCD"
 
 
-@contextmanager
 def _serving(kind: str):
-    """The voip app or the bare answerer, started like :func:`launch.serving` starts them."""
-    port, rtp = launch.free_sip_port(), launch.rtp_block()
+    """The voip app or the bare answerer of bench/sip/dtmf.py, started by launch.serving."""
     script = str(launch.HERE / "dtmf.py")
-    if kind == "voip":
-        cmd = [script, "app", "--sip", "--listen", f"127.0.0.1:{port}"]
-        cmd += ["--rtp-ports", f"{rtp}-{rtp + launch.RTP_RANGE - 1}"]
-    else:
-        cmd = [script, "bare", "--port", str(port), "--rtp-port", str(rtp)]
-        cmd += ["--rtp-range", str(launch.RTP_RANGE)]
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    proc = subprocess.Popen(
-        [sys.executable, *cmd],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONPATH": path},
-    )
-    server = launch.Server(proc, port, kind)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        server.log += line
-        if "SIP listening" in line:
-            break
-    if "SIP listening" not in server.log:
-        server.stop()
-        raise RuntimeError(f"the {kind} answerer did not start:\n{server.log}")
-
-    def drain() -> None:
-        for line in proc.stdout:  # type: ignore[union-attr]
-            server.log += line
-
-    server._reader = threading.Thread(target=drain, daemon=True)
-    server._reader.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return launch.serving(kind, voip=(script, "app"), bare=(script, "bare"))
 
 
 @contextmanager

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -82,14 +83,22 @@ class Server:
 
 
 @contextmanager
-def serving(kind: str):
-    """Run the voip app (``kind="voip"``) or the bare answerer (``"bare"``) on loopback."""
+def serving(
+    kind: str,
+    voip: Sequence[str] = (str(GREETER),),
+    bare: Sequence[str] = (str(ANSWERER),),
+):
+    """Run the voip app (``kind="voip"``) or the bare answerer (``"bare"``) on loopback.
+
+    ``voip`` and ``bare`` are the programs (and their first arguments) to start; the
+    ports are appended here.
+    """
     port, rtp = free_sip_port(), rtp_block()
     if kind == "voip":
-        cmd = [str(GREETER), "--sip", "--listen", f"127.0.0.1:{port}"]
+        cmd = [*voip, "--sip", "--listen", f"127.0.0.1:{port}"]
         cmd += ["--rtp-ports", f"{rtp}-{rtp + RTP_RANGE - 1}"]
     else:
-        cmd = [str(ANSWERER), "--port", str(port), "--rtp-port", str(rtp)]
+        cmd = [*bare, "--port", str(port), "--rtp-port", str(rtp)]
         cmd += ["--rtp-range", str(RTP_RANGE)]
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path}
