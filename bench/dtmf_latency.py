@@ -29,7 +29,7 @@ its **first end-of-event packet** (RFC 4733 sends it three times). The answerer 
 the wall-clock time (`time.time()`) at which it has the key: **voip**, the app `bench/sip/
 dtmf.py app` (`runVoipClient`, started with `--sip` as `voip serve` would), whose handler
 loops `key = await call.getDTMF()` and prints at once; the **baseline**, bare pjsua2
-(`bench/sip/dtmf.py bare`, the same endpoint settings as voip's, polling
+(`bench/sip/answerer.py --print-keys`, the same endpoint settings as voip's, polling
 `libHandleEvents(1)` so that its own loop adds at most about 1 ms) printing from PJSIP's
 own `onDtmfDigit` callback, no asyncio. Latency = answerer's time − capture time; both clocks
 are this machine's CLOCK_REALTIME, so no clock is guessed. A key printed *before* its
@@ -45,9 +45,10 @@ EVENT_NAMES = "0123456789*#ABCD"
 
 
 def _serving(kind: str):
-    """The voip app or the bare answerer of bench/sip/dtmf.py, started by launch.serving."""
-    script = str(launch.HERE / "dtmf.py")
-    return launch.serving(kind, voip=(script, "app"), bare=(script, "bare"))
+    """The voip app of bench/sip/dtmf.py, or the bare answerer printing its keys (polling
+    every 1 ms, so that its own loop adds at most about 1 ms)."""
+    bare = (str(launch.ANSWERER), "--print-keys", "--poll-ms", "1")
+    return launch.serving(kind, voip=(str(launch.HERE / "dtmf.py"), "app"), bare=bare)
 
 
 @contextmanager

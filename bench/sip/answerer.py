@@ -2,7 +2,9 @@
 """The baseline answerer: bare pjsua2, answers every INVITE with 200 OK at once.
 
 No Python media port, no asyncio, no voip: the floor for what a pjsua2 process costs.
-Prints ``SIP listening`` once ready; SIGTERM ends it cleanly (exit 0).
+Prints ``SIP listening`` once ready; SIGTERM ends it cleanly (exit 0). With
+``--print-keys`` it prints ``KEY <digit> <time.time()>`` from PJSIP's own ``onDtmfDigit``
+and ``EVENT <digit> <time> <flags>`` from ``onDtmfEvent`` (the DTMF latency baseline).
 
     python bench/sip/answerer.py --port 5070 --rtp-port 12000
 """
@@ -14,6 +16,7 @@ import gc
 import os
 import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,9 +25,19 @@ from endpoint import account_config, start_endpoint  # noqa: E402
 
 
 class Call(pj.Call):
+    print_keys = False
+
     def __init__(self, acc: pj.Account, call_id: int) -> None:
         super().__init__(acc, call_id)
         self.ended = False
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
+        if self.print_keys:
+            print(f"KEY {prm.digit} {time.time():.6f}", flush=True)
+
+    def onDtmfEvent(self, prm: pj.OnDtmfEventParam) -> None:
+        if self.print_keys:
+            print(f"EVENT {prm.digit} {time.time():.6f} {prm.flags}", flush=True)
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
@@ -51,7 +64,12 @@ def main() -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--rtp-port", type=int, required=True)
     p.add_argument("--rtp-range", type=int, default=100)
+    p.add_argument("--print-keys", action="store_true", help="print each DTMF key's time")
+    p.add_argument(
+        "--poll-ms", type=int, default=10, help="libHandleEvents timeout (callbacks run there)"
+    )
     args = p.parse_args()
+    Call.print_keys = args.print_keys
     stop = False
 
     def on_term(_sig: int, _frame: object) -> None:
@@ -65,7 +83,7 @@ def main() -> int:
     acc.create(account_config("bare", args.port, args.rtp_port, args.rtp_range), True)
     print(f"SIP listening on 127.0.0.1:{args.port}", flush=True)
     while not stop:
-        ep.libHandleEvents(10)
+        ep.libHandleEvents(args.poll_ms)
         # Keep each Python Call until DISCONNECTED (pjproject #3856), then drop it.
         if any(c.ended for c in acc.calls):
             acc.calls = [c for c in acc.calls if not c.ended]

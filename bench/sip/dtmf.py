@@ -1,10 +1,9 @@
 #!/usr/bin/env python3
-"""The DTMF latency benchmark's three processes, one program (see bench/dtmf_latency.py).
+"""The DTMF latency benchmark's app and caller, one program (see bench/dtmf_latency.py;
+its baseline is bench/sip/answerer.py --print-keys).
 
 ``app --sip ...``: the voip app; its handler prints ``KEY <key> <time.time()>`` as soon as
-``getDTMF`` returns. ``bare --port P --rtp-port R``: the baseline, bare pjsua2 answering at
-once and printing ``KEY <digit> <time>`` from ``onDtmfDigit`` (PJSIP's own callback, no
-asyncio); it also prints ``EVENT <digit> <time> <flags>`` from ``onDtmfEvent``. ``call URI
+``getDTMF`` returns. ``call URI
 --port P --rtp-port R --digits N``: a pjsua2 caller that places one call and sends N digits
 one at a time over RFC 4733 (``sendDtmf``), ``--gap`` seconds apart, then hangs up and
 prints one JSON line.
@@ -16,7 +15,6 @@ import argparse
 import gc
 import json
 import os
-import signal
 import sys
 import time
 
@@ -43,66 +41,6 @@ def _pj():
     from endpoint import account_config, start_endpoint
 
     return pj, account_config, start_endpoint
-
-
-def run_bare(argv: list[str]) -> int:
-    pj, account_config, start_endpoint = _pj()
-    p = argparse.ArgumentParser()
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--rtp-port", type=int, required=True)
-    p.add_argument("--rtp-range", type=int, default=100)
-    args = p.parse_args(argv)
-
-    class Call(pj.Call):
-        ended = False
-
-        def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
-            print(f"KEY {prm.digit} {time.time():.6f}", flush=True)
-
-        def onDtmfEvent(self, prm: pj.OnDtmfEventParam) -> None:
-            print(f"EVENT {prm.digit} {time.time():.6f} {prm.flags}", flush=True)
-
-        def onCallState(self, prm: pj.OnCallStateParam) -> None:
-            if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
-                self.ended = True
-
-    class Account(pj.Account):
-        def __init__(self) -> None:
-            super().__init__()
-            self.calls: list[Call] = []
-
-        def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
-            call = Call(self, prm.callId)
-            op = pj.CallOpParam()
-            op.statusCode = 200
-            call.answer(op)
-            self.calls.append(call)
-
-    stop = False
-
-    def on_term(_sig: int, _frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    ep = start_endpoint(args.port)
-    acc = Account()
-    acc.create(account_config("bare", args.port, args.rtp_port, args.rtp_range), True)
-    print(f"SIP listening on 127.0.0.1:{args.port}", flush=True)
-    while not stop:
-        ep.libHandleEvents(1)  # callbacks run here (mainThreadOnly): poll often
-    ep.hangupAllCalls()
-    for _ in range(100):
-        if all(c.ended for c in acc.calls):
-            break
-        ep.libHandleEvents(20)
-    acc.calls = []
-    acc.shutdown()
-    del acc
-    gc.collect()
-    ep.libDestroy()
-    return 0
 
 
 def run_caller(argv: list[str]) -> int:
@@ -178,8 +116,6 @@ def main() -> int:
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
     if mode == "app":
         return run_app()
-    if mode == "bare":
-        return run_bare(sys.argv[2:])
     if mode == "call":
         return run_caller(sys.argv[2:])
     print(__doc__, file=sys.stderr)
