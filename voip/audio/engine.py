@@ -44,7 +44,7 @@ _EMPTY = np.zeros(0, dtype=np.float32)
 _ONE, _MINUS_ONE = np.float32(1.0), np.float32(-1.0)
 
 try:  # the clip ufunc itself: np.clip's Python wrapper costs 3x more on 160 samples
-    from numpy._core.umath import clip as _clip  # numpy 2
+    from numpy._core.umath import clip as _clip  # type: ignore[attr-defined]  # numpy 2
 except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.umath import clip as _clip  # type: ignore[no-redef]
 
@@ -128,6 +128,7 @@ class PCMSource:
     """A PCM buffer, played once or looped."""
 
     bounded = True  # callers pass PCM through as_pcm, which clips
+
     def __init__(self, pcm: PCM, loop: bool = False, label: str = "pcm") -> None:
         self.pcm = pcm
         self.loop = loop and len(pcm) > 0
