@@ -15,6 +15,7 @@ import socket
 import string
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,25 @@ class BaresipError(AssertionError):
 class Baresip:
     """One baresip process; use as a context manager (it is always terminated).
 
-    ``codec`` is PCMU or PCMA: the only codec its account offers.
+    ``codec`` is PCMU or PCMA: the only codec its account offers. ``template`` is the
+    configuration to fill in (``values`` fills in its names beyond the usual ones), and
+    ``account_params`` are added to its account line, e.g. ``;mediaenc=srtp-mand``.
     """
 
-    def __init__(self, workdir: Path, *, codec: str = "PCMU", lifetime: float = 55) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        codec: str = "PCMU",
+        lifetime: float = 55,
+        template: Path = TEMPLATE,
+        account_params: str = "",
+        values: Mapping[str, object] | None = None,
+    ) -> None:
         self.dir = workdir / "baresip"
+        self.template = template
+        self.account_params = account_params
+        self.values = dict(values or {})
         self.dump_dir = self.dir / "dump"
         self.dump_dir.mkdir(parents=True)
         self.codec = codec
@@ -77,7 +92,8 @@ class Baresip:
         assert tls_port == sip_port + 1, (sip_port, tls_port)
         self.sip_port, self.ctrl_port = sip_port, ctrl_port
         self.uri = f"sip:baresip@127.0.0.1:{sip_port}"
-        config = string.Template(TEMPLATE.read_text()).substitute(
+        config = string.Template(self.template.read_text()).substitute(
+            self.values,
             sip_port=sip_port,
             ctrl_port=ctrl_port,
             rtp_first=rtp,
@@ -88,7 +104,9 @@ class Baresip:
         )
         (self.dir / "config").write_text(config)
         # No registration (regint=0): it calls the app directly.
-        (self.dir / "accounts").write_text(f"<{self.uri}>;regint=0;audio_codecs={self.codec}\n")
+        (self.dir / "accounts").write_text(
+            f"<{self.uri}>;regint=0;audio_codecs={self.codec}{self.account_params}\n"
+        )
         (self.dir / "contacts").write_text("")
 
     # -- process -------------------------------------------------------------------------

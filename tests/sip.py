@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from contextlib import contextmanager
@@ -34,9 +35,11 @@ def next_ports() -> tuple[int, int]:
 
 
 class App:
-    def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
+    def __init__(self, proc: subprocess.Popen[str], port: int, rtp: int = 0) -> None:
         self.proc = proc
         self.port = port
+        self.rtp = rtp
+        """The first port of the app's RTP range (its first call's RTP port)."""
         self.uri = f"sip:app@127.0.0.1:{port}"
         self.log = ""
         """What the app printed and logged."""
@@ -72,7 +75,7 @@ def serving(script: str | Path, *args: str, env: dict[str, str] | None = None):
         text=True,
         env=full_env,
     )
-    app = App(proc, port)
+    app = App(proc, port, rtp)
     deadline = time.monotonic() + 20
     assert proc.stdout is not None
     while time.monotonic() < deadline:
@@ -142,3 +145,63 @@ LOAD = Path(__file__).resolve().parent / "peers" / "pjsua_load.py"
 def load(uri: str, *args: str) -> subprocess.Popen[str]:
     """Start the plain pjsua2 load generator (tests/peers/pjsua_load.py)."""
     return _start_peer(LOAD, uri, args)
+
+
+def stats_app(handler: str) -> str:
+    """An app script: ``handler`` (source, dedented, ending with ``runVoipClient``) after
+    a ``stats()`` function that measures the app process from inside.
+
+    ``stats()`` collects garbage, then counts the voip objects of calls (``Call``,
+    ``SipCall``, ``FramePort``), asyncio tasks, threads, open file descriptors, all Python
+    objects the collector tracks, and reads the resident memory (VmRSS). The app also
+    prints ``STATS <json>`` on SIGUSR1, so that it can be sampled between calls.
+    """
+    measure = """
+        import asyncio, gc, json, os, signal, threading
+        from voip.backends.pjsip.calls import FramePort, SipCall
+        from voip.call import Call
+
+        def stats():
+            gc.collect()
+            objs = gc.get_objects()
+            rss = next(int(line.split()[1]) for line in open("/proc/self/status")
+                       if line.startswith("VmRSS"))
+            try:
+                tasks = len(asyncio.all_tasks())
+            except RuntimeError:  # no loop running (yet)
+                tasks = 0
+            return {
+                "calls": sum(isinstance(o, Call) for o in objs),
+                "sip_calls": sum(isinstance(o, SipCall) for o in objs),
+                "ports": sum(isinstance(o, FramePort) for o in objs),
+                "tasks": tasks,
+                "threads": threading.active_count(),
+                "fds": len(os.listdir("/proc/self/fd")),
+                "objects": len(objs),
+                "rss_kb": rss,
+            }
+
+        signal.signal(
+            signal.SIGUSR1, lambda *_: print("STATS " + json.dumps(stats()), flush=True)
+        )
+        """
+    return textwrap.dedent(measure) + textwrap.dedent(handler)
+
+
+def read_stats(log: str) -> list[dict]:
+    """The ``STATS`` lines an app made with :func:`stats_app` printed, in order."""
+    return [json.loads(ln.split("STATS ", 1)[1]) for ln in log.splitlines() if "STATS {" in ln]
+
+
+def multi(uri: str, *args: str) -> subprocess.Popen[str]:
+    """Start the pjsua2 caller that keeps up to 4 calls going at once
+    (tests/peers/pjsua_multi.py) on its own ports."""
+    return _start_peer(Path(__file__).resolve().parent / "peers" / "pjsua_multi.py", uri, args)
+
+
+def multi_results(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[list[dict], dict]:
+    """Each call's JSON line from :func:`multi`, and its summary (the last line)."""
+    out, err = proc.communicate(timeout=timeout)
+    lines = [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
+    assert lines and "placed" in lines[-1], f"the caller did not finish:\n{out}\n{err}"
+    return lines[:-1], lines[-1]

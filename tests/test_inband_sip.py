@@ -9,7 +9,6 @@ with ``--inband-dtmf off`` the same audio gives it nothing.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +21,9 @@ from voip.audio.tones import dtmf_tones
 
 from .pcap import mulaw_encode, read_rtp_pcap, write_mulaw_wav, write_rtp_pcap
 from .sip import serving
-from .test_sipp import run_sipp, write_app
+from .sipp import PEERS, needs_sipp, run_sipp, write_app
 
-SIPP = shutil.which("sipp")
-SCENARIO = Path(__file__).resolve().parent / "peers" / "sipp_inband.xml"
-needs_sipp = pytest.mark.skipif(
-    SIPP is None, reason="SIPp is not installed (apt-get install sip-tester)"
-)
+SCENARIO = PEERS / "sipp_inband.xml"
 
 KEYS = "159#"
 LEVEL = 10 ** (-10 / 20)

@@ -141,6 +141,20 @@ def test_unknown_toml_setting(tmp_path):
         parse([], tmp_path, '[sip]\nlisen = "x"\n')
 
 
+def test_screening_settings_from_file_environment_and_command_line(tmp_path):
+    o = parse([])
+    assert (o.invite_rate, o.options_rate, o.call_rate) == (5.0, 5.0, 20.0)
+    assert "friendly-scanner" in o.scanner_user_agents
+    toml = '[sip]\ninvite-rate = 2\nscanner_user_agents = ["evil-dialler"]\n'
+    o = parse(["--call-rate", "0", "--scanner-user-agent", "bad-bot"], tmp_path, toml)
+    assert (o.invite_rate, o.call_rate) == (2.0, 0.0)
+    assert o.scanner_user_agents == ("evil-dialler", "bad-bot")
+    o = parse([], env={"VOIP_SCANNER_USER_AGENTS": "", "VOIP_OPTIONS_RATE": "0.5"})
+    assert (o.scanner_user_agents, o.options_rate) == ((), 0.5)
+    with pytest.raises(InvalidArgumentError, match="invite rate -1.0: a number of requests"):
+        parse(["--invite-rate", "-1"])
+
+
 def test_info_dtmf_keys():
     head = "INFO sip:a@b SIP/2.0\r\nCall-ID: x\r\n"
     assert info_dtmf_keys(head + "Content-Type: application/dtmf\r\n\r\n5\r\n") == "5"

@@ -17,9 +17,11 @@ from typing import Any
 from ...bridge import MediaBridge
 from ...call import Call
 from ...errors import InvalidArgumentError
-from ...sipmsg import parse_headers
+from ...guard import RequestGuard, parse_request_head
+from ...sipmsg import parse_headers, split_hostport
 from .calls import PortPool, SipCall, callback
-from .options import SipOptions, split_register_uri
+from .options import SipOptions, check_security, split_register_uri
+from .prefilter import RequestFilter
 from .stack import SipStack, pj
 
 __all__ = ["SipAgent", "DialResult", "Screen"]
@@ -31,8 +33,9 @@ log = logging.getLogger("voip.sip")
 _PJSIP_RETRIES = frozenset({408, 480, 500, 502, 503, 504})
 _AUTH_REJECTED = frozenset({401, 403, 407})
 
-Screen = Callable[[str], int]
-"""Given an incoming call's source address, 0 to answer it or a SIP status to refuse."""
+Screen = Callable[[str], tuple[int, str]]
+"""Given a new call's source address: ``(0, "")`` to answer it, or a SIP status to
+refuse it with and the reason (for the log)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ class SipAgent:
         screen: Screen | None = None,
     ) -> None:
         """``on_call(call)`` runs on the loop for each answered incoming call; without
-        it incoming calls are refused (603). ``screen`` may refuse them first."""
+        it incoming calls are refused (603). ``screen`` may refuse them first, after
+        the :class:`~voip.guard.RequestGuard` built from ``opts``."""
         self.opts = opts
         self.loop = loop
         self.stack = SipStack(opts)
@@ -94,7 +98,16 @@ class SipAgent:
         """Live calls by pjsua id, kept until DISCONNECTED (SIP thread only)."""
         self.ports = PortPool()
         self._on_call = on_call
-        self._screen = screen
+        self.guard = RequestGuard(
+            allow=opts.allow,
+            invite_rate=opts.invite_rate,
+            options_rate=opts.options_rate,
+            call_rate=opts.call_rate,
+            scanner_user_agents=opts.scanner_user_agents,
+            screen=screen,
+        )
+        self.filter = RequestFilter(self.guard)
+        """Screens requests before PJSIP handles them (see :mod:`.prefilter`)."""
         self._account: Any = None
         self._ids = itertools.count(1)
         self.registered = False
@@ -106,6 +119,8 @@ class SipAgent:
     # -- loop side -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        # Certificates are checked here: PJSIP would only fail when a connection comes.
+        check_security(self.opts, listening=self._on_call is not None)
         await self.loop.run_in_executor(None, self.stack.start, self._setup, self._teardown)
 
     async def stop(self) -> None:
@@ -119,6 +134,7 @@ class SipAgent:
         :class:`DialResult` that is final unless the call was answered."""
         if not uri.lower().startswith(("sip:", "sips:")):
             raise InvalidArgumentError(f"{uri!r} is not a SIP URI (e.g. sip:app@127.0.0.1:5062)")
+        uri = sips_as_tls(uri)
         outcome: asyncio.Future[tuple[Call | None, DialResult]] = self.loop.create_future()
         sip_call = await asyncio.wrap_future(self.stack.submit(self._place, uri, outcome))
         try:
@@ -144,10 +160,28 @@ class SipAgent:
             rtp.boundAddress = host
         if o.public_address or host not in ("", "0.0.0.0"):
             rtp.publicAddress = o.public_address or host
+        self._configure_srtp(cfg.mediaConfig)
         if o.register:
             self._configure_registration(cfg)
         self._account = _Account(self)
         self._account.create(cfg, True)
+        self.filter.install()
+
+    def _configure_srtp(self, media: Any) -> None:
+        """SRTP with SDES keys (RFC 4568, as PBXs and desk phones do). ``mandatory``
+        refuses offers of plain RTP (488) and offers SRTP alone; ``optional`` answers
+        either and offers SRTP as an extra. Unless ``srtp_without_tls``, PJSIP only
+        puts keys in an SDP that travels over TLS (secure signalling level 1: this hop)."""
+        o = self.opts
+        media.srtpUse = {
+            "off": pj.PJMEDIA_SRTP_DISABLED,
+            "optional": pj.PJMEDIA_SRTP_OPTIONAL,
+            "mandatory": pj.PJMEDIA_SRTP_MANDATORY,
+        }[o.srtp]
+        media.srtpSecureSignaling = 0 if o.srtp_without_tls else 1
+        if o.srtp != "off":
+            media.srtpOpt.keyings.clear()
+            media.srtpOpt.keyings.append(pj.PJMEDIA_SRTP_KEYING_SDES)
 
     def _configure_registration(self, cfg: Any) -> None:
         """Registered mode: the account registers its contact (our listen address) with
@@ -266,6 +300,7 @@ class SipAgent:
             stack.pump(0.02)
 
     def _teardown(self, stack: SipStack) -> None:
+        self.filter.uninstall()
         for sip_call in list(self.calls.values()):
             sip_call.hangup_now()
         # Let the BYEs go out and DISCONNECTED arrive: pjsua2 aborts the process if
@@ -301,9 +336,7 @@ class SipAgent:
         source = prm.rdata.srcAddress
         sip_call = self._new_call(prm.callId)
         self.calls[prm.callId] = sip_call
-        code = 603 if self._on_call is None else 0
-        if not code and self._screen is not None:
-            code = self._screen(source)
+        code = 603 if self._on_call is None else self._admit(prm.rdata.wholeMsg, source)
         if code:
             sip_call.hangup_now(code)
             return
@@ -315,6 +348,26 @@ class SipAgent:
         # The handler starts on the caller's ACK (CONFIRMED), when they are listening:
         # started now, the first 20-60 ms of the greeting would be lost.
         sip_call.unstarted = call
+
+    def _admit(self, message: str, source: str) -> int:
+        """0 to answer a new call from ``source``, else the status to refuse it with.
+
+        The request filter has applied the guard already, unless it is off; the server's
+        screen is asked again because calls may have come up since.
+        """
+        host = split_hostport(source, 0)[0]
+        if not self.filter.active:
+            head = parse_request_head(message.encode("utf-8", "surrogateescape"))
+            if head is not None:
+                verdict = self.guard.check(head, host)
+                if verdict.action != "pass":
+                    return verdict.status or 403
+        if self.guard.screen is None:
+            return 0
+        status, reason = self.guard.screen(host)
+        if status:
+            self.guard.refusals.refused(host, f"{reason} ({status})")
+        return status
 
     def _place(self, uri: str, outcome: asyncio.Future[Any]) -> SipCall:
         sip_call = self._new_call(pj.PJSUA_INVALID_ID)
@@ -352,6 +405,22 @@ class SipAgent:
 
     def active_calls(self) -> int:
         return sum(1 for c in self.calls.values() if c.call is not None and not c.disconnected)
+
+
+def sips_as_tls(uri: str) -> str:
+    """``sips:bob@host`` as ``sip:bob@host;transport=tls``: TLS to the host all the same.
+
+    For a ``sips:`` Request-URI PJSIP insists on ``sips:`` Contacts both ways (480 "SIPS
+    Required"), which many phones cannot use (baresip 1.0 fails with ENOSYS), so voip
+    answers with ``sip:`` ones and calls ``sips:`` URIs this way.
+    """
+    scheme, _, rest = uri.partition(":")
+    if scheme.lower() != "sips":
+        return uri
+    if ";transport=" in rest.lower():
+        return f"sip:{rest}"
+    head, sep, headers = rest.partition("?")
+    return f"sip:{head};transport=tls{sep}{headers}"
 
 
 def _settle(fut: asyncio.Future[Any], value: Any) -> None:

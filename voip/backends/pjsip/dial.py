@@ -8,6 +8,7 @@ typed (or scripted) as DTMF, so a deployed app can be checked from a script.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -24,7 +25,7 @@ from ...lifecycle import Handler, check_handler, serve_call
 from ...sound import SoundDevice
 from ...terminal import CallTerminal
 from .agent import DialResult, SipAgent
-from .options import SipOptions
+from .options import SipOptions, uri_wants_tls
 
 __all__ = ["dial", "DialResult", "SoftphoneOptions", "Softphone", "run_softphone"]
 
@@ -50,17 +51,22 @@ async def dial(
 
     Inside a SIP server (``--sip``) the call goes out through the server's own endpoint;
     elsewhere a SIP endpoint is started for it (``options``, default: UDP on a free
-    port) and stopped afterwards. Returns a :class:`DialResult`: ``state`` is
-    ``answered``, ``busy``, ``no answer`` (also when nobody answers within ``timeout``
-    seconds), ``rejected`` or ``failed``, ``status`` the SIP code, ``error`` what the
-    handler raised.
+    port, plus TLS for a ``sips:`` URI or ``;transport=tls``) and stopped afterwards;
+    ``options.srtp`` and the ``tls_*`` settings secure the call. Returns a
+    :class:`DialResult`: ``state`` is ``answered``, ``busy``, ``no answer`` (also when
+    nobody answers within ``timeout`` seconds), ``rejected`` or ``failed``, ``status``
+    the SIP code, ``error`` what the handler raised.
     """
     check_handler(handler)
     loop = asyncio.get_running_loop()
     agent = _running if _running is not None and _running.loop is loop else None
     own = agent is None
     if agent is None:
-        agent = SipAgent(options or SipOptions(listen="0.0.0.0:0", transports=("udp",)), loop)
+        opts = options or SipOptions(listen="0.0.0.0:0", transports=("udp",))
+        if uri_wants_tls(uri) and "tls" not in opts.sip_transports:
+            # A client-side TLS transport: no certificate needed to call out.
+            opts = dataclasses.replace(opts, transports=(*opts.transports, "tls"))
+        agent = SipAgent(opts, loop)
         await agent.start()
     try:
         try:

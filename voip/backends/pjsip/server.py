@@ -1,9 +1,11 @@
 """Answering real SIP calls: a handler task per call, until SIGINT or SIGTERM.
 
-Incoming INVITEs are screened on the SIP thread (allow-list: 403; full: 486; shutting
-down: 503), answered, and handed to the loop, which runs the handler under the rules of
-:mod:`voip.lifecycle`. On SIGTERM it stops taking calls, gives running handlers
-``grace`` seconds, hangs up the rest, and destroys the endpoint cleanly.
+Incoming INVITEs are screened on the SIP thread, first by the agent's
+:class:`~voip.guard.RequestGuard` (scanners, allow-list: 403, rate limits: 503), then
+here (all calls up: 486; shutting down: 503), answered, and handed to the loop, which runs
+the handler under the rules of :mod:`voip.lifecycle`. On SIGTERM it stops taking calls,
+gives running handlers ``grace`` seconds, hangs up the rest, and destroys the endpoint
+cleanly.
 """
 
 from __future__ import annotations
@@ -74,23 +76,14 @@ class SipServer(Backend):
 
     # -- SIP thread ----------------------------------------------------------------------
 
-    def _screen(self, source: str) -> int:
+    def _screen(self, source: str) -> tuple[int, str]:
         assert self.agent is not None
-        if not self.opts.allow.allows(source):
-            log.warning("refused call from %s: not in the allow-list (403)", source)
-            return 403
         if not self.accepting:
-            log.info("refused call from %s: shutting down (503)", source)
-            return 503
+            return 503, "shutting down"
         active = self.agent.active_calls()
         if active >= self.opts.max_calls:
-            log.warning(
-                "refused call from %s: %d calls up, the most this process takes (486)",
-                source,
-                active,
-            )
-            return 486
-        return 0
+            return 486, f"{active} calls up, the most this process takes"
+        return 0, ""
 
     # -- loop ----------------------------------------------------------------------------
 

@@ -18,7 +18,9 @@ import ctypes
 import logging
 import queue
 import socket
+import ssl
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +42,47 @@ POLL_MS = 10
 
 _CODEC_IDS = {"PCMU": "PCMU/8000", "PCMA": "PCMA/8000", "G722": "G722/16000"}
 _PJ_TO_PY_LEVEL = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
+_NOT_ERRORS = ("Error reading CA certificates from buffer", "6 [SSL_ERROR_ZERO_RETURN]")
+"""PJSIP errors and warnings that are not: the first comes with every TLS connection
+when no CA list is configured (a TLS server without --tls-ca), the second whenever
+the other side closes a TLS connection properly."""
+_BAD_PACKET = ("Dropping ", "Error processing ", "Error parsing '", "Error adding SDP media")
+"""How PJSIP's complaints about a malformed packet start. Whoever sends the packets
+chooses how many complaints there are (a flood of garbage: one a packet; an offer of 900
+payload types: 880) and what the copy of the packet that follows the first line says
+(lines that look like ours): see :class:`BadPacketLog`."""
+
+
+class BadPacketLog:
+    """Logs PJSIP's complaints about malformed packets: only their first line, made
+    printable, and at most one every ``every`` seconds, with a count of the others."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        every: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.every = every
+        self.suppressed = 0
+        """Complaints not logged since the last one that was."""
+        self._clock = clock
+        self._next = float("-inf")
+        self._lock = threading.Lock()  # PJSIP logs from its SIP and media threads
+
+    def __call__(self, level: int, text: str) -> None:
+        with self._lock:
+            now = self._clock()
+            if now < self._next:
+                self.suppressed += 1
+                return
+            self._next = now + self.every
+            more, self.suppressed = self.suppressed, 0
+        line = "".join(c if c.isprintable() else "?" for c in text.split("\n", 1)[0][:300])
+        if more:
+            line += f" ({more} more malformed packets since the last such line)"
+        self.logger.log(level, "%s", line)
 
 
 class SipError(VoipError):
@@ -102,25 +145,46 @@ if pj is not None:
             super().__init__()
             self.logger = logging.getLogger("voip.pjsip")
             self.messages = logging.getLogger("voip.sip.messages")
+            self.bad_packets = BadPacketLog(self.logger)
 
         def write(self, entry: Any) -> None:
             text = entry.msg.rstrip()
             if text.lstrip().startswith(("TX ", "RX ")):  # a whole SIP message (--sip-log)
                 self.messages.info("%s", text)
                 return
-            self.logger.log(_PJ_TO_PY_LEVEL.get(entry.level, logging.DEBUG), "%s", text)
+            level = _PJ_TO_PY_LEVEL.get(entry.level, logging.DEBUG)
+            if text.startswith(_NOT_ERRORS):
+                level = logging.DEBUG
+            elif text.startswith(_BAD_PACKET):
+                self.bad_packets(level, text)
+                return
+            self.logger.log(level, "%s", text)
 
     class _Endpoint(pj.Endpoint):
-        """Reports the calls PJSIP refuses by itself (e.g. when every call slot is busy)."""
+        """Reports the calls PJSIP refuses by itself (e.g. when every call slot is busy,
+        or an offer of plain RTP when SRTP is mandatory)."""
+
+        srtp = "off"
+        """The ``srtp`` setting, to explain a 488."""
+        srtp_needs_tls = False
+        """Whether PJSIP refuses calls not over TLS (406), SRTP being on."""
 
         def onRejectedIncomingCall(self, prm: Any) -> None:
             try:
+                reason = prm.reason
+                if prm.statusCode == 486:
+                    reason = "4 calls up, the most one process holds"
+                elif prm.statusCode == 488 and self.srtp == "mandatory":
+                    offer = prm.rdata.wholeMsg
+                    if "a=crypto:" not in offer and "/SAVP" not in offer:
+                        reason = "its offer has no SRTP (plain RTP) and --srtp is mandatory"
+                elif prm.statusCode == 406 and self.srtp_needs_tls:
+                    reason = "not over TLS, and SRTP keys only travel over TLS"
                 log.warning(
-                    "refused call from %s: %s (%d)",
+                    "refused call from %s (%s): %s (%d)",
                     prm.remoteInfo,
-                    "4 calls up, the most one process holds"
-                    if prm.statusCode == 486
-                    else prm.reason,
+                    prm.rdata.srcAddress,
+                    reason,
                     prm.statusCode,
                 )
             except Exception:
@@ -224,6 +288,8 @@ class SipStack:
     def _create(self) -> None:
         o = self.opts
         ep = _Endpoint()
+        ep.srtp = o.srtp
+        ep.srtp_needs_tls = o.srtp != "off" and not o.srtp_without_tls
         with quiet_fds(1, 2):  # PJSIP prints its first lines before its log settings apply
             ep.libCreate()
         self.ep = ep
@@ -254,10 +320,14 @@ class SipStack:
         m.sndAutoCloseTime = -1
         ep.libInit(cfg)
         ep.audDevManager().setNullDev()
-        host, port = o.host_port
-        kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}
+        kinds = {
+            "udp": pj.PJSIP_TRANSPORT_UDP,
+            "tcp": pj.PJSIP_TRANSPORT_TCP,
+            "tls": pj.PJSIP_TRANSPORT_TLS,
+        }
         self.transport_ids = []
-        for name in o.transports:
+        for name in o.sip_transports:
+            host, port = o.tls_host_port if name == "tls" else o.host_port
             tc = pj.TransportConfig()
             tc.port = port
             if host not in ("", "0.0.0.0"):
@@ -266,7 +336,9 @@ class SipStack:
                 tc.publicAddress = o.public_address
             elif host not in ("", "0.0.0.0"):
                 tc.publicAddress = host
-            if name == "tcp":
+            if name == "tls":
+                self._configure_tls(tc.tlsConfig)
+            if name in ("tcp", "tls"):
                 # PJSIP leaves Nagle on: a 200 OK would wait ~40 ms for the peer's delayed
                 # ACK, and the caller would miss the start of the greeting.
                 opt = pj.SockOpt()
@@ -283,12 +355,45 @@ class SipStack:
                 ) from None
         self._set_codecs(ep)
         ep.libStart()
+        where = []
+        plain = [t.upper() for t in o.sip_transports if t != "tls"]
+        if plain:
+            where.append(f"{o.listen} ({'+'.join(plain)})")
+        if "tls" in o.sip_transports:
+            tls_host, tls_port = o.tls_host_port
+            where.append(f"{tls_host}:{tls_port} (TLS)")
         log.info(
-            "SIP listening on %s (%s), RTP ports %d-%d",
-            o.listen,
-            "+".join(t.upper() for t in o.transports),
+            "SIP listening on %s, RTP ports %d-%d%s",
+            ", ".join(where),
             *o.rtp_ports,
+            "" if o.srtp == "off" else f", SRTP {o.srtp}",
         )
+        if plain and o.tls_cert and o.srtp != "off" and not o.srtp_without_tls:
+            log.warning(
+                "calls over %s will be refused (406): with --srtp the keys only travel"
+                " over TLS (--srtp-without-tls allows them in clear)",
+                "/".join(plain),
+            )
+
+    def _configure_tls(self, t: Any) -> None:
+        """Certificates and verification for the TLS transport (files checked already:
+        :func:`~.options.check_security`)."""
+        o = self.opts
+        t.certFile = o.tls_cert
+        t.privKeyFile = o.tls_key
+        # Without --tls-ca a dialler trusts the system's CAs (as OpenSSL finds them,
+        # SSL_CERT_FILE included); PJSIP loads none by itself. Not a server: PJSIP 2.15
+        # stalls the handshake of every TLS connection it accepts when its CA list is
+        # that long (its certificate request names them all; seen above ~60).
+        system = "" if o.tls_cert else ssl.get_default_verify_paths().cafile
+        t.CaListFile = o.tls_ca or system or ""
+        # TLS 1.2 and 1.3 only: PJSIP's default also takes 1.0 and 1.1 (seen). The 2.15.1
+        # wheel's OpenSSL (1.0.2k) has no 1.3: TLS 1.2 it is, until a newer wheel.
+        t.proto = pj.PJ_SSL_SOCK_PROTO_TLS1_2 | pj.PJ_SSL_SOCK_PROTO_TLS1_3
+        # With no CA list at all (a server without --tls-ca) nothing could pass.
+        t.verifyServer = o.tls_verify_server and bool(t.CaListFile)
+        t.verifyClient = o.tls_verify_client
+        t.requireClientCert = o.tls_verify_client
 
     def _set_codecs(self, ep: Any) -> None:
         wanted = {_CODEC_IDS[c]: 255 - i for i, c in enumerate(self.opts.codecs)}

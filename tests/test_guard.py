@@ -1,0 +1,148 @@
+"""The request guard's decisions, on a clock the tests move by hand."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from voip.guard import RateLimiter, RefusalLog, RequestGuard, RequestHead, parse_request_head
+from voip.sipmsg import AllowList
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def request(method: str = "INVITE", *, to_tag: bool = False, agent: str = "") -> bytes:
+    lines = [
+        f"{method} sip:app@192.0.2.1 SIP/2.0",
+        "Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK-1",
+        "From: <sip:a@198.51.100.7>;tag=abc",
+        "To: <sip:app@192.0.2.1>" + (";tag=xyz" if to_tag else ""),
+        "Call-ID: 1@198.51.100.7",
+        f"CSeq: 1 {method}",
+    ]
+    if agent:
+        lines.append(f"User-Agent: {agent}")
+    return ("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+def test_parse_request_head():
+    assert parse_request_head(request("OPTIONS", agent="friendly-scanner")) == RequestHead(
+        "OPTIONS", False, "friendly-scanner"
+    )
+    assert parse_request_head(request("BYE", to_tag=True)) == RequestHead("BYE", True, "")
+    compact = b"INVITE sip:a@b SIP/2.0\r\nt: <sip:a@b> ; TAG=1\r\nf: <sip:c@d>;tag=2\r\n\r\n"
+    assert parse_request_head(compact) == RequestHead("INVITE", True, "")
+    # A tag in the body, or in From only, is not a To tag.
+    body = b"INVITE sip:a@b SIP/2.0\r\nTo: <sip:a@b>\r\n\r\nTo: x;tag=1\r\n"
+    assert parse_request_head(body) == RequestHead("INVITE", False, "")
+    for junk in (b"", b"\x00\xff" * 40, b"SIP/2.0 200 OK\r\n\r\n", b"INVITE\r\n\r\n"):
+        assert parse_request_head(junk) is None
+
+
+def test_rate_limiter_allows_bursts_then_the_rate():
+    clock = Clock()
+    limiter = RateLimiter(rate=5, burst=10, clock=clock)
+    assert sum(limiter.allow("a") for _ in range(30)) == 10
+    assert limiter.allow("b")  # another key has its own bucket
+    clock.now += 1.0
+    assert sum(limiter.allow("a") for _ in range(30)) == 5
+
+
+def test_refusal_log_says_it_once_a_minute_per_source(caplog):
+    clock = Clock()
+    refusals = RefusalLog(clock, window=60)
+    with caplog.at_level(logging.WARNING, logger="voip.guard"):
+        for _ in range(500):
+            refusals.refused("198.51.100.7", "INVITEs above 5/s (503)")
+        refusals.refused("203.0.113.9", "scanner User-Agent 'sipvicious' (dropped)")
+        clock.now += 61
+        refusals.refused("198.51.100.7", "INVITEs above 5/s (503)")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "refused SIP from 198.51.100.7: INVITEs above 5/s (503)",
+        "refused SIP from 203.0.113.9: scanner User-Agent 'sipvicious' (dropped)",
+        "refused SIP from 198.51.100.7: INVITEs above 5/s (503)"
+        " (499 more refused from it in the last 60 s)",
+    ]
+    assert refusals.total == 502
+
+
+def guard(clock: Clock, **kwargs) -> RequestGuard:
+    return RequestGuard(clock=clock, refusals=RefusalLog(clock), **kwargs)
+
+
+def head(raw: bytes) -> RequestHead:
+    parsed = parse_request_head(raw)
+    assert parsed is not None
+    return parsed
+
+
+@pytest.mark.parametrize("agent", ["friendly-scanner", "sipvicious 0.3", "SIPCLI/v1.8"])
+def test_scanners_are_dropped_whatever_the_method(agent):
+    g = guard(Clock())
+    for method in ("OPTIONS", "INVITE", "REGISTER"):
+        verdict = g.check(head(request(method, agent=agent)), "198.51.100.7")
+        assert verdict.action == "drop", verdict
+    assert g.check(head(request(agent="Linphone/5.2")), "198.51.100.7").action == "pass"
+    unfiltered = guard(Clock(), scanner_user_agents=())
+    verdict = unfiltered.check(head(request(agent="friendly-scanner")), "198.51.100.7")
+    assert verdict.action == "pass"
+
+
+def test_allow_list_refuses_invites_with_403_and_drops_the_rest():
+    g = guard(Clock(), allow=AllowList(["192.0.2.0/24"]))
+    invite = g.check(head(request()), "198.51.100.7")
+    assert (invite.action, invite.status) == ("reply", 403)
+    assert g.check(head(request("OPTIONS")), "198.51.100.7").action == "drop"
+    assert g.check(head(request()), "192.0.2.44").action == "pass"
+
+
+def test_invite_rate_per_source_then_503():
+    clock = Clock()
+    g = guard(clock, invite_rate=5, call_rate=0)
+    verdicts = [g.check(head(request()), "198.51.100.7") for _ in range(25)]
+    assert [v.action for v in verdicts].count("pass") == 10  # the burst: twice the rate
+    assert {(v.action, v.status) for v in verdicts[10:]} == {("reply", 503)}
+    assert g.check(head(request()), "198.51.100.8").action == "pass"  # others unaffected
+    # In-dialog requests, ACK and CANCEL are never limited: they belong to calls we took.
+    for raw in (request(to_tag=True), request("BYE", to_tag=True), request("ACK")):
+        assert g.check(head(raw), "198.51.100.7").action == "pass"
+    clock.now += 1
+    assert g.check(head(request()), "198.51.100.7").action == "pass"
+
+
+def test_options_rate_drops_the_excess():
+    g = guard(Clock(), options_rate=1)
+    actions = [g.check(head(request("OPTIONS")), "198.51.100.7").action for _ in range(10)]
+    assert actions == ["pass"] * 2 + ["drop"] * 8
+    assert g.check(head(request()), "198.51.100.7").action == "pass"  # INVITEs: own bucket
+
+
+def test_call_rate_counts_every_source_together():
+    g = guard(Clock(), invite_rate=0, call_rate=3)
+    sources = [f"198.51.100.{i}" for i in range(20)]
+    actions = [g.check(head(request()), s).action for s in sources]
+    assert actions.count("pass") == 6  # bursts of twice the rate, then 503
+    assert g.check(head(request()), "192.0.2.1").status == 503
+
+
+def test_the_servers_screen_is_asked_last_and_its_reason_logged(caplog):
+    calls_up = [4]
+
+    def screen(source: str) -> tuple[int, str]:
+        return (486, f"{calls_up[0]} calls up") if calls_up[0] >= 4 else (0, "")
+
+    g = guard(Clock(), screen=screen)
+    with caplog.at_level(logging.WARNING, logger="voip.guard"):
+        busy = g.check(head(request()), "198.51.100.7")
+    assert (busy.action, busy.status) == ("reply", 486)
+    assert caplog.records[0].getMessage() == "refused SIP from 198.51.100.7: 4 calls up (486)"
+    calls_up[0] = 1
+    assert g.check(head(request()), "198.51.100.7").action == "pass"
