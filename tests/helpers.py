@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,39 @@ def read_pty(fd: int, seconds: float) -> bytes:
             except OSError:
                 break
     return out
+
+
+def tone_runs(
+    x: np.ndarray, freqs: Sequence[float], step: int = 80, share: float = 0.35
+) -> list[tuple[float, float, float]]:
+    """The tones heard in ``x``, in order: (frequency, start s, length s) of each run of
+    10 ms steps whose power is mostly at one of ``freqs``.
+
+    Vectorised (one matrix product), so it is cheap on long recordings. Frequencies that
+    are multiples of 100 Hz are orthogonal over a 10 ms step: none leaks into another.
+    A pure tone puts half its mean square at its frequency, noise or silence none.
+    """
+    n = len(x) // step
+    if n == 0 or not freqs:
+        return []
+    frames = np.asarray(x[: n * step], dtype=np.float64).reshape(n, step)
+    t = np.arange(step)
+    basis = np.exp(-2j * np.pi * np.outer(freqs, t) / SAMPLE_RATE)
+    power = np.abs(frames @ basis.T) ** 2 / step**2
+    mean_square = np.maximum(np.mean(frames**2, axis=1), 1e-12)
+    best = power.argmax(axis=1)
+    on = (power[np.arange(n), best] / mean_square > share) & (mean_square > 1e-5)
+    runs: list[tuple[float, float, float]] = []
+    k = 0
+    while k < n:
+        if not on[k]:
+            k += 1
+            continue
+        j = k
+        while j + 1 < n and on[j + 1] and best[j + 1] == best[k]:
+            j += 1
+        runs.append(
+            (float(freqs[best[k]]), k * step / SAMPLE_RATE, (j - k + 1) * step / SAMPLE_RATE)
+        )
+        k = j + 1
+    return runs

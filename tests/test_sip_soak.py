@@ -1,46 +1,27 @@
 """Many calls in a row: nothing may pile up in the app process."""
 
-import json
-import textwrap
+from .sip import load, peer_result, read_stats, serving, stats_app
 
-from .sip import load, peer_result, serving
-
-STATS_APP = """
-    import asyncio, gc, json, os, threading
+STATS_APP = stats_app(
+    """
     from voip import runVoipClient
-    from voip.backends.pjsip.calls import FramePort, SipCall
-    from voip.call import Call
-
-    def stats():
-        gc.collect()
-        objs = gc.get_objects()
-        rss = next(int(line.split()[1]) for line in open("/proc/self/status")
-                   if line.startswith("VmRSS"))
-        return {
-            "calls": sum(isinstance(o, Call) for o in objs),
-            "sip_calls": sum(isinstance(o, SipCall) for o in objs),
-            "ports": sum(isinstance(o, FramePort) for o in objs),
-            "tasks": len(asyncio.all_tasks()),
-            "threads": threading.active_count(),
-            "fds": len(os.listdir("/proc/self/fd")),
-            "rss_kb": rss,
-        }
 
     async def handler(call):
         print("STATS " + json.dumps(stats()), flush=True)
         await call.playTone(440, 5)
 
     runVoipClient(handler)
-"""
+    """
+)
 
 
 def test_250_calls_in_a_row_leave_nothing_behind(tmp_path):
     app_path = tmp_path / "app.py"
-    app_path.write_text(textwrap.dedent(STATS_APP))
+    app_path.write_text(STATS_APP)
     with serving(app_path) as app:
         result = peer_result(load(app.uri, "--calls", "250"), timeout=300)
     assert result["answered"] == 250, result
-    stats = [json.loads(ln.split("STATS ", 1)[1]) for ln in app.log.splitlines() if "STATS " in ln]
+    stats = read_stats(app.log)
     assert len(stats) == 250
     early, late = stats[20], stats[-1]
     # At the start of a call only that call (and at most the previous one, ending) exist.
