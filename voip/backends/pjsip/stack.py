@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import ipaddress
 import logging
 import queue
 import socket
@@ -83,6 +84,13 @@ class BadPacketLog:
         if more:
             line += f" ({more} more malformed packets since the last such line)"
         self.logger.log(level, "%s", line)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class SipError(VoipError):
@@ -373,6 +381,16 @@ class SipStack:
                 "calls over %s will be refused (406): with --srtp the keys only travel"
                 " over TLS (--srtp-without-tls allows them in clear)",
                 "/".join(plain),
+            )
+        streams = [t.upper() for t in o.sip_transports if t in ("tcp", "tls")]
+        if streams and not o.allow.networks and not _loopback(o.host_port[0]):
+            # pjsua2 2.15 has 64 socket slots and asserts (aborts) when they run out; a
+            # burst of connections does that before any SIP is read (tests/peers/tcp_churn.py).
+            log.warning(
+                "%s open to everyone: a burst of connections can abort this process"
+                " (pjsua2 2.15's 64 socket slots); cap new connections in the"
+                " firewall, or use UDP only (server_setup.md, section 4)",
+                "/".join(streams),
             )
 
     def _configure_tls(self, t: Any) -> None:
