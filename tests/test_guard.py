@@ -6,7 +6,14 @@ import logging
 
 import pytest
 
-from voip.guard import RateLimiter, RefusalLog, RequestGuard, RequestHead, parse_request_head
+from voip.guard import (
+    AwaitingAck,
+    RateLimiter,
+    RefusalLog,
+    RequestGuard,
+    RequestHead,
+    parse_request_head,
+)
 from voip.sipmsg import AllowList
 
 
@@ -18,10 +25,17 @@ class Clock:
         return self.now
 
 
-def request(method: str = "INVITE", *, to_tag: bool = False, agent: str = "") -> bytes:
+def request(
+    method: str = "INVITE",
+    *,
+    to_tag: bool = False,
+    agent: str = "",
+    branch: str = "z9hG4bK-1",
+    transport: str = "UDP",
+) -> bytes:
     lines = [
         f"{method} sip:app@192.0.2.1 SIP/2.0",
-        "Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK-1",
+        f"Via: SIP/2.0/{transport} 198.51.100.7:5060;branch={branch}",
         "From: <sip:a@198.51.100.7>;tag=abc",
         "To: <sip:app@192.0.2.1>" + (";tag=xyz" if to_tag else ""),
         "Call-ID: 1@198.51.100.7",
@@ -34,11 +48,21 @@ def request(method: str = "INVITE", *, to_tag: bool = False, agent: str = "") ->
 
 def test_parse_request_head():
     assert parse_request_head(request("OPTIONS", agent="friendly-scanner")) == RequestHead(
-        "OPTIONS", False, "friendly-scanner"
+        "OPTIONS", False, "friendly-scanner", "z9hG4bK-1", "UDP"
     )
-    assert parse_request_head(request("BYE", to_tag=True)) == RequestHead("BYE", True, "")
+    assert parse_request_head(request("BYE", to_tag=True)) == RequestHead(
+        "BYE", True, "", "z9hG4bK-1", "UDP"
+    )
     compact = b"INVITE sip:a@b SIP/2.0\r\nt: <sip:a@b> ; TAG=1\r\nf: <sip:c@d>;tag=2\r\n\r\n"
     assert parse_request_head(compact) == RequestHead("INVITE", True, "")
+    # The top Via's branch only, whatever the header's form.
+    vias = (
+        b"INVITE sip:a@b SIP/2.0\r\nv: SIP/2.0/tcp h;rport; Branch = z9hG4bKtop;x\r\n"
+        b"Via: SIP/2.0/UDP g;branch=z9hG4bKnext\r\nTo: <sip:a@b>\r\n\r\n"
+    )
+    assert parse_request_head(vias) == RequestHead("INVITE", False, "", "z9hG4bKtop", "TCP")
+    no_branch = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TLS h\r\nVia: x;branch=2\r\n\r\n"
+    assert parse_request_head(no_branch) == RequestHead("INVITE", False, "", "", "TLS")
     # A tag in the body, or in From only, is not a To tag.
     body = b"INVITE sip:a@b SIP/2.0\r\nTo: <sip:a@b>\r\n\r\nTo: x;tag=1\r\n"
     assert parse_request_head(body) == RequestHead("INVITE", False, "")
@@ -146,3 +170,68 @@ def test_the_servers_screen_is_asked_last_and_its_reason_logged(caplog):
     assert caplog.records[0].getMessage() == "refused SIP from 198.51.100.7: 4 calls up (486)"
     calls_up[0] = 1
     assert g.check(head(request()), "198.51.100.7").action == "pass"
+
+
+def test_awaiting_ack_counts_calls_per_source():
+    waiting = AwaitingAck()
+    waiting.answered("198.51.100.7", "b1")
+    waiting.answered("198.51.100.7", "b2")
+    waiting.answered("198.51.100.8", "")
+    assert (waiting.count("198.51.100.7"), waiting.count("198.51.100.8"), len(waiting)) == (2, 1, 3)
+    assert waiting.holds("198.51.100.7", "b1") and not waiting.holds("198.51.100.8", "b1")
+    assert not waiting.holds("198.51.100.8", "")  # no branch: never taken for a retransmission
+    waiting.settled("198.51.100.7", "b1")
+    waiting.settled("198.51.100.7", "b1")  # twice (ACKed, then ended): once is enough
+    waiting.settled("192.0.2.1", "b9")  # unknown: ignored
+    assert (waiting.count("198.51.100.7"), len(waiting)) == (1, 2)
+    waiting.settled("198.51.100.7", "b2")
+    waiting.settled("198.51.100.8", "")
+    assert len(waiting) == 0 and waiting.count("198.51.100.7") == 0
+
+
+def test_one_call_awaiting_its_ack_per_source(caplog):
+    g = guard(Clock(), invite_rate=0, call_rate=0)
+    assert g.check(head(request(branch="z9hG4bK-a")), "198.51.100.7").action == "pass"
+    g.awaiting_ack.answered("198.51.100.7", "z9hG4bK-a")  # the backend answered it
+    with caplog.at_level(logging.WARNING, logger="voip.guard"):
+        udp = g.check(head(request(branch="z9hG4bK-b")), "198.51.100.7")
+        tcp = g.check(head(request(branch="z9hG4bK-b", transport="TCP")), "198.51.100.7")
+    # Over UDP dropped (the caller sends it again in 0.5 s; 503 if it cannot be dropped),
+    # over TCP, where nothing is sent again, 503 at once.
+    assert (udp.action, udp.status, tcp.action, tcp.status) == ("drop", 503, "reply", 503)
+    assert [r.getMessage() for r in caplog.records] == [
+        "refused SIP from 198.51.100.7: a call from it already awaits its ACK"
+        " (dropped: UDP callers send it again)",
+        "refused SIP from 198.51.100.7: a call from it already awaits its ACK (503)",
+    ]
+    # The first INVITE again (same branch) is a retransmission, not a call: it passes,
+    # and is not counted as a refusal.
+    assert g.check(head(request(branch="z9hG4bK-a")), "198.51.100.7").action == "pass"
+    assert g.refusals.total == 2
+    # Other sources are not affected; in-dialog requests and ACKs never are.
+    assert g.check(head(request(branch="z9hG4bK-c")), "198.51.100.8").action == "pass"
+    for raw in (request("ACK"), request("BYE", to_tag=True)):
+        assert g.check(head(raw), "198.51.100.7").action == "pass"
+    # ACKed (or ended): the source may call again.
+    g.awaiting_ack.settled("198.51.100.7", "z9hG4bK-a")
+    assert g.check(head(request(branch="z9hG4bK-d")), "198.51.100.7").action == "pass"
+
+
+def test_calls_awaiting_their_ack_limit_can_be_raised_or_turned_off():
+    two = guard(Clock(), invite_rate=0, call_rate=0, unacked_per_source=2)
+    off = guard(Clock(), invite_rate=0, call_rate=0, unacked_per_source=0)
+    for g in (two, off):
+        g.awaiting_ack.answered("198.51.100.7", "b1")
+        assert g.check(head(request(branch="b2")), "198.51.100.7").action == "pass"
+        g.awaiting_ack.answered("198.51.100.7", "b2")
+    third = two.check(head(request(branch="b3", transport="TLS")), "198.51.100.7")
+    assert (third.status, third.reason) == (503, "2 calls from it already await their ACK (503)")
+    assert off.check(head(request(branch="b3")), "198.51.100.7").action == "pass"
+
+
+def test_no_limit_on_calls_awaiting_their_ack_from_an_allow_list():
+    # A proxy or PBX on the allow-list carries many callers' INVITEs at once.
+    g = guard(Clock(), invite_rate=0, call_rate=0, allow=AllowList(["192.0.2.0/24"]))
+    g.awaiting_ack.answered("192.0.2.1", "b1")
+    second = g.check(head(request(branch="b2", transport="TCP")), "192.0.2.1")
+    assert second.action == "pass"

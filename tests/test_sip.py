@@ -2,6 +2,7 @@
 
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from voip import loadWAVtoPCM, savePCMtoWAV
 
 from .helpers import ROOT, find_pcm, read_pty, tone, tone_spans
-from .sip import peer, peer_result, serving, voip_dial
+from .sip import next_ports, peer, peer_result, serving, voip_dial
 
 ASSETS = ROOT / "assets"
 
@@ -216,6 +217,26 @@ def test_one_calls_exception_does_not_disturb_another(tmp_path):
     assert good_result["answered"]
     spans = tone_spans(loadWAVtoPCM(heard), 500)
     assert len(spans) == 1 and abs(spans[0][1] - 2.0) < 0.05
+
+
+def udp_ports_bound(first: int, last: int) -> list[int]:
+    """UDP ports from ``first`` to ``last`` that some socket on this machine is bound to."""
+    lines = Path("/proc/net/udp").read_text().splitlines()[1:]
+    ports = (int(line.split()[1].split(":")[1], 16) for line in lines)
+    return sorted(p for p in ports if first <= p <= last)
+
+
+def test_rtp_stays_within_its_port_range(tmp_path):
+    app_path = tone_app(tmp_path, 440, 3)
+    _, base = next_ports()
+    with serving(app_path, "--rtp-ports", f"{base}-{base + 5}") as app:  # 3 calls' worth
+        seen = []
+        for _ in range(4):  # the 4th call wraps around to the first pair
+            call = peer(app.uri, "--duration", "1")
+            time.sleep(0.6)
+            seen.append(udp_ports_bound(base, base + 20))
+            assert peer_result(call)["answered"]
+    assert seen == [[base, base + 1], [base + 2, base + 3], [base + 4, base + 5], [base, base + 1]]
 
 
 def test_sigterm_with_calls_up_sends_bye_and_exits_0(tmp_path):

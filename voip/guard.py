@@ -12,6 +12,13 @@ always pass):
 - a source outside the allow-list: INVITE answered 403, anything else dropped;
 - more INVITEs from one source than ``invite_rate`` a second (bursts of twice that):
   503; more other requests (OPTIONS, REGISTER, ...) than ``options_rate``: dropped;
+- a new INVITE from a source that already has ``unacked_per_source`` calls answered and
+  awaiting their ACK: dropped over UDP, 503 over TCP or TLS (its top Via says which). A
+  caller that never ACKs holds a call slot until the backend's ACK deadline, and may hold
+  only so many; an honest one ACKs within milliseconds, so its own INVITE, or another
+  caller's behind the same address (a PBX trunk, a NAT), sent again over UDP half a
+  second later by the SIP transaction, then passes (not applied with an allow-list, whose
+  addresses are trusted);
 - more new calls from all sources together than ``call_rate`` a second: 503;
 - what the server's own screen refuses (its calls all up: 486, shutting down: 503).
 
@@ -33,6 +40,7 @@ from dataclasses import dataclass
 from .sipmsg import AllowList
 
 __all__ = [
+    "AwaitingAck",
     "RequestGuard",
     "RequestHead",
     "RateLimiter",
@@ -67,15 +75,23 @@ _MAX_SOURCES = 4096
 @dataclass(frozen=True)
 class RequestHead:
     """What the guard needs of a request: its method, whether it belongs to a dialog
-    (its To header has a tag), and its User-Agent (empty when absent)."""
+    (its To header has a tag), its User-Agent (empty when absent), and the branch of its
+    top Via, which names its transaction, and that Via's transport (upper case, e.g.
+    ``UDP``; both empty when absent)."""
 
     method: str
     in_dialog: bool
     user_agent: str
+    branch: str = ""
+    transport: str = ""
 
 
-_HEADER = re.compile(rb"^(to|t|user-agent)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
+_HEADER = re.compile(
+    rb"^(to|t|user-agent|via|v)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE
+)
 _TAG = re.compile(rb";\s*tag\s*=", re.IGNORECASE)
+_BRANCH = re.compile(rb";\s*branch\s*=\s*([^;,\s]+)", re.IGNORECASE)
+_TRANSPORT = re.compile(rb"SIP\s*/\s*2\.0\s*/\s*([A-Za-z]+)", re.IGNORECASE)
 
 
 def parse_request_head(raw: bytes) -> RequestHead | None:
@@ -87,19 +103,34 @@ def parse_request_head(raw: bytes) -> RequestHead | None:
         return None
     in_dialog = False
     agent = b""
+    branch: bytes | None = None
+    transport = b""
     for m in _HEADER.finditer(head):
-        if m.group(1).lower() == b"user-agent":
+        name = m.group(1).lower()
+        if name == b"user-agent":
             agent = m.group(2)
+        elif name in (b"via", b"v"):
+            if branch is None:  # the top Via's
+                found = _BRANCH.search(m.group(2))
+                branch = found.group(1) if found else b""
+                proto = _TRANSPORT.match(m.group(2))
+                transport = proto.group(1) if proto else b""
         elif _TAG.search(m.group(2)):
             in_dialog = True
     return RequestHead(
-        method.decode("ascii").upper(), in_dialog, agent.decode("utf-8", "replace").strip()
+        method.decode("ascii").upper(),
+        in_dialog,
+        agent.decode("utf-8", "replace").strip(),
+        (branch or b"").decode("utf-8", "replace"),
+        transport.decode("ascii").upper(),
     )
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """``action`` is ``"pass"``, ``"drop"`` (no answer) or ``"reply"`` (with ``status``)."""
+    """``action`` is ``"pass"``, ``"drop"`` (no answer) or ``"reply"`` (with ``status``).
+    A drop's ``status``, if any, is the answer where dropping is no longer possible (a
+    request PJSIP has already made a transaction of)."""
 
     action: str
     status: int = 0
@@ -166,11 +197,46 @@ class RefusalLog:
             self._sources.popitem(last=False)
 
 
+class AwaitingAck:
+    """The calls answered and not yet ACKed, by source address and by the Via branch of
+    their INVITE. The backend reports each call answered and, once it is ACKed or has
+    ended, settled; the guard counts them per source and recognises a retransmission
+    of their INVITE (same branch: the SIP transaction answers it again, it is no new
+    call). Holds live calls only, so it stays as small as the number of call slots."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, list[str]] = {}
+
+    def answered(self, source: str, branch: str) -> None:
+        self._calls.setdefault(source, []).append(branch)
+
+    def settled(self, source: str, branch: str) -> None:
+        branches = self._calls.get(source)
+        if branches is None or branch not in branches:
+            return
+        branches.remove(branch)
+        if not branches:
+            del self._calls[source]
+
+    def count(self, source: str) -> int:
+        """Calls from ``source`` awaiting their ACK."""
+        return len(self._calls.get(source, ()))
+
+    def holds(self, source: str, branch: str) -> bool:
+        """Whether an INVITE from ``source`` with this branch is one of those calls'."""
+        return bool(branch) and branch in self._calls.get(source, ())
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self._calls.values())
+
+
 class RequestGuard:
     """Decides what happens to each incoming request (see the module's docstring).
 
     ``screen(source)`` is the server's own check for a new call (0: take it, else a
-    status and a reason). A rate of 0 turns that limit off.
+    status and a reason). A rate of 0 turns that limit off, and so does
+    ``unacked_per_source=0`` for calls awaiting their ACK (counted in
+    :attr:`awaiting_ack`, which the backend keeps up to date).
     """
 
     def __init__(
@@ -182,12 +248,16 @@ class RequestGuard:
         call_rate: float = 20.0,
         scanner_user_agents: Iterable[str] = SCANNER_USER_AGENTS,
         screen: Callable[[str], tuple[int, str]] | None = None,
+        unacked_per_source: int = 1,
         refusals: RefusalLog | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.allow = allow or AllowList()
         self.scanners = tuple(s.lower() for s in scanner_user_agents if s)
         self.screen = screen
+        self.unacked_per_source = unacked_per_source
+        self.awaiting_ack = AwaitingAck()
+        """Calls answered and not yet ACKed (see :class:`AwaitingAck`)."""
         self.refusals = refusals or RefusalLog(clock)
         self._invites = _limiter(invite_rate, clock)
         self._others = _limiter(options_rate, clock)
@@ -198,6 +268,8 @@ class RequestGuard:
         """The verdict on request ``head`` from ``source`` (an IP address, no port)."""
         if head.in_dialog or head.method in _PASS_THROUGH:
             return PASS
+        if head.method == "INVITE" and self.awaiting_ack.holds(source, head.branch):
+            return PASS  # a retransmission: its transaction answers it again
         verdict = self._judge(head, source)
         if verdict.action != "pass":
             self.refusals.refused(source, verdict.reason)
@@ -219,6 +291,19 @@ class RequestGuard:
             return PASS
         if self._invites is not None and not self._invites.allow(source):
             return Verdict("reply", 503, f"INVITEs above {_rate(self._rates[0])}/s (503)")
+        waiting = self.awaiting_ack.count(source)
+        # With an allow-list every source is one we trust (a PBX, a proxy carrying many
+        # callers' INVITEs at once): the limit is for ports open to anyone.
+        limited = self.unacked_per_source > 0 and not self.allow.networks
+        if limited and waiting >= self.unacked_per_source:
+            calls = "a call" if waiting == 1 else f"{waiting} calls"
+            verb = "awaits its" if waiting == 1 else "await their"
+            reason = f"{calls} from it already {verb} ACK"
+            if head.transport == "UDP":
+                # Not refused: the caller sends the INVITE again after 0.5 s (Timer A).
+                # (503 is for the fallback, applied once PJSIP has a transaction.)
+                return Verdict("drop", 503, f"{reason} (dropped: UDP callers send it again)")
+            return Verdict("reply", 503, f"{reason} (503)")
         if self.screen is not None:
             status, reason = self.screen(source)
             if status:

@@ -2,6 +2,13 @@
 
 Both the server (answering) and the dialler (calling out) are built on it. Everything
 here except :meth:`SipAgent.dial` runs on the SIP thread.
+
+An incoming call is answered at once and its handler starts on the caller's ACK. A
+caller that never ACKs would hold one of the process's 4 call slots for about a minute
+(PJSIP retransmits its 200 OK for 32 s, then delays its BYE until an ACK that never
+comes): such a call is ended without a BYE after :data:`ACK_TIMEOUT` seconds
+(:mod:`.terminate`), and the guard lets one source address have only one call awaiting
+its ACK at a time (:class:`~voip.guard.AwaitingAck`).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import asyncio
 import gc
 import itertools
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,14 +25,15 @@ from typing import Any
 from ...bridge import MediaBridge
 from ...call import Call
 from ...errors import InvalidArgumentError
-from ...guard import RequestGuard, parse_request_head
+from ...guard import RequestGuard, RequestHead, parse_request_head
 from ...sipmsg import parse_headers, split_hostport
 from .calls import PortPool, SipCall, callback
 from .options import SipOptions, check_security, split_register_uri
 from .prefilter import RequestFilter
 from .stack import SipStack, pj
+from .terminate import CallTerminator
 
-__all__ = ["SipAgent", "DialResult", "Screen"]
+__all__ = ["SipAgent", "DialResult", "Screen", "ACK_TIMEOUT"]
 
 log = logging.getLogger("voip.sip")
 
@@ -32,6 +41,11 @@ log = logging.getLogger("voip.sip")
 # failures; 6xx too). After any other failure it gives up, so the agent retries those.
 _PJSIP_RETRIES = frozenset({408, 480, 500, 502, 503, 504})
 _AUTH_REJECTED = frozenset({401, 403, 407})
+
+ACK_TIMEOUT = 8.0
+"""Seconds an answered call may wait for the caller's ACK before it is ended without a
+BYE. PJSIP sends the 200 OK again after 0.5, 1.5, 3.5 and 7.5 s: a caller whose ACKs get
+lost has had five chances; an honest one ACKs within milliseconds."""
 
 Screen = Callable[[str], tuple[int, str]]
 """Given a new call's source address: ``(0, "")`` to answer it, or a SIP status to
@@ -108,6 +122,8 @@ class SipAgent:
         )
         self.filter = RequestFilter(self.guard)
         """Screens requests before PJSIP handles them (see :mod:`.prefilter`)."""
+        self.terminator = CallTerminator()
+        """Ends calls never ACKed (see :mod:`.terminate`); loaded when answering calls."""
         self._account: Any = None
         self._ids = itertools.count(1)
         self.registered = False
@@ -155,7 +171,10 @@ class SipAgent:
         cfg.idUri = f"sip:voip@{local}"
         rtp = cfg.mediaConfig.transportConfig
         rtp.port = o.rtp_ports[0]
-        rtp.portRange = o.rtp_ports[1] - o.rtp_ports[0] + 1
+        # PJSIP takes RTP ports from port to port + portRange (RTCP one above each): the
+        # range must stop two short of our last port, or the 51st call of 100 ports goes
+        # outside it (seen with PJSIP 2.15), where a firewall would drop its audio.
+        rtp.portRange = o.rtp_ports[1] - o.rtp_ports[0] - 1
         if host not in ("", "0.0.0.0"):
             rtp.boundAddress = host
         if o.public_address or host not in ("", "0.0.0.0"):
@@ -166,6 +185,8 @@ class SipAgent:
         self._account = _Account(self)
         self._account.create(cfg, True)
         self.filter.install()
+        if self._on_call is not None:
+            self.terminator.load()
 
     def _configure_srtp(self, media: Any) -> None:
         """SRTP with SDES keys (RFC 4568, as PBXs and desk phones do). ``mandatory``
@@ -302,7 +323,10 @@ class SipAgent:
     def _teardown(self, stack: SipStack) -> None:
         self.filter.uninstall()
         for sip_call in list(self.calls.values()):
-            sip_call.hangup_now()
+            # A call still awaiting its ACK would only end 32 s later: no BYE before the
+            # ACK (PJSIP). Ended at once instead, as at its ACK deadline.
+            if not (sip_call.awaiting_ack is not None and self._end_now(sip_call)):
+                sip_call.hangup_now()
         # Let the BYEs go out and DISCONNECTED arrive: pjsua2 aborts the process if
         # Python Call objects are still alive at libDestroy.
         for _ in range(100):
@@ -334,9 +358,12 @@ class SipAgent:
 
     def _incoming(self, prm: Any) -> None:
         source = prm.rdata.srcAddress
+        host = split_hostport(source, 0)[0]
+        message = prm.rdata.wholeMsg
+        head = parse_request_head(message.encode("utf-8", "surrogateescape"))
         sip_call = self._new_call(prm.callId)
         self.calls[prm.callId] = sip_call
-        code = 603 if self._on_call is None else self._admit(prm.rdata.wholeMsg, source)
+        code = 603 if self._on_call is None else self._admit(head, host)
         if code:
             sip_call.hangup_now(code)
             return
@@ -348,16 +375,23 @@ class SipAgent:
         # The handler starts on the caller's ACK (CONFIRMED), when they are listening:
         # started now, the first 20-60 ms of the greeting would be lost.
         sip_call.unstarted = call
+        if sip_call.disconnected:  # e.g. the answer failed
+            return
+        sip_call.awaiting_ack = (host, head.branch if head is not None else "")
+        self.guard.awaiting_ack.answered(*sip_call.awaiting_ack)
+        if self.terminator.available:
+            try:
+                self.loop.call_soon_threadsafe(self._start_ack_timer, weakref.ref(sip_call))
+            except RuntimeError:  # the loop is closed: we are shutting down
+                pass
 
-    def _admit(self, message: str, source: str) -> int:
-        """0 to answer a new call from ``source``, else the status to refuse it with.
+    def _admit(self, head: RequestHead | None, host: str) -> int:
+        """0 to answer a new call from ``host``, else the status to refuse it with.
 
         The request filter has applied the guard already, unless it is off; the server's
         screen is asked again because calls may have come up since.
         """
-        host = split_hostport(source, 0)[0]
         if not self.filter.active:
-            head = parse_request_head(message.encode("utf-8", "surrogateescape"))
             if head is not None:
                 verdict = self.guard.check(head, host)
                 if verdict.action != "pass":
@@ -382,8 +416,46 @@ class SipAgent:
         self.calls[sip_call.getId()] = sip_call
         return sip_call
 
+    # -- the ACK deadline (loop, then SIP thread) -----------------------------------------
+
+    def _start_ack_timer(self, ref: weakref.ref[SipCall]) -> None:  # on the loop
+        # Weakly: the call may end (and its object go) long before; no polling either.
+        self.loop.call_later(ACK_TIMEOUT, self._ack_deadline, ref)
+
+    def _ack_deadline(self, ref: weakref.ref[SipCall]) -> None:  # on the loop
+        if ref() is not None:
+            self.stack.submit(self._end_unacked, ref)  # fails quietly once stopped
+
+    def _end_unacked(self, ref: weakref.ref[SipCall]) -> None:
+        """The ACK deadline of an answered call: end it if it is still waiting."""
+        sip_call = ref()
+        if sip_call is None or sip_call.awaiting_ack is None or self._closing:
+            return
+        source = sip_call.awaiting_ack[0]
+        if self._end_now(sip_call):
+            # Logged as a refusal: once per source and minute, however many there are.
+            self.guard.refusals.refused(
+                source, f"call answered but never ACKed in {ACK_TIMEOUT:g} s: ended (no BYE)"
+            )
+
+    def _end_now(self, sip_call: SipCall) -> bool:
+        """End a call awaiting its ACK now, without a BYE (PJSIP would wait for the ACK).
+        pjsua reports it DISCONNECTED before this returns; False if it could not."""
+        if sip_call.disconnected or not self.terminator.available:
+            return False
+        info = sip_call.getInfo()
+        if info.state >= pj.PJSIP_INV_STATE_CONFIRMED:
+            return False
+        sip_call.local_hangup = True
+        return self.terminator.end(info.id)
+
     def _state_changed(self, sip_call: SipCall) -> None:
         info = sip_call.getInfo()
+        if sip_call.awaiting_ack is not None and (
+            info.state == pj.PJSIP_INV_STATE_CONFIRMED or sip_call.disconnected
+        ):
+            self.guard.awaiting_ack.settled(*sip_call.awaiting_ack)
+            sip_call.awaiting_ack = None
         if sip_call.unstarted is not None and info.state == pj.PJSIP_INV_STATE_CONFIRMED:
             assert self._on_call is not None
             sip_call.bridge.post(self._on_call, sip_call.unstarted)

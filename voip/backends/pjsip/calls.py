@@ -166,6 +166,9 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
         self.reason = ""
         self.unstarted: Call | None = None
         """For an incoming call: its Call, until the caller's ACK starts the handler."""
+        self.awaiting_ack: tuple[str, str] | None = None
+        """For an incoming call answered and not yet ACKed: its source address and the
+        Via branch of its INVITE (as counted in the guard's ``awaiting_ack``)."""
         self.outcome: Any = None
         """For an outgoing call: the loop's future waiting for it to be answered or fail."""
         self._on_state = on_state

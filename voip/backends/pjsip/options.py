@@ -245,9 +245,10 @@ def _parse_ports(text: str) -> tuple[int, int]:
         lo, hi = int(first), int(last if sep else first)
     except ValueError:
         raise InvalidArgumentError(f"rtp ports {text!r}: use FIRST-LAST, e.g. 4000-4999") from None
-    if not 1024 <= lo <= hi <= 65535 or hi - lo < 1:
+    if not 1024 <= lo <= hi <= 65535 or hi - lo < 3:
         raise InvalidArgumentError(
-            f"rtp ports {text!r}: need an increasing range of at least 2 ports within 1024-65535"
+            f"rtp ports {text!r}: need an increasing range of at least 4 ports within"
+            " 1024-65535 (each call takes 2)"
         )
     return lo, hi
 
