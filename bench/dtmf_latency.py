@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
+from . import capture
 from .common import Context, Row, Section, fmt, median, percentile
 from .sip import launch
 
@@ -51,66 +46,18 @@ def _serving(kind: str):
     return launch.serving(kind, voip=(str(launch.HERE / "dtmf.py"), "app"), bare=bare)
 
 
-@contextmanager
-def _capture(tshark: str, first: int, last: int, pcap: Path):
-    """tshark capturing UDP from ports first-last on the loopback interface into ``pcap``."""
-    proc = subprocess.Popen(
-        [tshark, "-i", "lo", "-f", f"udp src portrange {first}-{last}", "-w", str(pcap), "-q"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    err = ""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        err += line
-        if "Capturing on" in line:
-            break
-    if "Capturing on" not in err:
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"tshark did not start capturing:\n{err}")
-    threading.Thread(target=proc.stderr.read, daemon=True).start()
-    try:
-        yield
-    finally:
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _events(tshark: str, pcap: Path) -> list[dict]:
     """RFC 4733 events in the capture, in order: key, first packet, first end packet."""
-    out = subprocess.run(
-        [tshark, "-r", str(pcap), "-T", "fields", "-e", "frame.time_epoch", "-e", "udp.payload"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
     events: dict[tuple[int, int], dict] = {}
-    for line in out.splitlines():
-        parts = line.split("\t")
-        if len(parts) != 2 or not parts[1]:
-            continue
-        t, data = float(parts[0]), bytes.fromhex(parts[1].replace(":", ""))
-        if len(data) != 16 or data[0] >> 6 != 2 or (data[1] & 0x7F) < 96:
-            continue  # not RTP carrying a 4-byte telephone-event payload
-        ssrc = int.from_bytes(data[8:12], "big")
-        ts = int.from_bytes(data[4:8], "big")
+    for p in capture.rtp_packets(capture.udp_packets(tshark, pcap)):
+        if len(p.payload) != 4 or p.pt < 96:
+            continue  # not a 4-byte telephone-event payload (dynamic payload type)
         ev = events.setdefault(
-            (ssrc, ts), {"key": EVENT_NAMES[data[12] % 16], "first": t, "end": None}
+            (p.ssrc, p.timestamp),
+            {"key": EVENT_NAMES[p.payload[0] % 16], "first": p.time, "end": None},
         )
-        if data[13] & 0x80 and ev["end"] is None:
-            ev["end"] = t
+        if p.payload[1] & 0x80 and ev["end"] is None:
+            ev["end"] = p.time
     return sorted(events.values(), key=lambda e: e["first"])
 
 
@@ -126,10 +73,10 @@ def _keys(log: str, tag: str = "KEY") -> list[tuple[str, float]]:
 def _session(kind: str, tshark: str, digits: int, ctx: Context) -> dict:
     """One call of ``digits`` digits to a fresh answerer; latencies in ms."""
     port, rtp = launch.free_sip_port(), launch.rtp_block()
-    with tempfile.TemporaryDirectory() as tmp:
-        pcap = Path(tmp) / "rtp.pcapng"
-        os.chmod(tmp, 0o777)  # dumpcap may drop privileges
-        with _serving(kind) as server, _capture(tshark, rtp, rtp + launch.RTP_RANGE - 1, pcap):
+    bpf = f"udp src portrange {rtp}-{rtp + launch.RTP_RANGE - 1}"
+    with capture.capture_dir() as tmp:
+        pcap = tmp / "rtp.pcapng"
+        with _serving(kind) as server, capture.capture(tshark, bpf, pcap):
             proc = subprocess.run(
                 [sys.executable, str(launch.HERE / "dtmf.py"), "call", server.uri]
                 + ["--port", str(port), "--rtp-port", str(rtp)]
@@ -218,7 +165,7 @@ def _summary(kind: str, r: dict) -> str:
 
 def run(ctx: Context) -> Section:
     section = Section(NAME, TITLE, METHOD)
-    tshark = shutil.which("tshark")
+    tshark = capture.tshark_path()
     if tshark is None:
         note = "tshark is not installed (Debian package `tshark`): not measured"
         section.rows.append(Row("DTMF latency, end-of-event → getDTMF, p99", None, "ms", note=note))

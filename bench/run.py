@@ -35,6 +35,7 @@ BENCHMARKS = [
     "bench.tts_synth",
     "bench.call_setup",
     "bench.dtmf_latency",
+    "bench.media_load",
 ]
 DOC = ROOT / "docs" / "benchmarks.md"
 

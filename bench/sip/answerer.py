@@ -5,6 +5,8 @@ No Python media port, no asyncio, no voip: the floor for what a pjsua2 process c
 Prints ``SIP listening`` once ready; SIGTERM ends it cleanly (exit 0). With
 ``--print-keys`` it prints ``KEY <digit> <time.time()>`` from PJSIP's own ``onDtmfDigit``
 and ``EVENT <digit> <time> <flags>`` from ``onDtmfEvent`` (the DTMF latency baseline).
+With ``--greet`` every call hears a 440 Hz tone from the moment its media is up: one
+PJSIP ToneGenerator (C, no Python per frame) connected to each call as a greeting.
 
     python bench/sip/answerer.py --port 5070 --rtp-port 12000
 """
@@ -21,11 +23,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pjsua2 as pj  # noqa: E402
-from endpoint import account_config, start_endpoint  # noqa: E402
+from endpoint import account_config, start_endpoint, tone_generator  # noqa: E402
 
 
 class Call(pj.Call):
     print_keys = False
+    greeting: pj.ToneGenerator | None = None
+    """Connected to every call as soon as its media is up (``--greet``)."""
 
     def __init__(self, acc: pj.Account, call_id: int) -> None:
         super().__init__(acc, call_id)
@@ -42,6 +46,14 @@ class Call(pj.Call):
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.ended = True
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        if self.greeting is None:
+            return
+        info = self.getInfo()  # kept: its media vector dies with it
+        for mi in info.media:
+            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                self.greeting.startTransmit(self.getAudioMedia(mi.index))
 
 
 class Account(pj.Account):
@@ -68,6 +80,7 @@ def main() -> int:
     p.add_argument(
         "--poll-ms", type=int, default=10, help="libHandleEvents timeout (callbacks run there)"
     )
+    p.add_argument("--greet", action="store_true", help="play a tone on every call at once")
     args = p.parse_args()
     Call.print_keys = args.print_keys
     stop = False
@@ -81,6 +94,8 @@ def main() -> int:
     ep = start_endpoint(args.port)
     acc = Account()
     acc.create(account_config("bare", args.port, args.rtp_port, args.rtp_range), True)
+    if args.greet:
+        Call.greeting = tone_generator()
     print(f"SIP listening on 127.0.0.1:{args.port}", flush=True)
     while not stop:
         ep.libHandleEvents(args.poll_ms)
@@ -98,6 +113,8 @@ def main() -> int:
     acc.shutdown()
     del acc
     gc.collect()  # no pjsua2 object may outlive the endpoint
+    ep.audDevManager().setNoDev()  # stop the clock before the tone generator goes
+    Call.greeting = None
     ep.libDestroy()
     return 0
 

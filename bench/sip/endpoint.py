@@ -53,3 +53,23 @@ def account_config(user: str, port: int, rtp_port: int, rtp_range: int) -> pj.Ac
     t.boundAddress = "127.0.0.1"
     t.publicAddress = "127.0.0.1"
     return acfg
+
+
+def tone_generator(freq: int = 440) -> pj.ToneGenerator:
+    """A PJSIP ToneGenerator playing ``freq`` Hz without end (a C port: no Python per frame).
+
+    Connect it to a call's audio with ``startTransmit``; one generator can feed every call.
+    Keep it until the endpoint goes: it is never destroyed while the conference clock runs
+    (ports leave the conference bridge asynchronously in pjsua2 2.15, pjproject #3928).
+    """
+    gen = pj.ToneGenerator()
+    gen.createToneGenerator(8000, 1)
+    tone = pj.ToneDesc()
+    tone.freq1 = freq
+    tone.freq2 = 0
+    tone.on_msec = 10_000
+    tone.off_msec = 0
+    tones = pj.ToneDescVector()
+    tones.append(tone)
+    gen.play(tones, True)
+    return gen

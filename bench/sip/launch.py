@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -26,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 CALLER = HERE / "caller.py"
 ANSWERER = HERE / "answerer.py"
 GREETER = HERE / "greeter.py"
+LOADGEN = HERE / "loadgen.py"
 
 RTP_RANGE = 100
 _rtp_blocks = itertools.count((os.getpid() * 7) % 60)
@@ -54,10 +56,12 @@ def rtp_block() -> int:
 class Server:
     """A process answering calls on ``uri`` until :meth:`stop`."""
 
-    def __init__(self, proc: subprocess.Popen[str], port: int, label: str) -> None:
+    def __init__(self, proc: subprocess.Popen[str], port: int, label: str, rtp: int) -> None:
         self.proc = proc
         self.port = port
         self.label = label
+        self.rtp = rtp
+        """The first of its ``RTP_RANGE`` RTP ports."""
         self.uri = f"sip:bench@127.0.0.1:{port}"
         self.log = ""
         self._reader: threading.Thread | None = None
@@ -65,6 +69,14 @@ class Server:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    @property
+    def rtp_ports(self) -> tuple[int, int]:
+        """The first and last port its RTP and RTCP may come from: its block, plus the
+        pair PJSIP 2.15 takes just past the end of a port range before it wraps around
+        when given the whole block as its range, as the bare answerer is (the 51st call
+        of a 100-port range used the 101st port; voip stops its range two short)."""
+        return self.rtp, self.rtp + RTP_RANGE + 1
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -91,12 +103,17 @@ def serving(
     """Run the voip app (``kind="voip"``) or the bare answerer (``"bare"``) on loopback.
 
     ``voip`` and ``bare`` are the programs (and their first arguments) to start; the
-    ports are appended here.
+    ports are appended here: voip's options to the first, ``--port``, ``--rtp-port`` and
+    ``--rtp-range`` to the second (any kind but ``"voip"`` runs it, e.g. another peer that
+    takes the same options). The program prints ``SIP listening`` once ready.
     """
     port, rtp = free_sip_port(), rtp_block()
     if kind == "voip":
         cmd = [*voip, "--sip", "--listen", f"127.0.0.1:{port}"]
         cmd += ["--rtp-ports", f"{rtp}-{rtp + RTP_RANGE - 1}"]
+        # One caller at up to 50 calls a second: far above the per-address limit that
+        # protects a server on the internet (voip.guard), which is not what is measured.
+        cmd += ["--invite-rate", "0", "--call-rate", "0"]
     else:
         cmd = [*bare, "--port", str(port), "--rtp-port", str(rtp)]
         cmd += ["--rtp-range", str(RTP_RANGE)]
@@ -110,7 +127,7 @@ def serving(
         text=True,
         env=env,
     )
-    server = Server(proc, port, kind)
+    server = Server(proc, port, kind, rtp)
     assert proc.stdout is not None
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -153,3 +170,80 @@ def call(uri: str, *args: str, timeout: float = 300) -> dict:
             f"\n{proc.stderr[-2000:]}"
         )
     return json.loads(lines[-1])
+
+
+class LoadGen:
+    """The load generator (bench/sip/loadgen.py), driven line by line through its stdin."""
+
+    def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
+        self.proc = proc
+        self.port = port
+        """Its SIP port (on 127.0.0.1)."""
+        self.log = ""
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            self.log += line
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def expect(self, prefix: str, timeout: float) -> str:
+        """Wait for the next line starting with ``prefix``; RuntimeError if none comes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+            if line is None:
+                raise RuntimeError(f"the load generator never said {prefix!r}:\n{self.log[-3000:]}")
+            if line.startswith(prefix):
+                return line.strip()
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def call(self, uri: str, timeout: float = 30) -> float:
+        """Place the calls; returns once all are up, with the time (``time.time()``) they were."""
+        self.send(f"CALL {uri}")
+        return float(self.expect("UP", timeout).split()[1])
+
+    def hangup(self, timeout: float = 30) -> dict:
+        """Hang up every call; returns the load generator's JSON result."""
+        if self.proc.poll() is None:
+            self.send("HANGUP")
+        return json.loads(self.expect("{", timeout))
+
+
+@contextmanager
+def load_generator(*args: str):
+    """Start bench/sip/loadgen.py (``args``: its options besides the ports) and wait until
+    it is ready. On the way out its stdin is closed, which hangs up any call left; it is
+    killed if it does not end then."""
+    port, rtp = free_sip_port(), rtp_block()
+    proc = subprocess.Popen(
+        [sys.executable, str(LOADGEN), "--port", str(port), "--rtp-port", str(rtp)]
+        + ["--rtp-range", str(RTP_RANGE), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    gen = LoadGen(proc, port)
+    try:
+        gen.expect("READY", 20)
+        yield gen
+    finally:
+        try:
+            proc.stdin.close()  # type: ignore[union-attr]
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

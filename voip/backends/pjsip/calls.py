@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from ...audio.inband import InbandDTMFDetector
-from ...audio.pcm import FRAME_SAMPLES, int16_to_pcm, pcm_to_int16
+from ...audio.pcm import FRAME_SAMPLES
 from ...bridge import MediaBridge
 from ...call import Call, CallInfo
 from ...sipmsg import info_dtmf_keys, parse_name_addr
-from .stack import SipStack, pj, read_frame_bytes
+from .frames import FrameBuffer, keep_thread_state, read_pcm
+from .stack import SipStack, pj
 
 __all__ = ["SipCall", "FramePort", "PortPool", "callback"]
 
@@ -53,6 +54,8 @@ class FramePort(pj.AudioMediaPort if pj is not None else object):  # type: ignor
     The conference clock asks for a frame to send (``onFrameRequested``) and then gives
     the frame received (``onFrameReceived``). Received audio is read only while something
     needs it (a recording, the in-band DTMF detector): converting it is the costly part.
+    The frame sent is written in place into a :class:`~.frames.FrameBuffer`, and the
+    clock thread keeps its Python thread state between frames (:mod:`.frames` says why).
     Ports outlive calls: see :class:`PortPool`.
     """
 
@@ -63,6 +66,7 @@ class FramePort(pj.AudioMediaPort if pj is not None else object):  # type: ignor
         self.inband: InbandDTMFDetector | None = None
         """An in-band DTMF detector fed with every received frame, or None."""
         self._on_digit: Callable[[str], None] = _ignore
+        self._out = FrameBuffer()
 
     def attach(self, bridge: MediaBridge, on_digit: Callable[[str], None], inband: bool) -> None:
         """Serve a call (SIP thread)."""
@@ -79,24 +83,26 @@ class FramePort(pj.AudioMediaPort if pj is not None else object):  # type: ignor
 
     @callback
     def onFrameRequested(self, frame: Any) -> None:
+        keep_thread_state()
         bridge = self.bridge  # once: the SIP thread may detach the port meanwhile
         if bridge is None:
             out = _SILENCE
         else:
             out = bridge.exchange(self.received if bridge.wants_audio else None)
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
-        frame.buf = pj.ByteVector(pcm_to_int16(out).tobytes())
+        frame.buf = self._out.fill(out)  # PJSIP copies it: the buffer is ours again
         frame.size = 2 * FRAME_SAMPLES
 
     @callback
     def onFrameReceived(self, frame: Any) -> None:
+        keep_thread_state()
         bridge, inband = self.bridge, self.inband
         if bridge is None or not (bridge.wants_audio or inband is not None):
             return
         if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size == 0:
             self.received = _SILENCE
         else:
-            self.received = int16_to_pcm(read_frame_bytes(frame.buf))
+            self.received = read_pcm(frame.buf)
         if inband is not None:
             for key in inband.feed(self.received):
                 self._on_digit(key)
