@@ -18,9 +18,8 @@ frame received). Two costs there are not voip's own work, and both are avoided h
 
 Each Python or numpy call counts: run every 20 ms on a thread that slept in between, each
 costs several times what a warm loop measures (seen: 5-10x). The fast paths rely on
-std::vector keeping its begin pointer first (libstdc++ does; the same fact
-:func:`~.stack.read_frame_bytes` relies on), checked once against the slow path, which
-is used if it does not hold.
+std::vector keeping its begin pointer first (libstdc++ does), checked once against the
+slow path (SWIG's element-by-element copy), which is used if it does not hold.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ...audio.pcm import FRAME_SAMPLES, PCM, int16_to_pcm, pcm_to_int16
-from .stack import pj, read_frame_bytes
+from .stack import pj
 
 __all__ = ["FrameBuffer", "keep_thread_state", "read_pcm"]
 
@@ -87,11 +86,14 @@ _DIRECT = _direct_access()
 
 def read_pcm(vec: Any) -> PCM:
     """A received frame's 16-bit samples (a ``ByteVector``) as float PCM, a new array."""
-    if _DIRECT and vec.size() == 2 * FRAME_SAMPLES:
-        storage = _INT16_FRAME.from_address(_storage(vec))  # a buffer, as numpy's stubs omit
-        samples = np.frombuffer(storage, dtype=np.int16)  # type: ignore[call-overload]
-        return np.multiply(samples, _UNSCALE, dtype=np.float32)  # copies out of the vector
-    return int16_to_pcm(read_frame_bytes(vec))
+    size = vec.size()
+    if not _DIRECT or size == 0:
+        return int16_to_pcm(bytes(vec))
+    if size != 2 * FRAME_SAMPLES:
+        return int16_to_pcm(ctypes.string_at(_storage(vec), size))
+    storage = _INT16_FRAME.from_address(_storage(vec))  # a buffer, as numpy's stubs omit
+    samples = np.frombuffer(storage, dtype=np.int16)  # type: ignore[call-overload]
+    return np.multiply(samples, _UNSCALE, dtype=np.float32)  # copies out of the vector
 
 
 class FrameBuffer:

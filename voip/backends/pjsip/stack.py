@@ -14,7 +14,6 @@ callbacks touch nothing but the bridge.
 from __future__ import annotations
 
 import concurrent.futures
-import ctypes
 import ipaddress
 import logging
 import queue
@@ -29,7 +28,7 @@ from ...errors import VoipError
 from ...quiet import quiet_fds
 from .options import SipOptions
 
-__all__ = ["SipStack", "SipError", "pj", "read_frame_bytes"]
+__all__ = ["SipStack", "SipError", "pj"]
 
 log = logging.getLogger("voip.sip")
 
@@ -103,45 +102,6 @@ def _require_pjsua2() -> None:
             "real SIP calls need the pjsua2 bindings: pip install 'voip[sip]' "
             "(the pjsua2-python wheel; CPython 3.8-3.12)"
         )
-
-
-def _fast_reader() -> Callable[[Any], bytes] | None:
-    """Read a ``ByteVector``'s storage in one copy instead of SWIG's element-by-element walk.
-
-    It relies on std::vector keeping its begin pointer first (libstdc++ does). Verified
-    once against the slow path; None if it does not hold.
-    """
-    if pj is None:
-        return None
-
-    def read(vec: Any) -> bytes:
-        n = vec.size()
-        if n == 0:
-            return b""
-        begin = ctypes.c_void_p.from_address(int(vec.this)).value
-        return ctypes.string_at(begin, n) if begin else b""
-
-    probe = pj.ByteVector(bytes(range(256)) * 2)
-    try:
-        ok = read(probe) == bytes(probe)
-    except Exception:  # noqa: BLE001 - any failure means: use the slow path
-        ok = False
-    return read if ok else None
-
-
-_reader: Callable[[Any], bytes] | None = None
-_reader_checked = False
-
-
-def read_frame_bytes(vec: Any) -> bytes:
-    """The bytes of a pjsua2 ``ByteVector``, by the fast path when it is safe."""
-    global _reader, _reader_checked
-    if not _reader_checked:
-        _reader = _fast_reader()
-        _reader_checked = True
-        if _reader is None:
-            log.info("ByteVector fast path unavailable: reading audio the slow way")
-    return _reader(vec) if _reader is not None else bytes(vec)
 
 
 if pj is not None:
