@@ -140,6 +140,14 @@ def test_svwar_and_svcrack_learn_nothing_and_ring_nobody(tmp_path):
     for output in (war, war_register, crack):
         assert "found nothing" in output and "+---" not in output, output
     assert refusals(app, "scanner User-Agent") == 1, app.log
+    # A scanner that is not recognised meets the rate limits, and learns nothing either.
+    with serving(app_path, env=NO_SCANNER_FILTER) as app:
+        war = sipvicious("svwar", app, "-m", "OPTIONS", "-e", "100-160")
+        crack = sipvicious("svcrack", app, "-u", "100", "-r", "1-40")
+        assert_still_answers(app, tmp_path)
+    for output in (war, crack):
+        assert "found nothing" in output and "+---" not in output, output
+    assert refusals(app, "requests other than INVITE above 5/s (dropped)") == 1, app.log
 
 
 def test_options_rate_limit_answers_the_burst_then_drops(tmp_path):
