@@ -25,6 +25,7 @@ import logging
 from typing import Any
 
 from ...guard import RequestGuard, parse_request_head
+from .clib import pjsip_library
 
 __all__ = ["RequestFilter"]
 
@@ -71,24 +72,6 @@ class _Module(ctypes.Structure):
     ]
 
 
-def _library() -> Any:
-    from pjsua2 import pjsua2 as binding  # the SWIG module, for its shared library's path
-
-    lib = ctypes.CDLL(binding._pjsua2.__file__)
-    lib.pjsua_get_pjsip_endpt.restype = ctypes.c_void_p
-    lib.pjsip_endpt_register_module.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-    lib.pjsip_endpt_unregister_module.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-    lib.pjsip_endpt_respond_stateless.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_void_p,
-        ctypes.c_int,
-        ctypes.c_void_p,
-        ctypes.c_void_p,
-        ctypes.c_void_p,
-    ]
-    return lib
-
-
 class RequestFilter:
     """Applies ``guard`` to every request PJSIP receives, while :attr:`active`."""
 
@@ -111,7 +94,7 @@ class RequestFilter:
     def install(self) -> bool:
         """Register the module with the running endpoint (SIP thread, after libStart)."""
         try:
-            self._lib = _library()
+            self._lib = pjsip_library()
             endpt = self._lib.pjsua_get_pjsip_endpt()
             status = self._lib.pjsip_endpt_register_module(endpt, ctypes.byref(self._module))
         except (OSError, AttributeError, ImportError) as exc:

@@ -9,8 +9,8 @@ invite session on the spot: its INVITE transaction (and the 200's retransmission
 terminated, nothing is sent, and pjsua reports the call DISCONNECTED, so the usual
 clean-up runs and the slot is free.
 
-The functions are exported by the binding's shared library (as the request filter's are,
-see :mod:`.prefilter`): ``acquire_call`` (pjsua's own helper: it finds the call's dialog
+The functions are exported by the binding's shared library (:mod:`.clib`):
+``acquire_call`` (pjsua's own helper: it finds the call's dialog
 and returns with the dialog locked, released with ``pjsip_dlg_dec_lock``, as pjsua's
 functions do), ``pjsip_dlg_get_inv_session`` and ``pjsip_inv_terminate``. If they are
 missing, :meth:`CallTerminator.load` warns once and :meth:`CallTerminator.end` is never
@@ -25,6 +25,8 @@ import ctypes
 import logging
 from typing import Any
 
+from .clib import pjsip_library
+
 __all__ = ["CallTerminator"]
 
 log = logging.getLogger("voip.sip")
@@ -32,28 +34,6 @@ log = logging.getLogger("voip.sip")
 _PJ_SUCCESS = 0
 _PJ_TRUE = 1
 _SC_OK = 200
-
-
-def _library() -> Any:
-    from pjsua2 import pjsua2 as binding  # the SWIG module, for its shared library's path
-
-    lib = ctypes.CDLL(binding._pjsua2.__file__)
-    lib.acquire_call.argtypes = [
-        ctypes.c_char_p,
-        ctypes.c_int,
-        ctypes.POINTER(ctypes.c_void_p),
-        ctypes.POINTER(ctypes.c_void_p),
-    ]
-    lib.acquire_call.restype = ctypes.c_int
-    lib.pjsip_dlg_get_inv_session.argtypes = [ctypes.c_void_p]
-    lib.pjsip_dlg_get_inv_session.restype = ctypes.c_void_p
-    lib.pjsip_inv_terminate.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
-    lib.pjsip_inv_terminate.restype = ctypes.c_int
-    lib.pjsip_dlg_dec_lock.argtypes = [ctypes.c_void_p]
-    lib.pjsip_dlg_dec_lock.restype = None
-    lib.pjsua_call_get_max_count.argtypes = []
-    lib.pjsua_call_get_max_count.restype = ctypes.c_uint
-    return lib
 
 
 class CallTerminator:
@@ -70,7 +50,7 @@ class CallTerminator:
         """Find PJSIP's functions (once the endpoint runs); False, with one warning, if
         this build lacks them."""
         try:
-            self._lib = _library()
+            self._lib = pjsip_library()
         except (OSError, AttributeError, ImportError) as exc:
             log.warning(
                 "cannot end unACKed calls early (%s): a call answered and never ACKed"
