@@ -184,7 +184,8 @@ async def run_softphone(uri: str, sip: SipOptions, opts: SoftphoneOptions) -> in
         return 1
     finally:
         loop.remove_signal_handler(signal.SIGINT)
-    log.info("call to %s: %s (%d %s)", uri, result.state, result.status, result.reason)
+    if result.answered:  # dial() has logged the other outcomes
+        log.info("call to %s: %s (%d %s)", uri, result.state, result.status, result.reason)
     return 0 if result.answered and result.error is None else 1
 
 
