@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .common import Row, Section
+
 __all__ = [
     "Packet",
     "RtpPacket",
@@ -40,6 +42,13 @@ _RTCP_TYPES = range(200, 205)
 def tshark_path() -> str | None:
     """The tshark program, or None when it is not installed."""
     return shutil.which("tshark")
+
+
+def mark_skipped(section: Section, measure: str, unit: str) -> None:
+    """Record in ``section`` that ``measure`` was not taken for want of tshark."""
+    note = "tshark is not installed (Debian package `tshark`): not measured"
+    section.rows.append(Row(measure, None, unit, note=note))
+    section.notes.append(f"**Skipped: {note}.**")
 
 
 @contextmanager

@@ -167,9 +167,7 @@ def run(ctx: Context) -> Section:
     section = Section(NAME, TITLE, METHOD)
     tshark = capture.tshark_path()
     if tshark is None:
-        note = "tshark is not installed (Debian package `tshark`): not measured"
-        section.rows.append(Row("DTMF latency, end-of-event → getDTMF, p99", None, "ms", note=note))
-        section.notes.append(f"**Skipped: {note}.**")
+        capture.mark_skipped(section, "DTMF latency, end-of-event → getDTMF, p99", "ms")
         return section
     digits = ctx.pick(DIGITS, QUICK_DIGITS)
     results = {}

@@ -415,9 +415,7 @@ def run(ctx: Context) -> Section:
     section = Section(NAME, TITLE, METHOD)
     tshark = capture.tshark_path()
     if tshark is None:
-        note = "tshark is not installed (Debian package `tshark`): not measured"
-        section.rows.append(Row("App CPU per call, 4 calls", None, "% of a core", note=note))
-        section.notes.append(f"**Skipped: {note}.**")
+        capture.mark_skipped(section, "App CPU per call, 4 calls", "% of a core")
         return section
     seconds = ctx.pick(SECONDS, QUICK_SECONDS)
     results: dict[str, Result] = {}
