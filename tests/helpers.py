@@ -29,8 +29,11 @@ def dominant_freq(x: np.ndarray, rate: int = SAMPLE_RATE) -> float:
     return float(np.argmax(spec) * rate / (2 * (len(spec) - 1)))
 
 
-def tone_spans(x: np.ndarray, freq: float, threshold: float = 0.02) -> list[tuple[float, float]]:
-    """(start, length) in seconds of each stretch where ``freq`` dominates, per 10 ms."""
+def tone_spans(
+    x: np.ndarray, freq: float, threshold: float = 0.02, bridge: float = 0.0
+) -> list[tuple[float, float]]:
+    """(start, length) in seconds of each stretch where ``freq`` dominates, per 10 ms;
+    stretches apart by ``bridge`` seconds or less count as one."""
     step = 80
     on = []
     for k in range(len(x) // step):
@@ -41,7 +44,10 @@ def tone_spans(x: np.ndarray, freq: float, threshold: float = 0.02) -> list[tupl
         if v and start is None:
             start = k
         elif not v and start is not None:
-            spans.append((start * step / 8000, (k - start) * step / 8000))
+            begin, end = start * step / 8000, k * step / 8000
+            if spans and begin - sum(spans[-1]) <= bridge + 1e-9:
+                begin = spans.pop()[0]
+            spans.append((begin, round(end - begin, 6)))
             start = None
     return spans
 

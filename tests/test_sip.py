@@ -435,7 +435,9 @@ def test_codec_preference_and_sip_message_log(tmp_path):
     payload_types = media_line.split()[3:]
     assert payload_types[0] == "9" and "0" not in payload_types  # G722, no PCMU
     assert "a=rtpmap:9 G722/8000" in answer  # (RFC 3551 keeps 8000 here for G722)
-    spans = tone_spans(loadWAVtoPCM(heard), 1200)
+    # G.722's ADPCM adapts over its first ~100 ms: the decoded tone swells and can
+    # dip below detection for one 20 ms frame near the start (seen in 1 run of 4).
+    spans = tone_spans(loadWAVtoPCM(heard), 1200, bridge=0.02)
     # The caller's G722 stream may start a few frames late under load (seen: 50 ms).
     assert len(spans) == 1 and abs(spans[0][1] - 0.6) < 0.07, spans
 
