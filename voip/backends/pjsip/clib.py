@@ -2,8 +2,9 @@
 
 The pjsua2 binding's shared library exports PJSIP's whole C API; :func:`pjsip_library`
 opens it once with ctypes and declares the functions we call: the request filter's
-(:mod:`.prefilter`) and the ending of calls never ACKed (:mod:`.terminate`). Their
-signatures are pjproject 2.15's. Call them on the SIP thread only.
+(:mod:`.prefilter`), the ending of calls never ACKed (:mod:`.terminate`) and the SIP
+thread's waker (:mod:`.wakeup`). Their signatures are pjproject 2.15's. Call them on the
+SIP thread only.
 """
 
 from __future__ import annotations
@@ -30,6 +31,21 @@ _SIGNATURES: dict[str, tuple[list[Any], Any]] = {
     "pjsip_inv_terminate": ([_P, ctypes.c_int, ctypes.c_int], ctypes.c_int),
     "pjsip_dlg_dec_lock": ([_P], None),
     "pjsua_call_get_max_count": ([], ctypes.c_uint),
+    # The SIP thread's waker (wakeup.py): a socket read through the SIP endpoint's ioqueue,
+    # in a pool of its own.
+    "pjsua_pool_create": ([ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t], _P),
+    "pj_pool_release": ([_P], None),
+    "pjsip_endpt_get_ioqueue": ([_P], _P),
+    # pool, ioqueue, socket (pj_sock_t: a long), user data, callbacks, the key (out)
+    "pj_ioqueue_register_sock": ([_P, _P, ctypes.c_long, _P, _P, ctypes.POINTER(_P)], ctypes.c_int),
+    # key, op key, buffer, length (pj_ssize_t; in: buffer size, out: bytes read), flags
+    "pj_ioqueue_recv": (
+        [_P, _P, _P, ctypes.POINTER(ctypes.c_ssize_t), ctypes.c_uint32],
+        ctypes.c_int,
+    ),
+    # key, op key, what the callback gets as bytes read (a negated status)
+    "pj_ioqueue_post_completion": ([_P, _P, ctypes.c_ssize_t], ctypes.c_int),
+    "pj_ioqueue_unregister": ([_P], ctypes.c_int),
 }
 
 

@@ -4,8 +4,9 @@ PJSIP's threading rules are strict (Python objects touched from its threads, GIL
 dead-locks, callbacks that must not block): here every pjsua2 call
 and every SIP callback happens on one thread we own, the *SIP thread*, which runs PJSIP
 with ``threadCnt = 0`` and pumps ``libHandleEvents`` (it blocks in PJSIP's own socket
-poll, for at most :data:`POLL_MS`, as PJSIP's worker thread would). Other threads hand it
-work with :meth:`SipStack.submit`; it hands events to the asyncio loop through each call's
+poll until a packet or one of PJSIP's timers is due, as PJSIP's worker thread would).
+Other threads hand it work with :meth:`SipStack.submit`, which ends that wait at once
+(:mod:`.wakeup`); it hands events to the asyncio loop through each call's
 :class:`~voip.bridge.MediaBridge`. The only other thread that enters Python from PJSIP is
 the conference clock, which calls each call's media port once per 20 ms frame; those
 callbacks touch nothing but the bridge.
@@ -27,6 +28,7 @@ from typing import Any
 from ...errors import VoipError
 from ...quiet import quiet_fds
 from .options import SipOptions
+from .wakeup import Waker
 
 __all__ = ["SipStack", "SipError", "pj"]
 
@@ -38,7 +40,11 @@ except ImportError:  # pragma: no cover - depends on the installation
     pj = None
 
 POLL_MS = 10
-"""Longest the SIP thread waits in PJSIP's poll before looking at submitted work."""
+"""Longest the SIP thread waits in PJSIP's poll before looking at submitted work, when
+the waker could not be installed (and in :meth:`SipStack.pump`)."""
+IDLE_MS = 1000
+"""Longest wait in PJSIP's poll with the waker on: PJSIP shortens it to its next timer,
+and submitted work ends it at once."""
 
 _CODEC_IDS = {"PCMU": "PCMU/8000", "PCMA": "PCMA/8000", "G722": "G722/16000"}
 _PJ_TO_PY_LEVEL = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
@@ -175,6 +181,7 @@ class SipStack:
         self._setup: Callable[[SipStack], None] = lambda _stack: None
         self._teardown: Callable[[SipStack], None] = lambda _stack: None
         self._log_writer: Any = None
+        self._waker = Waker()
 
     # -- any thread ----------------------------------------------------------------------
 
@@ -203,12 +210,14 @@ class SipStack:
             fut.set_exception(SipError("the SIP endpoint has stopped"))
         else:
             self._queue.put((lambda: fn(*args), fut))
+            self._waker.wake()
         return fut
 
     def stop(self) -> None:
         """Tear down and destroy the endpoint, then end the SIP thread."""
         if self._thread.is_alive():
             self._queue.put((self._request_stop, concurrent.futures.Future()))
+            self._waker.wake()
             self._thread.join()
 
     @property
@@ -232,7 +241,7 @@ class SipStack:
         self._started.set()
         while not self._stopping:
             self._drain()
-            self.ep.libHandleEvents(POLL_MS)
+            self.ep.libHandleEvents(IDLE_MS if self._waker.active else POLL_MS)
         try:
             self._teardown(self)
         except Exception:
@@ -323,6 +332,7 @@ class SipStack:
                 ) from None
         self._set_codecs(ep)
         ep.libStart()
+        self._waker.install()
         where = []
         plain = [t.upper() for t in o.sip_transports if t != "tls"]
         if plain:
@@ -382,6 +392,7 @@ class SipStack:
     def _destroy(self) -> None:
         if self.ep is None:
             return
+        self._waker.uninstall()
         try:
             self.ep.libDestroy()
         except Exception:
