@@ -318,3 +318,58 @@ async def test_one_at_a_time_second_caller_hears_busy():
     speech = segments(second.audio, 0.02)
     assert speech and (speech[-1][1] - speech[0][0]) / 8000 > 1.5  # the busy prompt
     assert abs(dominant_freq(second.audio) - 440) > 20
+
+
+class ThreadOffload:
+    """A backend's own player and recorder (voip.bridge.MediaOffload) that works on a
+    thread of its own, as PJSIP's does: it takes everything, hands a recording's samples
+    back a moment after it was stopped, and with ``refuse`` fails to start anything (the
+    mixer must then play and record it)."""
+
+    def __init__(self, bridge: MediaBridge, refuse: bool = False) -> None:
+        self.bridge = bridge
+        self.refuse = refuse
+        self.items: dict[int, object] = {}
+        self.stopped: list[int] = []
+
+    def start(self, handle, item):
+        self.items[handle] = item
+        later = self.bridge.offload_failed if self.refuse else (lambda h: None)
+        threading.Timer(0.01, later, (handle,)).start()
+        return True
+
+    def stop(self, handle):
+        self.stopped.append(handle)
+        item = self.items.pop(handle)
+        result = np.full(800, 0.25, dtype=np.float32) if hasattr(item, "write") else None
+        threading.Timer(0.05, self.bridge.offload_ended, (handle, result)).start()
+
+    def describe(self, handle):
+        return f"offloaded {handle}"
+
+
+async def test_an_offloaded_recording_resolves_with_what_the_backend_recorded():
+    line = Line()
+    offload = line.bridge.offload = ThreadOffload(line.bridge)
+    with line:
+        rec = line.call.recordPCM(maxlen=80000)
+        tone_playing = line.call.playTone(440, 5)
+        assert line.call.status()[:2] == ([f"offloaded {2}"], [f"offloaded {1}"])
+        rec.stop()
+        rec.stop()  # twice, and the call ending meanwhile, change nothing
+        line.call.mark_ended("remote")
+        pcm = await asyncio.wait_for(rec, 2)
+        assert await tone_playing is False
+    assert len(pcm) == 800 and float(pcm[0]) == 0.25
+    assert offload.stopped == [1, 2]
+
+
+async def test_what_the_offload_cannot_start_plays_in_the_mixer_instead():
+    line = Line(tone(700, 1.0, 0.5))
+    line.bridge.offload = ThreadOffload(line.bridge, refuse=True)
+    with line:
+        played = await asyncio.wait_for(line.call.playTone(600, 0.2), 2)
+        heard = await asyncio.wait_for(line.call.recordPCM(maxlen=1600), 2)
+    assert played is True
+    assert dominant_freq(np.concatenate(line.heard)) == pytest.approx(600, abs=5)
+    assert len(heard) == 1600 and dominant_freq(heard) == pytest.approx(700, abs=5)

@@ -64,7 +64,10 @@ async def serve_call(handler: Handler, call: Call) -> Outcome:
         await asyncio.wait({task, ended}, return_when=asyncio.FIRST_COMPLETED)
         if not task.done() and call.ended_by == "remote":
             call.log.info("caller hung up: stopping the handler")
-            task.cancel()
+            # Call.mark_ended has cancelled it already. A second cancellation would land
+            # in the handler's own clean-up (e.g. ``await recording`` in a finally).
+            if not task.cancelling():
+                task.cancel()
             done, _ = await asyncio.wait({task}, timeout=CANCEL_GRACE)
             if not done:
                 call.log.error(

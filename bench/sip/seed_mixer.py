@@ -30,7 +30,7 @@ class SeedMixer:
         self._ids = itertools.count(1)
         self._handles: dict[int, SeedTask | SeedRecorder] = {}
 
-    def play(self, source: Any) -> int:
+    def play(self, source: Any, handle: int | None = None) -> int:
         if isinstance(source, PCMSource):
             task: SeedTask = SeedPCM(source.pcm.tolist(), source.loop)
         elif isinstance(source, ToneSource):
@@ -38,14 +38,14 @@ class SeedMixer:
         else:
             raise TypeError(f"the seed engine cannot play {source.describe()}")
         self.engine.play(task)
-        return self._add(task)
+        return self._add(task, handle)
 
-    def record(self, sink: Any) -> int:
+    def record(self, sink: Any, handle: int | None = None) -> int:
         if not isinstance(sink, PCMRecorder):
             raise TypeError(f"the seed engine cannot record into {sink.describe()}")
         recorder = SeedRecorder(sink.maxlen)
         self.engine.record(recorder)
-        return self._add(recorder)
+        return self._add(recorder, handle)
 
     def remove(self, handle: int) -> Any:
         item = self._handles.pop(handle, None)
@@ -77,6 +77,10 @@ class SeedMixer:
         return 0.0
 
     @property
+    def has_sources(self) -> bool:
+        return bool(self.engine.playbacks)
+
+    @property
     def has_sinks(self) -> bool:
         return bool(self.engine.recorders)
 
@@ -95,8 +99,8 @@ class SeedMixer:
             finished.append(Finished(handle, True, result))
         return np.asarray(out, dtype=np.float32), finished
 
-    def _add(self, item: SeedTask | SeedRecorder) -> int:
-        handle = next(self._ids)
+    def _add(self, item: SeedTask | SeedRecorder, handle: int | None) -> int:
+        handle = next(self._ids) if handle is None else handle
         self._handles[handle] = item
         return handle
 

@@ -106,6 +106,10 @@ class ToneSource:
         idx = np.arange(start, start + count, dtype=np.float64)
         return (self.volume * np.sin(self._omega * idx)).astype(np.float32)
 
+    def samples(self) -> PCM:
+        """The whole tone at once (its position is left alone)."""
+        return self._samples(0, self.total)
+
     def read(self, n: int) -> PCM:
         count = min(n, self.total - self._pos)
         if count <= 0:
@@ -137,6 +141,10 @@ class PCMSource:
         # Looping: the sound followed by its own first frame (repeated if it is shorter),
         # so that every frame, wrapping or not, is one slice.
         self._ring = np.resize(pcm, len(pcm) + FRAME_SAMPLES) if self.loop else pcm
+
+    def samples(self) -> PCM:
+        """The whole sound (once round, when looping)."""
+        return self.pcm
 
     def read(self, n: int) -> PCM:
         pos = self._pos
@@ -257,13 +265,15 @@ class Mixer:
 
     # -- adding and removing -------------------------------------------------------------
 
-    def play(self, source: Source) -> int:
-        handle = next(self._ids)
+    def play(self, source: Source, handle: int | None = None) -> int:
+        """Start ``source``; returns its handle (``handle`` if given, unique to the caller)."""
+        handle = next(self._ids) if handle is None else handle
         self._sources[handle] = source
         return handle
 
-    def record(self, sink: Sink) -> int:
-        handle = next(self._ids)
+    def record(self, sink: Sink, handle: int | None = None) -> int:
+        """Start ``sink``; returns its handle, as :meth:`play` does."""
+        handle = next(self._ids) if handle is None else handle
         self._sinks[handle] = sink
         return handle
 
@@ -293,6 +303,10 @@ class Mixer:
         asked, not every frame)."""
         last = self._last_received
         return float(np.abs(last).max()) if len(last) else 0.0
+
+    @property
+    def has_sources(self) -> bool:
+        return bool(self._sources)
 
     @property
     def has_sinks(self) -> bool:
