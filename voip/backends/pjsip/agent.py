@@ -28,6 +28,7 @@ from ...errors import InvalidArgumentError
 from ...guard import RequestGuard, RequestHead, parse_request_head
 from ...sipmsg import parse_headers, split_hostport
 from .calls import PortPool, SipCall, callback
+from .native import NativePorts
 from .options import SipOptions, check_security, split_register_uri
 from .prefilter import RequestFilter
 from .stack import SipStack, pj
@@ -110,7 +111,10 @@ class SipAgent:
         self.stack = SipStack(opts)
         self.calls: dict[int, SipCall] = {}
         """Live calls by pjsua id, kept until DISCONNECTED (SIP thread only)."""
-        self.ports = PortPool()
+        self.ports = PortPool(self.stack.conference)
+        self.native = NativePorts()
+        """PJSIP's own players and recorders (loaded with the endpoint, unless
+        ``python_media``)."""
         self._on_call = on_call
         self.guard = RequestGuard(
             allow=opts.allow,
@@ -185,6 +189,10 @@ class SipAgent:
         self._account = _Account(self)
         self._account.create(cfg, True)
         self.filter.install()
+        if not o.python_media and self.native.load():
+            log.info("media: PJSIP plays plain sounds and records recordPCM itself")
+        else:
+            log.info("media: every sound is mixed and recorded in Python")
         if self._on_call is not None:
             self.terminator.load()
 
@@ -341,6 +349,7 @@ class SipAgent:
         self._account.shutdown()
         self._account = None
         self.ports.close(stack.ep)
+        self.native.close()
         gc.collect()  # no pjsua2 object may outlive the endpoint
 
     def _new_call(self, call_id: int) -> SipCall:
@@ -353,6 +362,7 @@ class SipAgent:
             self.ports,
             self._state_changed,
             self.opts.inband_dtmf,
+            self.native,
         )
         return sip_call
 

@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 
 from ...audio.inband import InbandDTMFDetector
-from ...audio.pcm import FRAME_SAMPLES
+from ...audio.pcm import FRAME_SAMPLES, PCM
 from ...bridge import MediaBridge
 from ...call import Call, CallInfo
 from ...sipmsg import info_dtmf_keys, parse_name_addr
+from .conference import Conference
 from .frames import FrameBuffer, keep_thread_state, read_pcm
+from .native import NativeMedia, NativePorts
 from .stack import SipStack, pj
 
 __all__ = ["SipCall", "FramePort", "PortPool", "callback"]
@@ -32,6 +34,8 @@ _SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.float32)
 
 HANGUP_DRAIN = 0.25
 """Seconds between the handler hanging up and the BYE, so the caller hears it all."""
+PAUSE_AFTER = 0.2
+"""Seconds a call's mixer stays idle before its port is paused."""
 
 
 def callback(fn: Callable[..., None]) -> Callable[..., None]:
@@ -56,30 +60,55 @@ class FramePort(pj.AudioMediaPort if pj is not None else object):  # type: ignor
     needs it (a recording, the in-band DTMF detector): converting it is the costly part.
     The frame sent is written in place into a :class:`~.frames.FrameBuffer`, and the
     clock thread keeps its Python thread state between frames (:mod:`.frames` says why).
-    Ports outlive calls: see :class:`PortPool`.
+    While the call's mixer has nothing to do the port is paused (:meth:`sync`): PJSIP
+    then calls neither method. Ports outlive calls: see :class:`PortPool`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, conference: Conference) -> None:
         super().__init__()
         self.bridge: MediaBridge | None = None
-        self.received = _SILENCE
+        self.received: PCM | None = None
+        """The frame received last, until the next frame sent hands it to the mixer
+        (None: none read since, e.g. nothing wanted it)."""
         self.inband: InbandDTMFDetector | None = None
         """An in-band DTMF detector fed with every received frame, or None."""
         self._on_digit: Callable[[str], None] = _ignore
         self._out = FrameBuffer()
+        self._conference = conference
+        self._running = (True, True)
+        """Whether PJSIP calls onFrameRequested and onFrameReceived (a new port: both)."""
 
     def attach(self, bridge: MediaBridge, on_digit: Callable[[str], None], inband: bool) -> None:
         """Serve a call (SIP thread)."""
-        self.received = _SILENCE
+        self.received = None
         self.inband = InbandDTMFDetector() if inband else None
         self._on_digit = on_digit
         self.bridge = bridge  # last: the clock thread starts using the port from here
+        self.sync()
 
     def detach(self) -> None:
         """Serve no call: silence out, nothing read (SIP thread)."""
         self.bridge = None
         self.inband = None
         self._on_digit = _ignore
+        self.sync()
+
+    def sync(self) -> None:
+        """Pause or resume the port as the call's mixer needs it (SIP thread).
+
+        Frames are exchanged while the mixer has a playback or a recording (recordings
+        are fed from ``onFrameRequested`` too); received frames also while the in-band
+        detector listens. Called whenever that may have changed: the state read here is
+        the latest, so the last call after a change leaves the port as it should be.
+        """
+        bridge = self.bridge
+        active = bridge is not None and bridge.active
+        wanted = (active, active or (bridge is not None and self.inband is not None))
+        if wanted == self._running:
+            return
+        sends, receives = wanted
+        if self._conference.configure(self.getPortId(), sends=sends, receives=receives):
+            self._running = wanted
 
     @callback
     def onFrameRequested(self, frame: Any) -> None:
@@ -88,7 +117,10 @@ class FramePort(pj.AudioMediaPort if pj is not None else object):  # type: ignor
         if bridge is None:
             out = _SILENCE
         else:
-            out = bridge.exchange(self.received if bridge.wants_audio else None)
+            # Each received frame once, and only a fresh one: a recording started now
+            # begins with the next frame heard, not one from before it started.
+            received, self.received = self.received, None
+            out = bridge.exchange(received if bridge.wants_audio else None)
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
         frame.buf = self._out.fill(out)  # PJSIP copies it: the buffer is ours again
         frame.size = 2 * FRAME_SAMPLES
@@ -100,11 +132,12 @@ class FramePort(pj.AudioMediaPort if pj is not None else object):  # type: ignor
         if bridge is None or not (bridge.wants_audio or inband is not None):
             return
         if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size == 0:
-            self.received = _SILENCE
+            received = _SILENCE
         else:
-            self.received = read_pcm(frame.buf)
+            received = read_pcm(frame.buf)
+        self.received = received
         if inband is not None:
-            for key in inband.feed(self.received):
+            for key in inband.feed(received):
                 self._on_digit(key)
 
 
@@ -118,14 +151,15 @@ class PortPool:
     All methods run on the SIP thread.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, conference: Conference) -> None:
         self._free: list[FramePort] = []
         self._made = 0
+        self._conference = conference
 
     def take(self) -> FramePort:
         if self._free:
             return self._free.pop()
-        port = FramePort()
+        port = FramePort(self._conference)
         fmt = pj.MediaFormatAudio()
         fmt.init(pj.PJMEDIA_FORMAT_PCM, 8000, 1, 20000, 16)
         port.createPort(f"voip{self._made}", fmt)
@@ -158,11 +192,17 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
         ports: PortPool,
         on_state: Callable[[SipCall], None],
         inband: str = "auto",
+        native: NativePorts | None = None,
     ) -> None:
         super().__init__(account, call_id)
         self.bridge = bridge
         self.stack = stack
         self.ports = ports
+        self.media: NativeMedia | None = None
+        """What PJSIP plays and records for this call by itself (None: all in Python)."""
+        if native is not None and native.available:
+            self.media = NativeMedia(native, stack, bridge)
+            bridge.offload = self.media
         self.call: Call | None = None
         self.port: FramePort | None = None
         self.local_hangup = False
@@ -182,6 +222,7 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
         # call, and this object must be gone before the endpoint is (pjsua2 asserts).
         self._me = weakref.ref(self)
         self._inband = inband
+        bridge.on_activity = _weakly(self._me, SipCall._mixer_activity)
 
     def make_call_object(self, headers: dict[str, str], call_id: str) -> Call:
         """Build the handler's :class:`Call` from the call's identity and headers."""
@@ -207,6 +248,23 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
 
     def _hangup_later(self) -> None:
         self.stack.submit(self.hangup_now)
+
+    def _mixer_activity(self) -> None:
+        # Work for the mixer resumes the port at once; an idle one pauses it a little
+        # later, so that a sound played right after another goes on without a break.
+        if self.bridge.active:
+            self.stack.submit(self._sync_port)
+        else:
+            asyncio.get_running_loop().call_later(
+                PAUSE_AFTER, _weakly(self._me, SipCall._sync_later)
+            )
+
+    def _sync_later(self) -> None:
+        self.stack.submit(self._sync_port)
+
+    def _sync_port(self) -> None:
+        if self.port is not None:
+            self.port.sync()
 
     def request_dtmf(self, keys: str, method: str) -> None:
         self.stack.submit(self.send_dtmf_now, keys, method)
@@ -271,6 +329,8 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
                 self.port.attach(self.bridge, _weakly(self._me, SipCall._digit), inband)
             media.startTransmit(self.port)
             self.port.startTransmit(media)
+            if self.media is not None:
+                self.media.media_moved(media.getPortId())
 
     @callback
     def onDtmfDigit(self, prm: Any) -> None:
@@ -313,6 +373,8 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
         port, self.port = self.port, None
         if port is not None:
             self.ports.give(port)
+        if self.media is not None:
+            self.media.end()
 
 
 def _weakly(ref: weakref.ref[SipCall], method: Callable[..., None]) -> Callable[..., None]:

@@ -2,9 +2,10 @@
 
 The pjsua2 binding's shared library exports PJSIP's whole C API; :func:`pjsip_library`
 opens it once with ctypes and declares the functions we call: the request filter's
-(:mod:`.prefilter`), the ending of calls never ACKed (:mod:`.terminate`) and the SIP
-thread's waker (:mod:`.wakeup`). Their signatures are pjproject 2.15's. Call them on the
-SIP thread only.
+(:mod:`.prefilter`), the ending of calls never ACKed (:mod:`.terminate`), the SIP
+thread's waker (:mod:`.wakeup`), the pausing of idle ports (:mod:`.conference`) and the
+players and recorders in C (:mod:`.native`). Their signatures are pjproject 2.15's. Call
+them on the SIP thread only, unless the module using them says otherwise.
 """
 
 from __future__ import annotations
@@ -46,6 +47,29 @@ _SIGNATURES: dict[str, tuple[list[Any], Any]] = {
     # key, op key, what the callback gets as bytes read (a negated status)
     "pj_ioqueue_post_completion": ([_P, _P, ctypes.c_ssize_t], ctypes.c_int),
     "pj_ioqueue_unregister": ([_P], ctypes.c_int),
+    # The conference bridge, found through its master port (conference.py): bridge, slot,
+    # what the bridge sends the port (tx), what it takes from it (rx): pjmedia_port_op.
+    "pjsua_set_no_snd_dev": ([], _P),
+    "pjmedia_conf_get_master_port": ([_P], _P),
+    "pjmedia_conf_configure_port": ([_P, ctypes.c_uint, ctypes.c_int, ctypes.c_int], ctypes.c_int),
+    # PJSIP's WAV player and writer ports in the conference bridge (native.py)
+    # pool, file name, ptime (ms), options, buffer size, the port (out)
+    "pjmedia_wav_player_port_create": (
+        [_P, ctypes.c_char_p, ctypes.c_uint, ctypes.c_uint, ctypes.c_ssize_t, ctypes.POINTER(_P)],
+        ctypes.c_int,
+    ),
+    "pjmedia_wav_player_set_eof_cb2": ([_P, _P, _P], ctypes.c_int),
+    # pool, file name, clock rate, channels, samples per frame, bits, flags, buffer, port
+    "pjmedia_wav_writer_port_create": (
+        [_P, ctypes.c_char_p] + [ctypes.c_uint] * 5 + [ctypes.c_ssize_t, ctypes.POINTER(_P)],
+        ctypes.c_int,
+    ),
+    "pjmedia_wav_writer_port_set_cb2": ([_P, ctypes.c_size_t, _P, _P], ctypes.c_int),
+    "pjmedia_wav_writer_port_get_pos": ([_P], ctypes.c_ssize_t),
+    "pjmedia_port_destroy": ([_P], ctypes.c_int),
+    "pjsua_conf_add_port": ([_P, _P, ctypes.POINTER(ctypes.c_int)], ctypes.c_int),
+    "pjsua_conf_remove_port": ([ctypes.c_int], ctypes.c_int),
+    "pjsua_conf_connect": ([ctypes.c_int, ctypes.c_int], ctypes.c_int),
 }
 
 

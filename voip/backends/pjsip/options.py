@@ -114,6 +114,11 @@ class SipOptions:
     srtp_without_tls: bool = False
     """Allow SRTP with SIP over UDP or TCP, whose SDP carries the keys in clear: for
     tests, or a network where nobody else sees the SIP."""
+    python_media: bool = False
+    """Mix and record everything in Python, frame by frame. By default PJSIP plays
+    plain sounds (``playPCM``, ``playTone``, ``say``) and records ``recordPCM`` by
+    itself, in C, which costs a fraction of the CPU; this is for comparison and
+    diagnosis."""
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -236,6 +241,12 @@ def add_sip_arguments(p: argparse.ArgumentParser) -> None:
         "--srtp-without-tls",
         action="store_true",
         help="allow SRTP keys over plain UDP/TCP SIP (tests only: they travel in clear)",
+    )
+    g.add_argument(
+        "--python-media",
+        action="store_true",
+        help="mix and record every sound in Python (default: PJSIP plays plain sounds and"
+        " records recordPCM itself, for less CPU)",
     )
 
 
@@ -362,7 +373,13 @@ def split_register_uri(uri: str) -> tuple[str, str, str]:
 
 ENV_PREFIX = "VOIP_"
 _LISTS = ("transports", "stun", "allow", "codecs", "scanner_user_agents")
-_FLAGS = ("sip_log", "tls_verify_client", "tls_verify_server", "srtp_without_tls")
+_FLAGS = (
+    "sip_log",
+    "tls_verify_client",
+    "tls_verify_server",
+    "srtp_without_tls",
+    "python_media",
+)
 
 
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -456,6 +473,7 @@ def sip_options_from_args(
         "tls_verify_server": getattr(args, "tls_verify_server", None),
         "srtp": getattr(args, "srtp", None),
         "srtp_without_tls": getattr(args, "srtp_without_tls", False) or None,
+        "python_media": getattr(args, "python_media", False) or None,
     }
     values.update({k: v for k, v in cli.items() if v is not None})
     extra_agents = getattr(args, "scanner_user_agent", None)

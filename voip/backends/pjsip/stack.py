@@ -27,6 +27,7 @@ from typing import Any
 
 from ...errors import VoipError
 from ...quiet import quiet_fds
+from .conference import Conference
 from .options import SipOptions
 from .wakeup import Waker
 
@@ -182,6 +183,8 @@ class SipStack:
         self._teardown: Callable[[SipStack], None] = lambda _stack: None
         self._log_writer: Any = None
         self._waker = Waker()
+        self.conference = Conference()
+        """The conference bridge, to pause idle media ports (loaded with the endpoint)."""
 
     # -- any thread ----------------------------------------------------------------------
 
@@ -296,6 +299,7 @@ class SipStack:
         # audio and RFC 4733 digits stall (platform notes).
         m.sndAutoCloseTime = -1
         ep.libInit(cfg)
+        self.conference.load()  # before the sound device: it closes the device
         ep.audDevManager().setNullDev()
         kinds = {
             "udp": pj.PJSIP_TRANSPORT_UDP,
