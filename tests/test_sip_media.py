@@ -49,6 +49,17 @@ def caller_tone(tmp_path, freq: float, seconds: float = 12):
     return path
 
 
+def call_app(tmp_path, source: str, mode: str, *caller_args: str) -> tuple[str, np.ndarray]:
+    """Serve ``source`` the ``mode`` way, call it once with the pjsua2 peer and
+    ``caller_args``; the app's log and what the caller heard. Checks the mode (and that
+    nothing fell back to Python) on the way."""
+    heard = tmp_path / "heard.wav"
+    with serving(write_app(tmp_path, source), *MODES[mode]) as app:
+        assert peer_result(peer(app.uri, "--record", str(heard), *caller_args))["answered"]
+    check_mode(app.log, mode)
+    return app.log, loadWAVtoPCM(heard)
+
+
 def present(x: np.ndarray, freq: float, threshold: float = 0.004) -> np.ndarray:
     """Per 10 ms: whether ``freq`` is clearly there (mixed with others or not)."""
     step = 80
@@ -80,17 +91,9 @@ PROMPTS_APP = """
 
 @pytest.mark.parametrize("mode", MODES)
 def test_prompts_and_a_recording_are_the_same_either_way(tmp_path, mode):
-    app_path = write_app(tmp_path, PROMPTS_APP)
-    heard = tmp_path / "heard.wav"
-    with serving(app_path, *MODES[mode]) as app:
-        caller = peer(
-            app.uri, "--play", str(caller_tone(tmp_path, 700)), "--record", str(heard),
-            "--duration", "6",
-        )  # fmt: skip
-        assert peer_result(caller)["answered"]
-    check_mode(app.log, mode)
-    assert "RECORDED 8000 samples, 700 Hz" in app.log
-    x = loadWAVtoPCM(heard)
+    play = ("--play", str(caller_tone(tmp_path, 700)))
+    log, x = call_app(tmp_path, PROMPTS_APP, mode, *play, "--duration", "6")
+    assert "RECORDED 8000 samples, 700 Hz" in log
     s420, s650 = tone_spans(x, 420), tone_spans(x, 650)
     assert len(s420) == 1 and abs(s420[0][1] - 1.5) <= 0.03, s420
     assert len(s650) == 1 and abs(s650[0][1] - 0.3) <= 0.03, s650
@@ -126,18 +129,10 @@ MIXED_APP = """
 
 
 def test_pjsip_and_python_sounds_mix_and_a_paused_port_comes_back(tmp_path):
-    app_path = write_app(tmp_path, MIXED_APP)
-    heard = tmp_path / "heard.wav"
-    with serving(app_path) as app:
-        caller = peer(
-            app.uri, "--play", str(caller_tone(tmp_path, 700)), "--record", str(heard),
-            "--duration", "6",
-        )  # fmt: skip
-        assert peer_result(caller)["answered"]
-    check_mode(app.log, "pjsip")
+    play = ("--play", str(caller_tone(tmp_path, 700)))
+    log, x = call_app(tmp_path, MIXED_APP, "pjsip", *play, "--duration", "6")
     # recordCustom heard the caller's 700 Hz (zero crossings in 0.5 s: about 350).
-    assert "CUSTOM RECORDED 4000 samples, 70" in app.log, app.log
-    x = loadWAVtoPCM(heard)
+    assert "CUSTOM RECORDED 4000 samples, 70" in log, log
     on500, on1200, on900 = present(x, 500), present(x, 1200), present(x, 900)
     start = int(np.argmax(on500))
     # 1.2 s of 500 Hz with 1200 Hz over its first 0.4 s: both at once, each from its engine.
@@ -167,16 +162,9 @@ BARGE_IN_APP = """
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_key_cuts_a_long_prompt_at_once(tmp_path, mode):
-    app_path = write_app(tmp_path, BARGE_IN_APP)
-    heard = tmp_path / "heard.wav"
-    with serving(app_path, *MODES[mode]) as app:
-        caller = peer(
-            app.uri, "--record", str(heard), "--dtmf", "5", "--dtmf-at", "1.0", "--duration", "4"
-        )
-        assert peer_result(caller)["answered"]
-    check_mode(app.log, mode)
-    assert "KEY 5, prompt cancelled: True" in app.log
-    x = loadWAVtoPCM(heard)
+    keys = ("--dtmf", "5", "--dtmf-at", "1.0")
+    log, x = call_app(tmp_path, BARGE_IN_APP, mode, *keys, "--duration", "4")
+    assert "KEY 5, prompt cancelled: True" in log
     s500, s800 = tone_spans(x, 500), tone_spans(x, 800)
     assert len(s500) == 1 and 0.9 <= s500[0][1] <= 1.2, s500  # the key came at 1.0 s
     assert len(s800) == 1 and 0 <= s800[0][0] - sum(s500[0]) <= 0.15, (s500, s800)
@@ -285,12 +273,7 @@ def quiet_runs(x: np.ndarray, quiet: float = 0.02) -> list[float]:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_short_sounds_follow_each_other_without_a_break(tmp_path, mode):
-    app_path = write_app(tmp_path, BACK_TO_BACK_APP)
-    heard = tmp_path / "heard.wav"
-    with serving(app_path, *MODES[mode]) as app:
-        assert peer_result(peer(app.uri, "--record", str(heard), "--duration", "5"))["answered"]
-    check_mode(app.log, mode)
-    x = loadWAVtoPCM(heard)
+    _log, x = call_app(tmp_path, BACK_TO_BACK_APP, mode, "--duration", "5")
     gaps = quiet_runs(x)
     # Eight short tones then a long one, back to back. After the long one, played by
     # PJSIP by default, one frame of silence: PJSIP reports its end a frame late.
