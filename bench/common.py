@@ -119,3 +119,22 @@ def proc_rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def proc_memory_bytes(pid: int) -> int:
+    """A process's resident set size plus the in-memory files (memfd) it holds open.
+
+    voip's recordings in PJSIP fill such files (voip/backends/pjsip/native.py): memory
+    the process uses that ``VmRSS`` does not count, as it is not mapped.
+    """
+    files: dict[tuple[int, int], int] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        path = f"/proc/{pid}/fd/{fd}"
+        try:
+            if not os.readlink(path).startswith("/memfd:"):
+                continue
+            st = os.stat(path)
+        except OSError:  # closed meanwhile
+            continue
+        files[(st.st_dev, st.st_ino)] = st.st_size
+    return proc_rss_bytes(pid) + sum(files.values())

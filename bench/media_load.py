@@ -18,7 +18,7 @@ from .common import (
     fmt,
     percentile,
     proc_cpu_seconds,
-    proc_rss_bytes,
+    proc_memory_bytes,
 )
 from .sip import launch
 
@@ -34,11 +34,17 @@ recorded and its peak (checked: every call recorded the whole held period and he
 tone). The apps, one after another, each a fresh process started as `voip serve` would:
 
 - **voip**: `bench/sip/media_app.py`, whose handler is `call.playPCM(prompt, loop=True)`
-  plus `call.recordPCM(controller)`, then `await call.ended.wait()`;
-- **voip with the per-sample engine**: the same app with `--engine seed`, which puts
-  `bench/seed_engine.py` (the seed's design: per sample, a Python loop over the playbacks
-  and recorders) in place of voip's numpy mixer, through an adapter in the bench script
-  (`bench/sip/seed_mixer.py`); the PJSIP port, bridge and byte conversion stay voip's;
+  plus `call.recordPCM(controller)`, then `await call.ended.wait()`. As by default,
+  PJSIP plays the prompt and records the call itself (its WAV player and writer ports,
+  in C), and the call's Python port is paused, having nothing to do;
+- **voip, all in Python**: the same app with `--python-media`: voip's numpy mixer plays
+  and records every frame through the call's Python port on PJSIP's clock thread (the
+  design before the player and recorder moved into PJSIP);
+- **voip with the per-sample engine**: the same app with `--engine seed --python-media`,
+  which puts `bench/seed_engine.py` (the seed's design: per sample, a Python loop over
+  the playbacks and recorders) in place of voip's numpy mixer, through an adapter in the
+  bench script (`bench/sip/seed_mixer.py`); the PJSIP port, bridge and byte conversion
+  stay voip's;
 - **pyVoIP 1.6.8** (from PyPI): `bench/sip/pyvoip_app.py`, whose call callback answers,
   queues the same prompt (converted once to the 8-bit unsigned samples `write_audio`
   takes) a second ahead of playback and appends `read_audio()` to a recording until the
@@ -54,13 +60,14 @@ tone). The apps, one after another, each a fresh process started as `voip serve`
   playing a ToneGenerator, no Python in the media path, recording nothing.
 
 *CPU and memory*: after start-up the app's CPU is read over 2 s with no call (the idle
-figure), and its RSS (`VmRSS`). The calls are placed; 1 s after all 4 are answered with
-media flowing, the held period starts, and lasts 60 s (fewer with `--quick`). CPU per call
-= the app process's user + system CPU over the held period (from `/proc`, all threads)
-÷ its length ÷ 4, as a percentage of one core; the idle cost is included, as it is in
-production. RSS per call = (RSS at the end of the held period − idle RSS) ÷ 4, so it
-includes 60 s of recording held in memory. Target: voip's CPU per call under a third of
-pyVoIP's.
+figure), and its memory: its RSS (`VmRSS`) plus the in-memory files (memfd) it holds
+open, where PJSIP's recordings go and which `VmRSS` does not count. The calls are
+placed; 1 s after all 4 are answered with media flowing, the held period starts, and
+lasts 60 s (fewer with `--quick`). CPU per call = the app process's user + system CPU
+over the held period (from `/proc`, all threads) ÷ its length ÷ 4, as a percentage of
+one core; the idle cost is included, as it is in production. Memory per call = (memory
+at the end of the held period − idle memory) ÷ 4, so it includes 60 s of recording.
+Target: voip's CPU per call under a third of pyVoIP's.
 
 *Cadence*: `tshark` captures the app's outgoing RTP on the loopback interface (its RTP
 ports only) for the whole run; for each RTP stream (one per call, told apart by the
@@ -101,7 +108,23 @@ reach while PJSIP carries the media: PJSIP alone costs 0.39-0.40% per call, near
 third of pyVoIP's already, and two Python callbacks per call every 20 ms do not fit in
 what is left. Getting there would take keeping Python out of the per-frame path (e.g.
 PJSIP's own player and recorder ports, in C, for `playPCM` and `recordPCM`), a different
-design of the audio path."""
+design of the audio path.
+
+That is what came next. Per-thread CPU of the voip app under this load (4 calls, 10 s
+windows) before: the SIP thread 1.0% of a core (it woke every 10 ms to look for work
+handed over by other threads, calls or none), the media thread 0.7-0.8%, the clock
+thread 3.2-3.5% (bare pjsua2: 1.3% for its polling main thread, 0.7% and 0.8%). Three
+changes: (1) work handed to the SIP thread now wakes it through a socket registered in
+PJSIP's own poll (`voip/backends/pjsip/wakeup.py`), so it sleeps until there is
+something to do: 0.0%; (2) sounds of a second or more (and looped ones) are played, and
+`recordPCM` recorded, by PJSIP's own WAV player and writer ports, in C, on in-memory
+files (`native.py`); (3) a call's Python port is paused in PJSIP's conference bridge
+while the call's mixer has nothing to do (`conference.py`), so PJSIP calls no Python
+for it: clock thread 0.8%, as bare pjsua2's. The app then costs less than bare pjsua2
+as the floor measured it (that answerer polls). A smoke run (`--quick`, 8 s): voip 0.469%
+per call, pyVoIP 2.09% (4.5×). The "all in Python" row is the design before (2) and (3),
+with (1). The memory figure now counts the in-memory files too; the recordings there are
+16-bit, where the mixer keeps float32 samples, hence half the memory."""
 
 CALLS = 4
 SECONDS = 60
@@ -140,7 +163,13 @@ class Setup:
 
 SETUPS = (
     Setup("voip", "voip", "voip", (MEDIA_APP,)),
-    Setup("seed", "voip with the per-sample engine", "voip", (MEDIA_APP, "--engine", "seed")),
+    Setup("python", "voip, all in Python (--python-media)", "voip", (MEDIA_APP, "--python-media")),
+    Setup(
+        "seed",
+        "voip with the per-sample engine",
+        "voip",
+        (MEDIA_APP, "--engine", "seed", "--python-media"),
+    ),
     Setup("pyvoip", "pyVoIP 1.6.8", "pyvoip", (PYVOIP_APP,), peer=True),
     Setup("blocking", "voip, one handler blocking its loop", "voip", (MEDIA_APP,), block=True),
     Setup("bare", "bare pjsua2 (floor)", "bare", (str(launch.ANSWERER), "--greet"), records=False),
@@ -207,10 +236,10 @@ class Result:
     """The app's CPU seconds over the held period."""
     idle_cpu: float
     """The app's CPU, fraction of a core, with no call."""
-    rss_idle: int
-    rss_up: int
-    """RSS once the calls were up (start of the held period)."""
-    rss_end: int
+    mem_idle: int
+    mem_up: int
+    """Memory (RSS and in-memory files) once the calls were up (start of the held period)."""
+    mem_end: int
     answered: int
     recorded: list[tuple[float, float]]
     """Per call: seconds recorded and the recording's peak."""
@@ -225,9 +254,9 @@ class Result:
         return 100 * self.cpu / self.held / CALLS
 
     @property
-    def rss_per_call(self) -> float:
+    def mem_per_call(self) -> float:
         """MB per call."""
-        return (self.rss_end - self.rss_idle) / CALLS / 1e6
+        return (self.mem_end - self.mem_idle) / CALLS / 1e6
 
     def describe(self, label: str, records: bool = True) -> str:
         mb = 1e6
@@ -239,9 +268,9 @@ class Result:
         text = (
             f"{label}: {self.answered} of {CALLS} calls answered, held {self.held:.1f} s. "
             f"App CPU {100 * self.cpu / self.held:.1f}% of a core, {fmt(self.cpu_per_call)}% "
-            f"per call (idle before the calls: {100 * self.idle_cpu:.2f}%); RSS "
-            f"{self.rss_idle / mb:.1f} MB idle, {self.rss_up / mb:.1f} MB with the calls up, "
-            f"{self.rss_end / mb:.1f} MB at the end, {fmt(self.rss_per_call)} MB per call. "
+            f"per call (idle before the calls: {100 * self.idle_cpu:.2f}%); memory "
+            f"{self.mem_idle / mb:.1f} MB idle, {self.mem_up / mb:.1f} MB with the calls up, "
+            f"{self.mem_end / mb:.1f} MB at the end, {fmt(self.mem_per_call)} MB per call. "
             f"Recorded per call: {recorded}. Cadence: {self.all.describe()}."
         )
         if self.others is not None and self.blocked is not None:
@@ -276,16 +305,16 @@ def _session(setup: Setup, seconds: float, tshark: str) -> Result:
         cpu0, mono0 = proc_cpu_seconds(pid), time.monotonic()
         time.sleep(IDLE_SECONDS)
         idle_cpu = (proc_cpu_seconds(pid) - cpu0) / (time.monotonic() - mono0)
-        rss_idle = proc_rss_bytes(pid)
+        mem_idle = proc_memory_bytes(pid)
         bpf = "udp src portrange {}-{}".format(*server.rtp_ports)
         with capture.capture(tshark, bpf, pcap):
             gen.call(server.uri)
             time.sleep(SETTLE)
-            rss_up = proc_rss_bytes(pid)
+            mem_up = proc_memory_bytes(pid)
             t0, cpu0, mono0 = time.time(), proc_cpu_seconds(pid), time.monotonic()
             time.sleep(seconds)
             cpu1, mono1, t1 = proc_cpu_seconds(pid), time.monotonic(), time.time()
-            rss_end = proc_rss_bytes(pid)
+            mem_end = proc_memory_bytes(pid)
             calls = gen.hangup()["calls"]
             time.sleep(0.5)  # the handlers' last lines
         if not server.alive():
@@ -301,9 +330,9 @@ def _session(setup: Setup, seconds: float, tshark: str) -> Result:
         held=mono1 - mono0,
         cpu=cpu1 - cpu0,
         idle_cpu=idle_cpu,
-        rss_idle=rss_idle,
-        rss_up=rss_up,
-        rss_end=rss_end,
+        mem_idle=mem_idle,
+        mem_up=mem_up,
+        mem_end=mem_end,
         answered=sum(c["answered"] for c in calls),
         recorded=_recorded(server.log),
         all=cadence(list(by_port.values())),
@@ -370,8 +399,9 @@ def _resource_rows(section: Section, results: dict[str, Result], seconds: float)
     voip = results.get("voip")
     for key, label in (
         ("pyvoip", "pyVoIP 1.6.8, same load"),
+        ("python", "voip mixing and recording in Python (--python-media)"),
         ("seed", "voip with the per-sample engine"),
-        ("bare", "bare pjsua2 playing a tone, no Python in the media path (floor)"),
+        ("bare", "bare pjsua2 playing a tone, recording nothing"),
     ):
         base = results.get(key)
         row = Row(
@@ -389,23 +419,24 @@ def _resource_rows(section: Section, results: dict[str, Result], seconds: float)
         section.rows.append(row)
     for key, label in (
         ("pyvoip", "pyVoIP 1.6.8, same load"),
+        ("python", "voip mixing and recording in Python (--python-media)"),
         ("seed", "voip with the per-sample engine"),
     ):
         base = results.get(key)
         note = ""
         if voip:
-            note = f"voip: {voip.rss_idle / 1e6:.0f} MB idle, {voip.rss_end / 1e6:.0f} MB loaded"
+            note = f"voip: {voip.mem_idle / 1e6:.0f} MB idle, {voip.mem_end / 1e6:.0f} MB loaded"
         if base:
             note += (
-                f"; baseline: {base.rss_idle / 1e6:.0f} MB idle, {base.rss_end / 1e6:.0f} MB loaded"
+                f"; baseline: {base.mem_idle / 1e6:.0f} MB idle, {base.mem_end / 1e6:.0f} MB loaded"
             )
         section.rows.append(
             Row(
-                f"App RSS per call, after {seconds:g} s of recording",
-                voip.rss_per_call if voip else None,
+                f"App memory per call (RSS + in-memory files), after {seconds:g} s of recording",
+                voip.mem_per_call if voip else None,
                 "MB",
                 label,
-                base.rss_per_call if base else None,
+                base.mem_per_call if base else None,
                 note=note,
             )
         )

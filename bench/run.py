@@ -52,11 +52,13 @@ suite asserts no timings; a missed target shows here, marked ✗.
 HOW_TO_RUN = """\
 ## How to run
 
-From the repository root, with the test dependencies installed (`.ci/setup test`; pjsua2
-for the SIP figures, and the Debian package `espeak-ng` for the text-to-speech baseline):
+From the repository root: `.ci/setup bench` installs what the benchmarks use (the test
+dependencies with pjsua2, pyVoIP and the profilers from PyPI; Debian's `espeak-ng`, the
+text-to-speech baseline, and `tshark`, which captures on loopback), then, with
+`.venv/bin/python` or the venv active:
 
 ```sh
-python -m bench                  # everything, a few minutes; rewrites docs/benchmarks.md
+python -m bench                  # everything, about 13 minutes; rewrites docs/benchmarks.md
 python -m bench --quick          # smoke run (well under a minute); prints, writes nothing
 python -m bench --only engine,tts --out /tmp/bench.md   # some benchmarks, elsewhere
 python -m bench --list           # the benchmarks' names
