@@ -120,11 +120,13 @@ something to do: 0.0%; (2) sounds of a second or more (and looped ones) are play
 `recordPCM` recorded, by PJSIP's own WAV player and writer ports, in C, on in-memory
 files (`native.py`); (3) a call's Python port is paused in PJSIP's conference bridge
 while the call's mixer has nothing to do (`conference.py`), so PJSIP calls no Python
-for it: clock thread 0.8%, as bare pjsua2's. The app then costs less than bare pjsua2
-as the floor measured it (that answerer polls). A smoke run (`--quick`, 8 s): voip 0.469%
-per call, pyVoIP 2.09% (4.5×). The "all in Python" row is the design before (2) and (3),
-with (1). The memory figure now counts the in-memory files too; the recordings there are
-16-bit, where the mixer keeps float32 samples, hence half the memory."""
+for it: clock thread 0.8%, as bare pjsua2's. The app then costs about what bare pjsua2
+does, recording included (0.33-0.36% per call in two full runs; bare pjsua2 0.35-0.55%).
+pyVoIP's own figure moves from run to run (1.13% to 2.09% per call in the runs of that
+day), and the ratio with it: 3.4× and 3.7× in two full runs, 4.5× in a smoke run. The
+"all in Python" row is the design before (2) and (3), with (1). The memory figure now
+counts the in-memory files too; the recordings there are 16-bit, where the mixer keeps
+float32 samples, hence half the memory."""
 
 CALLS = 4
 SECONDS = 60
