@@ -248,3 +248,12 @@ def test_loop_of_a_sound_shorter_than_a_frame():
     m.play(PCMSource(pcm, loop=True))
     out, _ = run(m, 3)
     np.testing.assert_array_equal(out, np.tile(pcm, 160)[:480])
+
+
+@pytest.mark.parametrize("freq", [440.0, 437.5, 1000 / 3])
+def test_a_whole_tone_at_once_is_the_tone_read_frame_by_frame(freq):
+    tone = ToneSource(freq, 1.234, volume=0.8)
+    whole = tone.samples()  # first: it must leave the tone where it was, at its start
+    frames = np.concatenate([tone.read(FRAME_SAMPLES) for _ in range(70)])
+    assert len(whole) == len(frames) == 9872
+    np.testing.assert_allclose(whole, frames, atol=1e-6)

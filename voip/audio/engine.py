@@ -108,6 +108,8 @@ class ToneSource:
 
     def samples(self) -> PCM:
         """The whole tone at once (its position is left alone)."""
+        if self._period:
+            return np.resize(self._table[: self._period], self.total)
         return self._samples(0, self.total)
 
     def read(self, n: int) -> PCM:

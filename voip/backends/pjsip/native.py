@@ -76,8 +76,9 @@ MIN_SAMPLES = FRAME_SAMPLES
 """PJSIP's WAV player refuses anything shorter than a frame: those play in Python."""
 MIN_SECONDS = 1.0
 """Sounds played once that are shorter play in Python, back to back with the next."""
-MAX_TONE_SECONDS = 600.0
-"""Longer tones play in Python (PJSIP plays a file, and a tone would be written whole)."""
+MAX_TONE_SECONDS = 60.0
+"""Longer tones play in Python (PJSIP plays a file: a tone is made and written whole,
+on the loop)."""
 COLLECT_EVERY = 0.02
 COLLECT_WITHIN = 2.0
 
