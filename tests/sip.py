@@ -119,6 +119,23 @@ def peer(uri: str, *args: str) -> subprocess.Popen[str]:
     return _start_peer(PEER, uri, args)
 
 
+def peers(uri: str, count: int, *args: str, apart: float = 0.2) -> list[subprocess.Popen[str]]:
+    """``count`` pjsua2 callers (:func:`peer`), started ``apart`` seconds from each other.
+
+    All call from 127.0.0.1, and the app's guard lets one call from an address await its
+    ACK at a time (voip.guard.AwaitingAck): an INVITE arriving in that millisecond is
+    dropped, and its caller sends it again 0.5 s later. Callers started at the same
+    instant send their retransmissions in step too, and one can be dropped again and
+    again. Phones and PBXs are not that synchronised; these callers are kept apart.
+    """
+    procs = []
+    for n in range(count):
+        if n:
+            time.sleep(apart)
+        procs.append(peer(uri, *args))
+    return procs
+
+
 def peer_result(proc: subprocess.Popen[str], timeout: float = 60) -> dict:
     out, err = proc.communicate(timeout=timeout)
     lines = out.strip().splitlines()

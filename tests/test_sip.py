@@ -10,7 +10,7 @@ import pytest
 from voip import loadWAVtoPCM, savePCMtoWAV
 
 from .helpers import ROOT, find_pcm, read_pty, tone, tone_spans
-from .sip import next_ports, peer, peer_result, serving, voip_dial
+from .sip import next_ports, peer, peer_result, peers, serving, voip_dial
 
 ASSETS = ROOT / "assets"
 
@@ -162,7 +162,7 @@ def test_caller_hangup_cancels_the_handler_promptly(tmp_path):
 def test_fifth_concurrent_call_gets_486(tmp_path):
     app_path = tone_app(tmp_path, 440, 20)
     with serving(app_path) as app:
-        held = [peer(app.uri, "--duration", "5") for _ in range(4)]
+        held = peers(app.uri, 4, "--duration", "5")
         time.sleep(2.5)
         fifth = peer_result(peer(app.uri, "--duration", "1"))
         results = [peer_result(p) for p in held]
@@ -242,7 +242,7 @@ def test_rtp_stays_within_its_port_range(tmp_path):
 def test_sigterm_with_calls_up_sends_bye_and_exits_0(tmp_path):
     app_path = tone_app(tmp_path, 440, 60)
     with serving(app_path, "--grace", "0.5") as app:
-        calls = [peer(app.uri, "--duration", "30") for _ in range(4)]
+        calls = peers(app.uri, 4, "--duration", "30")
         time.sleep(2.5)
         t0 = time.monotonic()
         assert app.stop() == 0  # not killed by a signal: no abort, no core
