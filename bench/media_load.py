@@ -118,7 +118,7 @@ changes: (1) work handed to the SIP thread now wakes it through a socket registe
 PJSIP's own poll (`voip/backends/pjsip/wakeup.py`), so it sleeps until there is
 something to do: 0.0%; (2) sounds of a second or more (and looped ones) are played, and
 `recordPCM` recorded, by PJSIP's own WAV player and writer ports, in C, on in-memory
-files (`native.py`); (3) a call's Python port is paused in PJSIP's conference bridge
+files (`native.py`, `offload.py`); (3) a call's Python port is paused in PJSIP's conference bridge
 while the call's mixer has nothing to do (`conference.py`), so PJSIP calls no Python
 for it: clock thread 0.8%, as bare pjsua2's. The app then costs about what bare pjsua2
 does, recording included (0.33-0.36% per call in two full runs; bare pjsua2 0.35-0.55%).

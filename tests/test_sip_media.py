@@ -1,7 +1,7 @@
 """Sound on real SIP calls, both ways voip moves it.
 
 By default PJSIP plays plain sounds and records ``recordPCM`` by itself (voip/backends/
-pjsip/native.py), and the call's Python port is paused while the mixer has nothing to do;
+pjsip/offload.py), and the call's Python port is paused while the mixer has nothing to do;
 ``--python-media`` mixes and records everything in Python. What the caller hears and what
 the app records must not depend on which; sounds of both kinds must mix; a paused port
 must come back; prompts cancelled by the hundred must leave nothing behind.
@@ -18,7 +18,8 @@ import pytest
 from voip import loadWAVtoPCM, savePCMtoWAV
 from voip.audio.engine import CustomSource, PCMRecorder, PCMSource, ToneSource
 from voip.audio.pcm import SAMPLE_RATE
-from voip.backends.pjsip.native import MAX_TONE_SECONDS, MIN_SAMPLES, _samples_of
+from voip.backends.pjsip.native import MIN_SAMPLES
+from voip.backends.pjsip.offload import MAX_TONE_SECONDS, _samples_of
 
 from .helpers import goertzel_power, tone, tone_spans
 from .sip import peer, peer_result, read_stats, serving, stats_app

@@ -23,7 +23,8 @@ from ...call import Call, CallInfo
 from ...sipmsg import info_dtmf_keys, parse_name_addr
 from .conference import Conference
 from .frames import FrameBuffer, keep_thread_state, read_pcm
-from .native import NativeMedia, NativePorts
+from .native import NativePorts
+from .offload import NativeMedia
 from .stack import SipStack, pj
 
 __all__ = ["SipCall", "FramePort", "PortPool", "callback"]
