@@ -31,7 +31,6 @@ import ctypes
 import itertools
 import logging
 import os
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from ...audio.pcm import FRAME_SAMPLES, PCM, SAMPLE_RATE
+from ...audio.pcm import FRAME_SAMPLES, PCM, SAMPLE_RATE, int16_to_pcm
+from ...audio.wav import savePCMtoWAV
 from .clib import pjsip_library
 
 __all__ = ["NativePorts", "NativePort", "NativePlayer", "NativeRecorder", "MIN_SAMPLES"]
@@ -57,16 +57,6 @@ _EVENT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
 MIN_SAMPLES = FRAME_SAMPLES
 """PJSIP's WAV player refuses anything shorter than a frame."""
-
-
-def wav_bytes(samples: np.ndarray) -> bytes:
-    """16-bit mono 8 kHz ``samples`` as a WAV file."""
-    data = samples.astype("<i2", copy=False).tobytes()
-    fmt = struct.pack("<HHIIHH", 1, 1, SAMPLE_RATE, 2 * SAMPLE_RATE, 2, 16)
-    return (
-        b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<I", 16)
-        + fmt + b"data" + struct.pack("<I", len(data)) + data
-    )  # fmt: skip
 
 
 class NativePort:
@@ -112,7 +102,7 @@ class NativeRecorder(NativePort):
         finally:
             os.close(self.fd)
             self.fd = -1
-        return np.frombuffer(data, dtype="<i2").astype(np.float32) / np.float32(32768.0)
+        return int16_to_pcm(data)
 
     def describe(self) -> str:
         return f"recording ({time.monotonic() - self.started:.1f} s)"
@@ -151,14 +141,15 @@ class NativePorts:
 
     # -- SIP thread ----------------------------------------------------------------------
 
-    def play(self, player: NativePlayer, samples: np.ndarray, loop: bool, sink: int) -> None:
-        """Start playing 16-bit ``samples`` (at least :data:`MIN_SAMPLES`) into conference
-        slot ``sink``. Raises OSError if PJSIP refuses."""
+    def play(self, player: NativePlayer, samples: PCM, loop: bool, sink: int) -> None:
+        """Start playing ``samples`` (float PCM, at least :data:`MIN_SAMPLES`) into
+        conference slot ``sink``. Raises OSError if PJSIP refuses."""
         lib = self._lib
         self._bury()
         fd = os.memfd_create("voip-play", os.MFD_CLOEXEC)
         try:
-            os.write(fd, wav_bytes(samples))
+            with open(fd, "wb", closefd=False) as file:
+                savePCMtoWAV(samples, file)
             self._new_pool(player)
             self._check(
                 "create a WAV player",

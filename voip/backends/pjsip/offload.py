@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ...audio.engine import PCMRecorder, PCMSource, Sink, Source, ToneSource
-from ...audio.pcm import SAMPLE_RATE, pcm_to_int16
+from ...audio.pcm import PCM, SAMPLE_RATE
 from ...bridge import MediaBridge
 from .native import MIN_SAMPLES, NativePlayer, NativePort, NativePorts, NativeRecorder
 from .stack import SipError, SipStack
@@ -39,8 +39,7 @@ log = logging.getLogger("voip.sip")
 MIN_SECONDS = 1.0
 """Sounds played once that are shorter play in Python, back to back with the next."""
 MAX_TONE_SECONDS = 60.0
-"""Longer tones play in Python (PJSIP plays a file: a tone is made and written whole,
-on the loop)."""
+"""Longer tones play in Python (PJSIP plays a file: a tone is made and written whole)."""
 COLLECT_EVERY = 0.02
 COLLECT_WITHIN = 2.0
 
@@ -82,7 +81,7 @@ class NativeMedia:
                 return False
             loop = isinstance(item, PCMSource) and item.loop
             player = NativePlayer(handle, lambda: self._played(handle))
-            job = lambda: self._play(player, pcm_to_int16(samples), loop)  # noqa: E731
+            job = lambda: self._play(player, samples, loop)  # noqa: E731
             self._items[handle] = (item.describe, False)
         self._submit(handle, job)
         return True
@@ -134,7 +133,7 @@ class NativeMedia:
         for handle in handles:
             self._stop(handle)
 
-    def _play(self, player: NativePlayer, samples: np.ndarray, loop: bool) -> None:
+    def _play(self, player: NativePlayer, samples: PCM, loop: bool) -> None:
         if self._begin(player):
             try:
                 self.ports.play(player, samples, loop, self.slot)
