@@ -216,7 +216,7 @@ class Call:
 
         self._check_active()
         pcm = await TTStoPCMAsync(text, list(opts))
-        return await self._play(PCMSource(pcm, label=f"speech {text[:24]!r}"))
+        return bool(await self._play(PCMSource(pcm, label=f"speech {text[:24]!r}")))
 
     def _play(self, source: Any) -> Playback:
         self._check_active()

@@ -13,7 +13,7 @@ import argparse
 import os
 import runpy
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 __all__ = ["main"]
 
@@ -66,7 +66,7 @@ def _add_dial_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     add_sip_arguments(p)
 
 
-def _guarded(fn):  # type: ignore[no-untyped-def]
+def _guarded(fn: Callable[[], int]) -> int:
     from .errors import VoipError
 
     try:

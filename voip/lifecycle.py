@@ -43,7 +43,7 @@ def check_handler(handler: object) -> None:
         raise InvalidArgumentError(f"the handler must be an async function, got {handler!r}")
     # An object with `async def __call__` is a handler too.
     if not (
-        inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(type(handler).__call__)  # type: ignore[operator]
+        inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(type(handler).__call__)
     ):
         raise InvalidArgumentError(
             f"the handler {getattr(handler, '__name__', handler)!r} must be defined with "

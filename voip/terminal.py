@@ -64,7 +64,7 @@ class StatusLine(logging.Handler):
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._refresh())
         if sys.stdout.isatty():  # the app's print() must not land inside the status line
-            sys.stdout = _AboveStatus(self, sys.stdout)  # type: ignore[assignment]
+            sys.stdout = _AboveStatus(self, sys.stdout)
 
     async def _refresh(self) -> None:
         while True:

@@ -366,7 +366,7 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
             info = self.getStreamInfo(index)
         except pj.Error:
             return True
-        return info.audRxEventPt > 0 or info.audTxEventPt > 0
+        return bool(info.audRxEventPt > 0 or info.audTxEventPt > 0)
 
     def _stop_media(self) -> None:
         # The port goes back to the pool for the next call; the MediaBridge itself is

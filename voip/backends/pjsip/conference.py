@@ -71,7 +71,7 @@ class Conference:
         status = self._lib.pjmedia_conf_configure_port(
             self._conf, slot, _ENABLE if receives else _DISABLE, _ENABLE if sends else _DISABLE
         )
-        return status == 0
+        return bool(status == 0)
 
 
 def _bridge_of(master: int) -> int:

@@ -93,7 +93,8 @@ def read_pcm(vec: Any) -> PCM:
         return int16_to_pcm(ctypes.string_at(_storage(vec), size))
     storage = _INT16_FRAME.from_address(_storage(vec))  # a buffer, as numpy's stubs omit
     samples = np.frombuffer(storage, dtype=np.int16)  # type: ignore[call-overload]
-    return np.multiply(samples, _UNSCALE, dtype=np.float32)  # copies out of the vector
+    pcm: PCM = np.multiply(samples, _UNSCALE, dtype=np.float32)  # copies out of the vector
+    return pcm
 
 
 class FrameBuffer:

@@ -113,7 +113,7 @@ def _require_pjsua2() -> None:
 
 if pj is not None:
 
-    class _LogWriter(pj.LogWriter):
+    class _LogWriter(pj.LogWriter):  # type: ignore[misc]
         """PJSIP's log lines into Python logging (logger ``voip.pjsip``)."""
 
         def __init__(self) -> None:
@@ -135,7 +135,7 @@ if pj is not None:
                 return
             self.logger.log(level, "%s", text)
 
-    class _Endpoint(pj.Endpoint):
+    class _Endpoint(pj.Endpoint):  # type: ignore[misc]
         """Reports the calls PJSIP refuses by itself (e.g. when every call slot is busy,
         or an offer of plain RTP when SRTP is mandatory)."""
 

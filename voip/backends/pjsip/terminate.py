@@ -79,6 +79,6 @@ class CallTerminator:
             inv = lib.pjsip_dlg_get_inv_session(dlg)
             if not inv:  # no invite session yet (media still being set up)
                 return False
-            return lib.pjsip_inv_terminate(inv, _SC_OK, _PJ_TRUE) == _PJ_SUCCESS
+            return bool(lib.pjsip_inv_terminate(inv, _SC_OK, _PJ_TRUE) == _PJ_SUCCESS)
         finally:
             lib.pjsip_dlg_dec_lock(dlg)
