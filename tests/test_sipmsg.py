@@ -1,12 +1,10 @@
-"""Pure SIP helpers and SIP option parsing: no sockets."""
-
-import argparse
+"""Pure SIP helpers: no sockets."""
 
 import pytest
 
 from voip import InvalidArgumentError
-from voip.backends.pjsip.options import add_sip_arguments, sip_options_from_args
-from voip.sipmsg import AllowList, info_dtmf_keys, parse_headers, parse_name_addr, split_hostport
+from voip.sipmsg import AllowList, info_dtmf_keys, parse_headers
+from voip.sipuri import parse_name_addr, split_hostport
 
 INVITE = (
     "INVITE sip:app@127.0.0.1:5062 SIP/2.0\r\n"
@@ -72,87 +70,6 @@ def test_allow_list():
     assert AllowList().allows("203.0.113.1")  # empty: everyone
     with pytest.raises(InvalidArgumentError, match="10.0.0.300"):
         AllowList(["10.0.0.300"])
-
-
-def parse(argv, tmp_path=None, toml=None, env=None):
-    p = argparse.ArgumentParser()
-    add_sip_arguments(p)
-    if toml is not None:
-        cfg = tmp_path / "voip.toml"
-        cfg.write_text(toml)
-        argv = [*argv, "--config", str(cfg)]
-    return sip_options_from_args(p.parse_args(argv), env or {})
-
-
-def test_sip_options_defaults_and_command_line():
-    o = parse([])
-    assert (o.listen, o.transports, o.rtp_ports, o.max_calls) == (
-        "0.0.0.0:5060",
-        ("udp", "tcp"),
-        (4000, 4999),
-        4,
-    )
-    o = parse(["--listen", "127.0.0.1:5062", "--transport", "udp", "--rtp-ports", "7000-7099"])
-    assert o.host_port == ("127.0.0.1", 5062) and o.transports == ("udp",)
-    assert o.rtp_ports == (7000, 7099)
-    assert parse(["--codecs", "pcma,g722"]).codecs == ("PCMA", "G722")
-
-
-def test_toml_then_environment_then_command_line(tmp_path):
-    toml = '[sip]\nlisten = "127.0.0.1:6000"\nallow = ["10.0.0.0/8"]\nmax-calls = 2\n'
-    o = parse(["--max-calls", "3"], tmp_path, toml)
-    assert o.listen == "127.0.0.1:6000" and o.max_calls == 3
-    assert o.allow.allows("10.1.2.3") and not o.allow.allows("127.0.0.1")
-    env = {
-        "VOIP_LISTEN": "127.0.0.1:7000",
-        "VOIP_PASSWORD": "s3cret",
-        "VOIP_ALLOW": "192.0.2.0/24, 198.51.100.1",
-        "VOIP_TRANSPORTS": "tcp",
-        "VOIP_GRACE": "2.5",
-        "VOIP_SIP_LOG": "yes",
-    }
-    o = parse(["--listen", "127.0.0.1:7001"], tmp_path, toml, env)
-    assert o.listen == "127.0.0.1:7001"  # the command line wins
-    assert (o.password, o.transports, o.grace, o.sip_log) == ("s3cret", ("tcp",), 2.5, True)
-    assert o.allow.allows("198.51.100.1") and not o.allow.allows("10.1.2.3")
-    assert o.max_calls == 2  # from the file: nothing else set it
-    with pytest.raises(InvalidArgumentError, match="VOIP_MAX_CALLS='many'"):
-        parse([], env={"VOIP_MAX_CALLS": "many"})
-
-
-@pytest.mark.parametrize(
-    "argv, word",
-    [
-        (["--max-calls", "5"], "1 to 4"),
-        (["--rtp-ports", "5000-4000"], "increasing"),
-        (["--rtp-ports", "abc"], "FIRST-LAST"),
-        (["--codecs", "opus"], "choose from"),
-        (["--allow", "nonsense"], "CIDR"),
-        (["--listen", "127.0.0.1:0x"], "port"),
-    ],
-)
-def test_bad_options_say_what_is_wrong(argv, word):
-    with pytest.raises(InvalidArgumentError, match=word):
-        parse(argv)
-
-
-def test_unknown_toml_setting(tmp_path):
-    with pytest.raises(InvalidArgumentError, match="unknown setting 'lisen'"):
-        parse([], tmp_path, '[sip]\nlisen = "x"\n')
-
-
-def test_screening_settings_from_file_environment_and_command_line(tmp_path):
-    o = parse([])
-    assert (o.invite_rate, o.options_rate, o.call_rate) == (5.0, 5.0, 20.0)
-    assert "friendly-scanner" in o.scanner_user_agents
-    toml = '[sip]\ninvite-rate = 2\nscanner_user_agents = ["evil-dialler"]\n'
-    o = parse(["--call-rate", "0", "--scanner-user-agent", "bad-bot"], tmp_path, toml)
-    assert (o.invite_rate, o.call_rate) == (2.0, 0.0)
-    assert o.scanner_user_agents == ("evil-dialler", "bad-bot")
-    o = parse([], env={"VOIP_SCANNER_USER_AGENTS": "", "VOIP_OPTIONS_RATE": "0.5"})
-    assert (o.scanner_user_agents, o.options_rate) == ((), 0.5)
-    with pytest.raises(InvalidArgumentError, match="invite rate -1.0: a number of requests"):
-        parse(["--invite-rate", "-1"])
 
 
 def test_info_dtmf_keys():

@@ -38,12 +38,8 @@ import numpy as np
 import pytest
 
 from voip import loadWAVtoPCM, savePCMtoWAV
-from voip.backends.pjsip.options import (
-    SipOptions,
-    add_sip_arguments,
-    check_security,
-    sip_options_from_args,
-)
+from voip.backends.pjsip.options import SipOptions, add_sip_arguments, sip_options_from_args
+from voip.backends.pjsip.security import check_security
 from voip.errors import InvalidArgumentError
 
 from .baresip import MODULES, Baresip
@@ -351,7 +347,7 @@ def test_tls_and_srtp_settings_from_flags_toml_and_environment(tmp_path):
     assert o.srtp_without_tls
     with pytest.raises(InvalidArgumentError, match="choose from off, optional, mandatory"):
         parse([], {"VOIP_SRTP": "always"})
-    with pytest.raises(InvalidArgumentError, match="VOIP_TLS_VERIFY_CLIENT='maybe'"):
+    with pytest.raises(InvalidArgumentError, match="tls_verify_client = 'maybe' \\(from VOIP_TLS"):
         parse([], {"VOIP_TLS_VERIFY_CLIENT": "maybe"})
 
 

@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from .audio.engine import CustomRecorder, CustomSource, PCMRecorder, PCMSource, ToneSource
+from .audio.engine import (
+    CustomRecorder,
+    CustomSource,
+    PCMRecorder,
+    PCMSource,
+    Sink,
+    Source,
+    ToneSource,
+)
 from .audio.pcm import SAMPLE_RATE, as_pcm
 from .audio.tones import dtmf_tones
 from .bridge import MediaBridge
@@ -186,14 +194,14 @@ class Call:
         _check_number("freq", freq, 0, SAMPLE_RATE / 2, low_open=True, high_open=True)
         _check_number("seconds", seconds, 0, MAX_SECONDS)
         _check_number("volume", volume, 0, 1)
-        return self._play(ToneSource(freq, seconds, volume))
+        return self.play_source(ToneSource(freq, seconds, volume))
 
     def playPCM(self, pcm: Any, loop: bool = False) -> Playback:
         """Play 8 kHz PCM (a numpy array or list of floats in [-1, 1]; outside is clipped).
 
         With ``loop=True`` it repeats until cancelled.
         """
-        return self._play(PCMSource(as_pcm(pcm), loop))
+        return self.play_source(PCMSource(as_pcm(pcm), loop))
 
     def playCustom(self, fn: Callable[[float, float], float | None]) -> Playback:
         """Play samples from ``fn(t, delta)``: ``t`` seconds since start, ``delta`` the
@@ -203,7 +211,7 @@ class Call:
         asyncio objects from it (use a ``queue.Queue`` to talk to the handler).
         """
         _check_callable("playCustom", fn)
-        return self._play(CustomSource(fn))
+        return self.play_source(CustomSource(fn))
 
     async def say(self, text: str, opts: Iterable[str] = ()) -> bool:
         """Speak ``text`` with text to speech (see :func:`voip.tts.TTStoPCM` for ``opts``).
@@ -216,9 +224,11 @@ class Call:
 
         self._check_active()
         pcm = await TTStoPCMAsync(text, list(opts))
-        return bool(await self._play(PCMSource(pcm, label=f"speech {text[:24]!r}")))
+        return bool(await self.play_source(PCMSource(pcm, label=f"speech {text[:24]!r}")))
 
-    def _play(self, source: Any) -> Playback:
+    def play_source(self, source: Source) -> Playback:
+        """Play a :class:`~voip.audio.engine.Source` (for backends and extensions: a
+        handler plays with :meth:`playPCM`, :meth:`playTone` and the like)."""
         self._check_active()
         handle, fut = self._bridge.play(source)
         return Playback(self._bridge, handle, fut)
@@ -250,7 +260,7 @@ class Call:
             raise InvalidArgumentError(
                 f"controller must be a voip.RecordController, got {type(controller).__name__}"
             )
-        rec = self._record(PCMRecorder(None if maxlen is None else int(maxlen)))
+        rec = self.record_into(PCMRecorder(None if maxlen is None else int(maxlen)))
         if controller is not None:
             controller._attach(rec.stop)
         return rec
@@ -261,9 +271,11 @@ class Call:
         ``fn`` runs on the audio thread (see :meth:`playCustom`). Awaiting gives True.
         """
         _check_callable("recordCustom", fn)
-        return self._record(CustomRecorder(fn))
+        return self.record_into(CustomRecorder(fn))
 
-    def _record(self, sink: Any) -> Recording:
+    def record_into(self, sink: Sink) -> Recording:
+        """Feed what the caller sends into a :class:`~voip.audio.engine.Sink` (for
+        backends and extensions: a handler records with :meth:`recordPCM`)."""
         self._check_active()
         handle, fut = self._bridge.record(sink)
         return Recording(self._bridge, handle, fut)
@@ -313,7 +325,7 @@ class Call:
             return None
         self.log.info("sending keys %s (%s)", keys, method)
         if method == "inband":
-            return self._play(PCMSource(dtmf_tones(keys), label=f"keys {keys}"))
+            return self.play_source(PCMSource(dtmf_tones(keys), label=f"keys {keys}"))
         if self._send_dtmf is not None:
             self._send_dtmf(keys, method)
         return None

@@ -16,15 +16,13 @@ from dataclasses import dataclass
 
 from .call import Call
 from .errors import CallEndedError, InvalidArgumentError
+from .runtime import CANCEL_GRACE
 
 __all__ = ["Handler", "Outcome", "check_handler", "serve_call"]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Call], Awaitable[object]]
-
-CANCEL_GRACE = 5.0
-"""Seconds a cancelled handler gets to clean up before it is abandoned."""
 
 
 @dataclass(frozen=True)

@@ -1,121 +1,115 @@
 """``runVoipClient``: command-line options -> backend -> calls.
 
-The same script runs in the simulator (the default) and, with the SIP options, on a
-server. Options come from the command line, preceded by those in the ``VOIP_OPTIONS``
-environment variable (for scripts started by something that cannot pass arguments).
+The same script runs in the simulator (the default) and, with ``--sip``, on a server.
+Options come from the command line, preceded by those in the ``VOIP_OPTIONS``
+environment variable (for scripts started by something that cannot pass arguments);
+with ``--sip`` the SIP settings also come from ``VOIP_<SETTING>`` variables and a
+``--config`` TOML file (:mod:`voip.backends.pjsip.options`).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import shlex
 import sys
-from collections.abc import Coroutine, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Literal
 
 from .backends.base import Backend
-from .backends.pjsip.options import add_sip_arguments, sip_options_from_args
+from .backends.pjsip.options import SipOptions, add_sip_arguments, sip_options_from_args
 from .backends.sim import DEFAULT_CALLER, SimBackend, SimOptions
-from .errors import VoipError
-from .lifecycle import CANCEL_GRACE, Handler, check_handler
+from .caller import CallerScript
+from .errors import InvalidArgumentError, VoipError
+from .lifecycle import Handler, check_handler
+from .runtime import LOG_LEVELS, configure_logging, run_loop
+from .settings import add_arguments, flags_given, resolve
 
-__all__ = ["runVoipClient", "build_parser", "ENV_OPTIONS"]
+__all__ = ["runVoipClient", "build_parser", "ENV_OPTIONS", "AppRole", "watch_runs"]
 
 log = logging.getLogger(__name__)
 
 ENV_OPTIONS = "VOIP_OPTIONS"
 
+AppRole = Literal["app", "server"]
+"""Which options an app's parser offers: ``app`` the simulator's and, for ``--sip``, the
+server's; ``server`` only the server's (``--sip`` given, or ``voip serve``)."""
 
-def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The options every voip app understands."""
-    p = argparse.ArgumentParser(
-        prog=prog,
-        description="Run this voip app on a simulated call (microphone, speaker, keyboard), "
-        "or with --sip answer real SIP calls.",
-        epilog=f"Options are also read from ${ENV_OPTIONS}, before those given here.",
-    )
-    p.add_argument(
-        "caller",
-        nargs="?",
-        default=DEFAULT_CALLER,
-        help=f"the simulated caller's number (default {DEFAULT_CALLER})",
-    )
-    p.add_argument("--name", default="", help="the simulated caller's display name")
-    p.add_argument("--mic", metavar="WAV", help="play this WAV as the caller's voice")
-    p.add_argument(
-        "--speaker", metavar="WAV", help="write what the caller hears to this WAV (8 kHz mono)"
-    )
-    p.add_argument(
-        "--keys",
-        default="",
-        metavar="KEYS",
-        help="keys the caller presses, 'w' waits 0.5 s, e.g. ww1234#",
-    )
-    p.add_argument("--no-audio", action="store_true", help="open no sound device (headless runs)")
-    p.add_argument(
-        "--hangup-after",
-        type=float,
-        metavar="SECONDS",
-        help="the caller hangs up after this many seconds",
-    )
-    add_sip_arguments(p)
+_runs: ContextVar[list[Handler] | None] = ContextVar("voip_app_runs", default=None)
+
+
+def add_log_level(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--log-level",
         default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        choices=LOG_LEVELS,
         help="how much to log (default INFO)",
     )
-    return p
 
 
-def _configure_logging(level: str) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(
-            level=level,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            datefmt="%H:%M:%S",
+def build_parser(role: AppRole = "app", prog: str | None = None) -> argparse.ArgumentParser:
+    """The options of a voip app: a simulated call's (``app``), and the SIP server's."""
+    p = argparse.ArgumentParser(
+        prog=prog,
+        allow_abbrev=False,
+        description=(
+            "Run this voip app on a simulated call (microphone, speaker, keyboard), "
+            "or with --sip answer real SIP calls."
+            if role == "app"
+            else "Answer real SIP calls with this voip app."
+        ),
+        epilog=f"Options are also read from ${ENV_OPTIONS}, before those given here."
+        + (
+            " SIP settings also come from VOIP_<SETTING> variables (e.g. VOIP_PASSWORD)"
+            " and --config; the command line wins."
+        ),
+    )
+    if role == "app":
+        p.add_argument(
+            "caller",
+            nargs="?",
+            default=DEFAULT_CALLER,
+            help=f"the simulated caller's number (default {DEFAULT_CALLER})",
         )
+        p.add_argument("--name", default="", help="the simulated caller's display name")
+        add_arguments(p, CallerScript, "sim")
+        group = p.add_argument_group("real SIP calls (with --sip, or `voip serve`)")
     else:
-        root.setLevel(level)
-
-
-def _run_loop(main: Coroutine[Any, Any, int]) -> int:
-    """Like ``asyncio.run``, but tasks the app left behind that ignore cancellation
-    get :data:`~voip.lifecycle.CANCEL_GRACE` seconds, not forever: the process must end."""
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(main)
-    finally:
-        leftover = asyncio.all_tasks(loop)
-        for task in leftover:
-            task.cancel()
-        if leftover:
-            loop.run_until_complete(asyncio.wait(leftover, timeout=CANCEL_GRACE))
-        if any(not t.done() for t in leftover):
-            log.warning("tasks that ignored cancellation were abandoned at exit")
-        loop.run_until_complete(loop.shutdown_default_executor())
-        loop.close()
+        group = p.add_argument_group("SIP")
+        # Taken, to say they do not apply (VOIP_OPTIONS may hold them for simulated runs).
+        add_arguments(p, CallerScript, "sim", hidden=True)
+    group.add_argument(
+        "--sip", action="store_true", help="answer real SIP calls instead of simulating one"
+    )
+    add_sip_arguments(group, "server")
+    add_log_level(p)
+    return p
 
 
 def _make_backend(opts: argparse.Namespace) -> Backend:
     if opts.sip:
         from .backends.pjsip.server import SipServer
 
+        simulated = [f for f in flags_given(CallerScript, "sim", opts) if f != "--no-audio"]
+        if simulated:
+            raise InvalidArgumentError(
+                f"{', '.join(simulated)} only apply to the simulated call: with --sip"
+                " callers are real (`voip dial` is a scripted caller for them)"
+            )
         return SipServer(sip_options_from_args(opts))
-    return SimBackend(
-        SimOptions(
-            caller=opts.caller,
-            name=opts.name,
-            mic=opts.mic,
-            speaker=opts.speaker,
-            keys=opts.keys,
-            audio=not opts.no_audio,
-            hangup_after=opts.hangup_after,
+    given = flags_given(SipOptions, "server", opts)
+    if opts.config:
+        given.insert(0, "--config")
+    if given:
+        raise InvalidArgumentError(
+            f"{', '.join(given)} only apply to real SIP calls: add --sip (or run"
+            " `voip serve APP`), or leave them out to simulate a call"
         )
+    return SimBackend(
+        SimOptions(caller=opts.caller, name=opts.name, script=resolve(CallerScript, "sim", opts))
     )
 
 
@@ -127,14 +121,29 @@ def runVoipClient(handler: Handler, argv: Sequence[str] | None = None) -> None:
     status 1, so a scripted run in CI fails; bad options or files exit with status 2.
     """
     check_handler(handler)
+    runs = _runs.get()
+    if runs is not None:
+        runs.append(handler)
     args = list(sys.argv[1:] if argv is None else argv)
     args = shlex.split(os.environ.get(ENV_OPTIONS, "")) + args
-    opts = build_parser().parse_args(args)
-    _configure_logging(opts.log_level)
+    opts = build_parser("server" if "--sip" in args else "app").parse_args(args)
+    configure_logging(opts.log_level)
     try:
-        status = _run_loop(_make_backend(opts).run(handler))
+        status = run_loop(_make_backend(opts).run(handler))
     except VoipError as exc:
         log.error("%s", exc)
         raise SystemExit(2) from None
     if status:
         raise SystemExit(status)
+
+
+@contextmanager
+def watch_runs() -> Iterator[list[Handler]]:
+    """Within it, the handlers :func:`runVoipClient` was started with (``voip run``
+    uses it to tell whether an app script started itself)."""
+    runs: list[Handler] = []
+    token = _runs.set(runs)
+    try:
+        yield runs
+    finally:
+        _runs.reset(token)

@@ -1,4 +1,6 @@
-"""Small, pure helpers for SIP text: headers, caller identity, source addresses.
+"""Small, pure helpers for SIP messages: headers, keys sent by SIP INFO, source addresses.
+
+URIs and addresses are :mod:`voip.sipuri`'s.
 
 No PJSIP here: the backend hands over strings, these return plain values.
 """
@@ -10,8 +12,9 @@ import re
 from collections.abc import Iterable
 
 from .errors import InvalidArgumentError
+from .sipuri import split_hostport
 
-__all__ = ["parse_headers", "parse_name_addr", "AllowList", "split_hostport", "info_dtmf_keys"]
+__all__ = ["parse_headers", "AllowList", "info_dtmf_keys"]
 
 # Compact header forms (RFC 3261 section 7.3.3) and their full names.
 _COMPACT = {
@@ -81,36 +84,6 @@ def parse_headers(message: str) -> dict[str, str]:
     return headers
 
 
-_NAME_ADDR = re.compile(
-    r'^\s*(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<token>[^<"]*?))\s*<(?P<uri>[^>]*)>'
-)
-
-
-def parse_name_addr(value: str) -> tuple[str, str, str]:
-    """Split a From/To value into (display name, URI, user part).
-
-    ``'"Ann" <sip:5551234@host>;tag=x'`` gives ``("Ann", "sip:5551234@host", "5551234")``.
-    """
-    m = _NAME_ADDR.match(value)
-    if m:
-        name = m.group("quoted")
-        if name is not None:
-            name = re.sub(r"\\(.)", r"\1", name)
-        else:
-            name = (m.group("token") or "").strip()
-        uri = m.group("uri").strip()
-    else:
-        name = ""
-        uri = value.split(";", 1)[0].strip()
-    user = ""
-    um = re.match(r"^(?:sips?|tel):([^@;>]*)", uri, re.IGNORECASE)
-    if um:
-        user = um.group(1)
-        if "@" not in uri and uri.lower().startswith("sip"):
-            user = ""  # sip:host has no user part
-    return name, uri, user
-
-
 def info_dtmf_keys(message: str) -> str:
     """The keys in a SIP INFO whose body is ``application/dtmf`` (the keys themselves).
 
@@ -123,27 +96,6 @@ def info_dtmf_keys(message: str) -> str:
     parts = re.split(r"\r?\n\r?\n", message, maxsplit=1)
     body = parts[1] if len(parts) > 1 else ""
     return "".join(ch for ch in body.strip().upper() if ch in "0123456789*#ABCD")
-
-
-def split_hostport(text: str, default_port: int) -> tuple[str, int]:
-    """``"127.0.0.1:5062"`` -> ``("127.0.0.1", 5062)``; ``"[::1]:5060"`` and a bare host
-    work too; port 0 means any free port. Raises :class:`InvalidArgumentError` for a bad
-    port."""
-    text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-    else:
-        host, port_text = text, ""
-    if not port_text:
-        return host, default_port
-    if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
-        raise InvalidArgumentError(
-            f"{text!r}: the port must be a number from 0 (any free port) to 65535"
-        )
-    return host, int(port_text)
 
 
 class AllowList:

@@ -1,10 +1,11 @@
 """The simulator: one call that starts at once, on this machine.
 
 Interactive: the microphone is the caller's voice, the speaker the phone's earpiece, the
-keyboard the keypad, Ctrl-C hangs up. Scripted (tests, CI): ``--mic in.wav`` is the
-caller's voice, ``--speaker out.wav`` records what the caller hears (one continuous
-timeline from the answer), ``--keys "ww1234"`` presses keys. Either way it runs in real
-time, paced by the sound card or, without one, by :class:`~voip.sound.FrameClock`.
+keyboard the keypad, Ctrl-C hangs up. Scripted (tests, CI), by a
+:class:`~voip.caller.CallerScript`: ``--mic in.wav`` is the caller's voice,
+``--speaker out.wav`` records what the caller hears (one continuous timeline from the
+answer), ``--keys "ww1234"`` presses keys. Either way it runs in real time, paced by the
+sound card or, without one, by :class:`~voip.sound.FrameClock`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import logging
 import signal
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..audio.pcm import FRAME_SAMPLES, FRAME_SECONDS, PCM
-from ..audio.wav import WAVWriter, loadWAVtoPCM
+from ..audio.wav import WAVWriter
 from ..bridge import MediaBridge
 from ..call import Call, CallInfo
-from ..dtmf import parse_key_script
+from ..caller import CallerScript
 from ..errors import AudioDeviceError
 from ..lifecycle import Handler, serve_call
 from ..sound import FrameClock, SoundDevice
@@ -46,30 +47,20 @@ class SimOptions:
     """The caller's number."""
     name: str = ""
     """The caller's display name."""
-    mic: str | None = None
-    """A WAV file played as the caller's voice instead of the microphone."""
-    speaker: str | None = None
-    """A WAV file that receives what the caller hears (16-bit, 8 kHz, mono)."""
-    keys: str = ""
-    """Keys the caller presses, ``w`` waiting 0.5 s: e.g. ``"ww1234"``."""
-    audio: bool = True
-    """Use the sound card (False: ``--no-audio``, never open a device)."""
-    hangup_after: float | None = None
-    """Seconds after which the caller hangs up (None: never)."""
-    interactive: bool | None = None
-    """Keyboard and status line; None: when stdin and stderr are terminals."""
+    script: CallerScript = field(default_factory=CallerScript)
+    """What the caller says, hears and presses."""
 
 
 class _Timeline:
     """Per-frame work of the simulated caller, run on the audio thread."""
 
-    def __init__(self, opts: SimOptions, call: Call, bridge: MediaBridge) -> None:
+    def __init__(self, script: CallerScript, call: Call, bridge: MediaBridge) -> None:
         self.call = call
         self.bridge = bridge
-        self.mic: PCM | None = loadWAVtoPCM(opts.mic) if opts.mic else None
-        self.presses = parse_key_script(opts.keys)
-        self.hangup_after = opts.hangup_after
-        self.speaker = WAVWriter(opts.speaker) if opts.speaker else None
+        self.mic = script.mic_pcm()
+        self.presses = script.presses()
+        self.hangup_after = script.hangup_after
+        self.speaker = WAVWriter(script.speaker) if script.speaker else None
         # PortAudio may run one last callback while the stream is being stopped.
         self._speaker_lock = threading.Lock()
         self.frames = 0
@@ -120,9 +111,9 @@ class SimBackend(Backend):
         number = opts.caller
         uri = f'"{opts.name or number}" <sip:{number}@localhost>'
         call = Call(bridge, CallInfo(uri, number, opts.name, call_id="sim"))
-        timeline = _Timeline(opts, call, bridge)
+        timeline = _Timeline(opts.script, call, bridge)
         driver = self._open_driver(timeline)
-        interactive = opts.interactive
+        interactive = opts.script.interactive
         if interactive is None:
             interactive = sys.stdin.isatty() and sys.stderr.isatty()
         ui = CallTerminal(call, call.feed_dtmf) if interactive else None
@@ -143,7 +134,7 @@ class SimBackend(Backend):
         return 1 if outcome.error is not None else 0
 
     def _open_driver(self, timeline: _Timeline) -> FrameClock | SoundDevice:
-        if self.opts.audio:
+        if self.opts.script.audio:
             device = SoundDevice(timeline.tick)
             try:
                 device.open()

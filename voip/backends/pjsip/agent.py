@@ -26,11 +26,13 @@ from ...bridge import MediaBridge
 from ...call import Call
 from ...errors import InvalidArgumentError
 from ...guard import RequestGuard, RequestHead, parse_request_head
-from ...sipmsg import parse_headers, split_hostport
+from ...sipmsg import parse_headers
+from ...sipuri import sips_as_tls, split_hostport, split_register_uri
 from .calls import PortPool, SipCall, callback
 from .native import NativePorts
-from .options import SipOptions, check_security, split_register_uri
+from .options import SipOptions
 from .prefilter import RequestFilter
+from .security import check_security, configure_srtp
 from .stack import SipStack, pj
 from .terminate import CallTerminator
 
@@ -183,7 +185,7 @@ class SipAgent:
             rtp.boundAddress = host
         if o.public_address or host not in ("", "0.0.0.0"):
             rtp.publicAddress = o.public_address or host
-        self._configure_srtp(cfg.mediaConfig)
+        configure_srtp(cfg.mediaConfig, o)
         if o.register:
             self._configure_registration(cfg)
         self._account = _Account(self)
@@ -195,22 +197,6 @@ class SipAgent:
             log.info("media: every sound is mixed and recorded in Python")
         if self._on_call is not None:
             self.terminator.load()
-
-    def _configure_srtp(self, media: Any) -> None:
-        """SRTP with SDES keys (RFC 4568, as PBXs and desk phones do). ``mandatory``
-        refuses offers of plain RTP (488) and offers SRTP alone; ``optional`` answers
-        either and offers SRTP as an extra. Unless ``srtp_without_tls``, PJSIP only
-        puts keys in an SDP that travels over TLS (secure signalling level 1: this hop)."""
-        o = self.opts
-        media.srtpUse = {
-            "off": pj.PJMEDIA_SRTP_DISABLED,
-            "optional": pj.PJMEDIA_SRTP_OPTIONAL,
-            "mandatory": pj.PJMEDIA_SRTP_MANDATORY,
-        }[o.srtp]
-        media.srtpSecureSignaling = 0 if o.srtp_without_tls else 1
-        if o.srtp != "off":
-            media.srtpOpt.keyings.clear()
-            media.srtpOpt.keyings.append(pj.PJMEDIA_SRTP_KEYING_SDES)
 
     def _configure_registration(self, cfg: Any) -> None:
         """Registered mode: the account registers its contact (our listen address) with
@@ -487,22 +473,6 @@ class SipAgent:
 
     def active_calls(self) -> int:
         return sum(1 for c in self.calls.values() if c.call is not None and not c.disconnected)
-
-
-def sips_as_tls(uri: str) -> str:
-    """``sips:bob@host`` as ``sip:bob@host;transport=tls``: TLS to the host all the same.
-
-    For a ``sips:`` Request-URI PJSIP insists on ``sips:`` Contacts both ways (480 "SIPS
-    Required"), which many phones cannot use (baresip 1.0 fails with ENOSYS), so voip
-    answers with ``sip:`` ones and calls ``sips:`` URIs this way.
-    """
-    scheme, _, rest = uri.partition(":")
-    if scheme.lower() != "sips":
-        return uri
-    if ";transport=" in rest.lower():
-        return f"sip:{rest}"
-    head, sep, headers = rest.partition("?")
-    return f"sip:{head};transport=tls{sep}{headers}"
 
 
 def _settle(fut: asyncio.Future[Any], value: Any) -> None:

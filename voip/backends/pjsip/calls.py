@@ -20,7 +20,8 @@ from ...audio.inband import InbandDTMFDetector
 from ...audio.pcm import FRAME_SAMPLES, PCM
 from ...bridge import MediaBridge
 from ...call import Call, CallInfo
-from ...sipmsg import info_dtmf_keys, parse_name_addr
+from ...sipmsg import info_dtmf_keys
+from ...sipuri import parse_name_addr
 from .conference import Conference
 from .frames import FrameBuffer, keep_thread_state, read_pcm
 from .native import NativePorts

@@ -21,7 +21,7 @@ from ...call import Call
 from ...lifecycle import Handler, serve_call
 from ..base import Backend
 from .agent import SipAgent
-from .dial import set_running_agent
+from .dial import RUNNING_AGENT
 from .options import SipOptions
 
 __all__ = ["SipServer"]
@@ -46,7 +46,6 @@ class SipServer(Backend):
         loop = asyncio.get_running_loop()
         self.agent = SipAgent(self.opts, loop, self._start_handler, self._screen)
         await self.agent.start()
-        set_running_agent(self.agent)  # voip.dial() from a handler calls out through us
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
         try:
@@ -54,7 +53,6 @@ class SipServer(Backend):
             log.info("shutting down: no new calls; %d in progress", len(self.tasks))
             await self._shutdown()
         finally:
-            set_running_agent(None)
             await self.agent.stop()
             # Only now: a second Ctrl-C must not interrupt the endpoint's teardown.
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -96,6 +94,7 @@ class SipServer(Backend):
 
     async def _serve(self, call: Call) -> None:
         assert self._handler is not None
+        RUNNING_AGENT.set(self.agent)  # voip.dial() from the handler calls out through us
         outcome = await serve_call(self._handler, call)
         if outcome.error is not None:
             self.errors += 1

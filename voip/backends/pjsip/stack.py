@@ -19,7 +19,6 @@ import ipaddress
 import logging
 import queue
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -27,18 +26,16 @@ from typing import Any
 
 from ...errors import VoipError
 from ...quiet import quiet_fds
+from .binding import pj
 from .conference import Conference
 from .options import SipOptions
+from .security import configure_tls
 from .wakeup import Waker
 
 __all__ = ["SipStack", "SipError", "pj"]
 
 log = logging.getLogger("voip.sip")
 
-try:
-    import pjsua2 as pj
-except ImportError:  # pragma: no cover - depends on the installation
-    pj = None
 
 POLL_MS = 10
 """Longest the SIP thread waits in PJSIP's poll before looking at submitted work, when
@@ -318,7 +315,7 @@ class SipStack:
             elif host not in ("", "0.0.0.0"):
                 tc.publicAddress = host
             if name == "tls":
-                self._configure_tls(tc.tlsConfig)
+                configure_tls(tc.tlsConfig, o)
             if name in ("tcp", "tls"):
                 # PJSIP leaves Nagle on: a 200 OK would wait ~40 ms for the peer's delayed
                 # ACK, and the caller would miss the start of the greeting.
@@ -366,26 +363,6 @@ class SipStack:
                 " firewall, or use UDP only (server_setup.md, section 4)",
                 "/".join(streams),
             )
-
-    def _configure_tls(self, t: Any) -> None:
-        """Certificates and verification for the TLS transport (files checked already:
-        :func:`~.options.check_security`)."""
-        o = self.opts
-        t.certFile = o.tls_cert
-        t.privKeyFile = o.tls_key
-        # Without --tls-ca a dialler trusts the system's CAs (as OpenSSL finds them,
-        # SSL_CERT_FILE included); PJSIP loads none by itself. Not a server: PJSIP 2.15
-        # stalls the handshake of every TLS connection it accepts when its CA list is
-        # that long (its certificate request names them all; seen above ~60).
-        system = "" if o.tls_cert else ssl.get_default_verify_paths().cafile
-        t.CaListFile = o.tls_ca or system or ""
-        # TLS 1.2 and 1.3 only: PJSIP's default also takes 1.0 and 1.1 (seen). The 2.15.1
-        # wheel's OpenSSL (1.0.2k) has no 1.3: TLS 1.2 it is, until a newer wheel.
-        t.proto = pj.PJ_SSL_SOCK_PROTO_TLS1_2 | pj.PJ_SSL_SOCK_PROTO_TLS1_3
-        # With no CA list at all (a server without --tls-ca) nothing could pass.
-        t.verifyServer = o.tls_verify_server and bool(t.CaListFile)
-        t.verifyClient = o.tls_verify_client
-        t.requireClientCert = o.tls_verify_client
 
     def _set_codecs(self, ep: Any) -> None:
         wanted = {_CODEC_IDS[c]: 255 - i for i, c in enumerate(self.opts.codecs)}
