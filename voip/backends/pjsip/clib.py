@@ -65,7 +65,6 @@ _SIGNATURES: dict[str, tuple[list[Any], Any]] = {
         ctypes.c_int,
     ),
     "pjmedia_wav_writer_port_set_cb2": ([_P, ctypes.c_size_t, _P, _P], ctypes.c_int),
-    "pjmedia_wav_writer_port_get_pos": ([_P], ctypes.c_ssize_t),
     "pjmedia_port_destroy": ([_P], ctypes.c_int),
     "pjsua_conf_add_port": ([_P, _P, ctypes.POINTER(ctypes.c_int)], ctypes.c_int),
     "pjsua_conf_remove_port": ([ctypes.c_int], ctypes.c_int),
