@@ -23,7 +23,7 @@ import ctypes
 import logging
 from typing import Any
 
-from .clib import pjsip_library
+from .clib import FeatureUnavailable, feature
 
 __all__ = ["Conference"]
 
@@ -49,12 +49,12 @@ class Conference:
     def load(self) -> bool:
         """Find the bridge (see the module docstring); False, with one warning, if not."""
         try:
-            lib = pjsip_library()
+            lib = feature("conference")
             master = lib.pjsua_set_no_snd_dev() or 0
             conf = _bridge_of(master)
             if not conf or lib.pjmedia_conf_get_master_port(conf) != master:
                 raise OSError("its master port does not lead back to it")
-        except (OSError, AttributeError, ImportError) as exc:
+        except (FeatureUnavailable, OSError) as exc:
             log.warning(
                 "cannot pause idle media ports (%s): each call's port runs every 20 ms", exc
             )

@@ -25,7 +25,7 @@ import logging
 from typing import Any
 
 from ...guard import RequestGuard, parse_request_head
-from .clib import pjsip_library
+from .clib import FeatureUnavailable, feature
 
 __all__ = ["RequestFilter"]
 
@@ -94,12 +94,12 @@ class RequestFilter:
     def install(self) -> bool:
         """Register the module with the running endpoint (SIP thread, after libStart)."""
         try:
-            self._lib = pjsip_library()
-            endpt = self._lib.pjsua_get_pjsip_endpt()
-            status = self._lib.pjsip_endpt_register_module(endpt, ctypes.byref(self._module))
-        except (OSError, AttributeError, ImportError) as exc:
+            self._lib = feature("prefilter")
+        except FeatureUnavailable as exc:
             log.warning("request filter unavailable (%s): screening calls later instead", exc)
             return False
+        endpt = self._lib.pjsua_get_pjsip_endpt()
+        status = self._lib.pjsip_endpt_register_module(endpt, ctypes.byref(self._module))
         if status != 0:
             log.warning("request filter not registered (PJSIP status %d)", status)
             return False

@@ -25,7 +25,7 @@ import logging
 import socket
 from typing import Any
 
-from .clib import pjsip_library
+from .clib import FeatureUnavailable, feature
 
 __all__ = ["Waker"]
 
@@ -108,11 +108,11 @@ class Waker:
         """Register the socket in the SIP endpoint's ioqueue (after libStart). False,
         with one warning, if that cannot be done."""
         try:
-            self._lib = pjsip_library()
-            endpt = self._lib.pjsua_get_pjsip_endpt()
-            ioqueue = self._lib.pjsip_endpt_get_ioqueue(endpt) if endpt else None
-        except (OSError, AttributeError, ImportError) as exc:
-            return self._fail(f"PJSIP's ioqueue functions are missing ({exc})")
+            self._lib = feature("waker")
+        except FeatureUnavailable as exc:
+            return self._fail(str(exc))
+        endpt = self._lib.pjsua_get_pjsip_endpt()
+        ioqueue = self._lib.pjsip_endpt_get_ioqueue(endpt) if endpt else None
         if not ioqueue:
             return self._fail("no SIP endpoint running")
         reader, writer = socket.socketpair()
