@@ -8,21 +8,45 @@ ports (:mod:`.conference`) and the players and recorders in C (:mod:`.native`).
 :func:`feature` declares one feature's functions, or raises :class:`FeatureUnavailable`
 saying why not; each module catches that, logs one warning (what is lost, and why) and
 falls back on its own, so a function missing from a build turns off only the feature
-that needs it. The signatures are pjproject 2.15's. Call the functions on the SIP thread
-only, unless the module using them says otherwise.
+that needs it.
+
+Some features also read or lay out PJSIP's structs by offset (``reads_structs``). Those
+offsets are pjproject 2.15's, 64-bit: 2.15 and 2.15.1 have the same layouts, 2.16
+changed some of these headers. Under any PJSIP outside :data:`KNOWN_LAYOUTS`,
+:func:`check_version` (called when the endpoint is created) warns once, and
+:func:`feature` refuses those features; the others stay on. The signatures are 2.15's
+too. Call the functions on the SIP thread only, unless the module using them says
+otherwise.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ...errors import VoipError
 
-__all__ = ["FEATURES", "Feature", "FeatureUnavailable", "feature"]
+__all__ = [
+    "FEATURES",
+    "KNOWN_LAYOUTS",
+    "Feature",
+    "FeatureUnavailable",
+    "check_version",
+    "feature",
+    "layouts_known",
+    "pjsip_version",
+]
+
+log = logging.getLogger("voip.sip")
+
+KNOWN_LAYOUTS = ("2.15",)
+"""The PJSIP release series (major.minor) whose struct layouts the features reading
+them were checked against; ``pyproject.toml`` pins pjsua2-python to them."""
 
 Signature = tuple[list[Any], Any]
 """A C function's argument types and result type, as ctypes takes them."""
@@ -42,17 +66,33 @@ class Feature:
 
     name: str
     """Its key in :data:`FEATURES`."""
+    what: str
+    """What it is, for log lines."""
+    reads_structs: bool
+    """Whether it reads or lays out PJSIP's structs by offset (then it needs a PJSIP
+    whose layouts are known: :data:`KNOWN_LAYOUTS`)."""
     functions: Mapping[str, Signature]
     """Its C functions, by name."""
 
     def load(self) -> Any:
         """The binding's shared library with this feature's functions declared. Raises
         :class:`FeatureUnavailable`: without pjsua2, if the library cannot be opened,
-        or if a function is missing from this build."""
+        if a function is missing from this build, or if the feature reads structs and
+        this PJSIP's layouts are not known."""
         try:
             lib = _library()
         except (ImportError, OSError) as exc:
             raise FeatureUnavailable(self.name, f"PJSIP's library cannot be loaded: {exc}") from exc
+        if self.reads_structs:
+            try:
+                version = pjsip_version()
+            except AttributeError:
+                raise FeatureUnavailable(self.name, "PJSIP's version is not known") from None
+            if not layouts_known(version):
+                raise FeatureUnavailable(
+                    self.name,
+                    f"PJSIP {version}'s struct layouts are not known, only {_known()}'s",
+                )
         for name, (args, result) in self.functions.items():
             try:
                 function = getattr(lib, name)
@@ -77,6 +117,8 @@ FEATURES: dict[str, Feature] = {
     for f in (
         Feature(
             "prefilter",
+            "the request prefilter",
+            True,  # pjsip_module, pjsip_rx_data
             {
                 **_ENDPOINT,
                 "pjsip_endpt_register_module": ([_P, _P], ctypes.c_int),
@@ -87,6 +129,8 @@ FEATURES: dict[str, Feature] = {
         ),
         Feature(
             "terminate",
+            "the ACK deadline",
+            False,
             {
                 # pjsua's own helper: finds a call's dialog and returns with it locked
                 "acquire_call": ([ctypes.c_char_p, ctypes.c_int, _OUT, _OUT], ctypes.c_int),
@@ -98,6 +142,8 @@ FEATURES: dict[str, Feature] = {
         ),
         Feature(
             "waker",
+            "the SIP thread's waker",
+            True,  # pj_ioqueue_callback, pj_ioqueue_op_key_t
             {
                 # A socket read through the SIP endpoint's ioqueue, in a pool of its own.
                 **_ENDPOINT,
@@ -117,6 +163,8 @@ FEATURES: dict[str, Feature] = {
         ),
         Feature(
             "conference",
+            "the pausing of idle media ports",
+            True,  # pjmedia_port: the bridge behind its master port
             {
                 # bridge, slot, what the bridge sends the port (tx), what it takes from it
                 # (rx): pjmedia_port_op.
@@ -130,6 +178,8 @@ FEATURES: dict[str, Feature] = {
         ),
         Feature(
             "native",
+            "PJSIP's own players and recorders",
+            False,
             {
                 **_POOLS,
                 # pool, file name, ptime (ms), options, buffer size, the port (out)
@@ -162,8 +212,48 @@ def feature(name: str) -> Any:
     return FEATURES[name].load()
 
 
+def layouts_known(version: str) -> bool:
+    """Whether PJSIP ``version`` (as ``pj_get_version()`` gives it: ``"2.15.1"``,
+    ``"2.16-dev"``) is a release of a series in :data:`KNOWN_LAYOUTS`. A suffix means a
+    build between releases, whose layouts may be anything."""
+    release = re.fullmatch(r"(\d+)\.(\d+)(?:\.\d+)?", version)
+    return release is not None and f"{release[1]}.{release[2]}" in KNOWN_LAYOUTS
+
+
+def check_version(version: str) -> list[str]:
+    """The names of the features PJSIP ``version`` turns off: those reading structs,
+    unless its layouts are known. Logs one warning naming them, if any."""
+    if layouts_known(version):
+        return []
+    off = [f for f in FEATURES.values() if f.reads_structs]
+    log.warning(
+        "PJSIP %s: voip knows the struct layouts of PJSIP %s only, so these are off: %s"
+        " (pjsua2-python %s has them)",
+        version,
+        _known(),
+        ", ".join(f.what for f in off),
+        _known(),
+    )
+    return [f.name for f in off]
+
+
+@functools.cache
+def pjsip_version() -> str:
+    """The version of the PJSIP in the binding's library (``pj_get_version()``); raises
+    ImportError without pjsua2, OSError if the library cannot be opened, AttributeError
+    if it has no ``pj_get_version``."""
+    get_version = _library().pj_get_version
+    get_version.argtypes = []
+    get_version.restype = ctypes.c_char_p
+    return str((get_version() or b"").decode("ascii", "replace"))
+
+
 @functools.cache
 def _library() -> Any:
     from pjsua2 import pjsua2 as binding  # the SWIG module, for its shared library's path
 
     return ctypes.CDLL(binding._pjsua2.__file__)
+
+
+def _known() -> str:
+    return " and ".join(f"{series}.x" for series in KNOWN_LAYOUTS)

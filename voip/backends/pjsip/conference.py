@@ -12,9 +12,10 @@ The bridge is found through its master port, which ``pjsua_set_no_snd_dev`` retu
 the port's ``port_data.pdata`` is the bridge (pjproject 2.15, 64-bit: 64 bytes into
 ``pjmedia_port``). That is checked before it is used: the port must carry the bridge's
 signature, the memory must be readable, and PJSIP must give back the same master port
-for that bridge. If anything fails, :meth:`Conference.load` warns once and ports are
-simply never paused. Call :meth:`~Conference.load` on the SIP thread after ``libInit``
-and before the sound device is chosen (asking for the master port closes the device).
+for that bridge; under a PJSIP whose layouts :mod:`.clib` does not know, it is not tried.
+If anything fails, :meth:`Conference.load` warns once and ports are simply never paused.
+Call :meth:`~Conference.load` on the SIP thread after ``libInit`` and before the sound
+device is chosen (asking for the master port closes the device).
 """
 
 from __future__ import annotations

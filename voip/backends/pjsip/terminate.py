@@ -12,9 +12,10 @@ clean-up runs and the slot is free.
 The functions are exported by the binding's shared library (:mod:`.clib`'s
 ``terminate`` feature): ``acquire_call`` (pjsua's own helper: it finds the call's dialog
 and returns with the dialog locked, released with ``pjsip_dlg_dec_lock``, as pjsua's
-functions do), ``pjsip_dlg_get_inv_session`` and ``pjsip_inv_terminate``. If one is
-missing, :meth:`CallTerminator.load` warns once and :meth:`CallTerminator.end` is never
-used: such calls then last as long as PJSIP keeps them.
+functions do), ``pjsip_dlg_get_inv_session`` and ``pjsip_inv_terminate``. They read no
+struct, so they are used under any PJSIP version. If one is missing,
+:meth:`CallTerminator.load` warns once and :meth:`CallTerminator.end` is never used:
+such calls then last as long as PJSIP keeps them.
 
 Everything here runs on the SIP thread.
 """

@@ -12,7 +12,8 @@ shortens that wait to its next timer) and still take submitted work without dela
 
 The structs below are pjproject 2.15's (``pj/ioqueue.h``): ``pj_ioqueue_callback`` (four
 function pointers) and ``pj_ioqueue_op_key_t`` (32 pointers of PJSIP's, then two of
-ours). If the functions are missing or PJSIP refuses the socket, :meth:`Waker.install`
+ours); under a PJSIP whose layouts :mod:`.clib` does not know, the waker is not used. If
+it is not, or a function is missing, or PJSIP refuses the socket, :meth:`Waker.install`
 warns once and returns False, and the SIP thread goes back to short polls.
 
 :meth:`Waker.wake` may be called from any thread; everything else runs on the SIP thread.
