@@ -12,9 +12,10 @@ The bridge is found through its master port, which ``pjsua_set_no_snd_dev`` retu
 the port's ``port_data.pdata`` is the bridge (pjproject 2.15, 64-bit: 64 bytes into
 ``pjmedia_port``). That is checked before it is used: the port must carry the bridge's
 signature, the memory must be readable, and PJSIP must give back the same master port
-for that bridge. If anything fails, :meth:`Conference.load` warns once and ports are
-simply never paused. Call :meth:`~Conference.load` on the SIP thread after ``libInit``
-and before the sound device is chosen (asking for the master port closes the device).
+for that bridge; under a PJSIP whose layouts :mod:`.clib` does not know, it is not tried.
+If anything fails, :meth:`Conference.load` warns once and ports are simply never paused.
+Call :meth:`~Conference.load` on the SIP thread after ``libInit`` and before the sound
+device is chosen (asking for the master port closes the device).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import ctypes
 import logging
 from typing import Any
 
-from .clib import pjsip_library
+from .clib import FeatureUnavailable, feature
 
 __all__ = ["Conference"]
 
@@ -49,12 +50,12 @@ class Conference:
     def load(self) -> bool:
         """Find the bridge (see the module docstring); False, with one warning, if not."""
         try:
-            lib = pjsip_library()
+            lib = feature("conference")
             master = lib.pjsua_set_no_snd_dev() or 0
             conf = _bridge_of(master)
             if not conf or lib.pjmedia_conf_get_master_port(conf) != master:
                 raise OSError("its master port does not lead back to it")
-        except (OSError, AttributeError, ImportError) as exc:
+        except (FeatureUnavailable, OSError) as exc:
             log.warning(
                 "cannot pause idle media ports (%s): each call's port runs every 20 ms", exc
             )

@@ -40,7 +40,7 @@ import numpy as np
 
 from ...audio.pcm import FRAME_SAMPLES, PCM, SAMPLE_RATE, int16_to_pcm
 from ...audio.wav import savePCMtoWAV
-from .clib import pjsip_library
+from .clib import FeatureUnavailable, feature
 
 __all__ = ["NativePorts", "NativePort", "NativePlayer", "NativeRecorder", "MIN_SAMPLES"]
 
@@ -133,8 +133,8 @@ class NativePorts:
         try:
             if not hasattr(os, "memfd_create"):
                 raise OSError("no memfd_create on this system")
-            self._lib = pjsip_library()
-        except (OSError, AttributeError, ImportError) as exc:
+            self._lib = feature("native")
+        except (FeatureUnavailable, OSError) as exc:
             log.warning("PJSIP cannot play and record by itself here (%s): using Python", exc)
             self._lib = None
         return self.available

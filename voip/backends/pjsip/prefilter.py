@@ -8,9 +8,11 @@ ahead of the transaction layer, whose ``on_rx_request`` hands each request to th
 :class:`~voip.guard.RequestGuard` and drops it or answers it statelessly when told.
 
 The module sees the request as PJSIP's ``pjsip_rx_data`` struct; the offsets below are
-pjproject 2.15's layout (``PJSIP_MAX_PKT_LEN`` 4000, 64-bit). Every request is checked
-against them (its buffer pointer, length, source port and address must be sane); if one
-ever is not, the filter switches itself off with one warning and the guard is applied in
+pjproject 2.15's layout (``PJSIP_MAX_PKT_LEN`` 4000, 64-bit), and the filter is not
+installed under a PJSIP whose layouts :mod:`.clib` does not know, nor when a function it
+needs is missing (one warning each time). Every request is also checked against them
+(its buffer pointer, length, source port and address must be sane); if one ever is not,
+the filter switches itself off with one warning. Either way the guard is applied in
 ``onIncomingCall`` instead, which still refuses but later and at a higher cost.
 
 All of this runs on the SIP thread: PJSIP calls ``on_rx_request`` from
@@ -25,7 +27,7 @@ import logging
 from typing import Any
 
 from ...guard import RequestGuard, parse_request_head
-from .clib import pjsip_library
+from .clib import FeatureUnavailable, feature
 
 __all__ = ["RequestFilter"]
 
@@ -94,12 +96,12 @@ class RequestFilter:
     def install(self) -> bool:
         """Register the module with the running endpoint (SIP thread, after libStart)."""
         try:
-            self._lib = pjsip_library()
-            endpt = self._lib.pjsua_get_pjsip_endpt()
-            status = self._lib.pjsip_endpt_register_module(endpt, ctypes.byref(self._module))
-        except (OSError, AttributeError, ImportError) as exc:
+            self._lib = feature("prefilter")
+        except FeatureUnavailable as exc:
             log.warning("request filter unavailable (%s): screening calls later instead", exc)
             return False
+        endpt = self._lib.pjsua_get_pjsip_endpt()
+        status = self._lib.pjsip_endpt_register_module(endpt, ctypes.byref(self._module))
         if status != 0:
             log.warning("request filter not registered (PJSIP status %d)", status)
             return False

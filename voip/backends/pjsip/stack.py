@@ -27,6 +27,7 @@ from typing import Any
 from ...errors import VoipError
 from ...quiet import quiet_fds
 from .binding import pj
+from .clib import check_version
 from .conference import Conference
 from .options import SipOptions
 from .security import configure_tls
@@ -270,6 +271,7 @@ class SipStack:
         with quiet_fds(1, 2):  # PJSIP prints its first lines before its log settings apply
             ep.libCreate()
         self.ep = ep
+        check_version(ep.libVersion().full)  # one warning if its struct layouts are unknown
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = False

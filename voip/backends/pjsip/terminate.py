@@ -9,12 +9,13 @@ invite session on the spot: its INVITE transaction (and the 200's retransmission
 terminated, nothing is sent, and pjsua reports the call DISCONNECTED, so the usual
 clean-up runs and the slot is free.
 
-The functions are exported by the binding's shared library (:mod:`.clib`):
-``acquire_call`` (pjsua's own helper: it finds the call's dialog
+The functions are exported by the binding's shared library (:mod:`.clib`'s
+``terminate`` feature): ``acquire_call`` (pjsua's own helper: it finds the call's dialog
 and returns with the dialog locked, released with ``pjsip_dlg_dec_lock``, as pjsua's
-functions do), ``pjsip_dlg_get_inv_session`` and ``pjsip_inv_terminate``. If they are
-missing, :meth:`CallTerminator.load` warns once and :meth:`CallTerminator.end` is never
-used: such calls then last as long as PJSIP keeps them.
+functions do), ``pjsip_dlg_get_inv_session`` and ``pjsip_inv_terminate``. They read no
+struct, so they are used under any PJSIP version. If one is missing,
+:meth:`CallTerminator.load` warns once and :meth:`CallTerminator.end` is never used:
+such calls then last as long as PJSIP keeps them.
 
 Everything here runs on the SIP thread.
 """
@@ -25,7 +26,7 @@ import ctypes
 import logging
 from typing import Any
 
-from .clib import pjsip_library
+from .clib import FeatureUnavailable, feature
 
 __all__ = ["CallTerminator"]
 
@@ -50,8 +51,8 @@ class CallTerminator:
         """Find PJSIP's functions (once the endpoint runs); False, with one warning, if
         this build lacks them."""
         try:
-            self._lib = pjsip_library()
-        except (OSError, AttributeError, ImportError) as exc:
+            self._lib = feature("terminate")
+        except FeatureUnavailable as exc:
             log.warning(
                 "cannot end unACKed calls early (%s): a call answered and never ACKed"
                 " keeps its slot for up to a minute, as PJSIP decides",

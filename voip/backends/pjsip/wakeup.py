@@ -12,7 +12,8 @@ shortens that wait to its next timer) and still take submitted work without dela
 
 The structs below are pjproject 2.15's (``pj/ioqueue.h``): ``pj_ioqueue_callback`` (four
 function pointers) and ``pj_ioqueue_op_key_t`` (32 pointers of PJSIP's, then two of
-ours). If the functions are missing or PJSIP refuses the socket, :meth:`Waker.install`
+ours); under a PJSIP whose layouts :mod:`.clib` does not know, the waker is not used. If
+it is not, or a function is missing, or PJSIP refuses the socket, :meth:`Waker.install`
 warns once and returns False, and the SIP thread goes back to short polls.
 
 :meth:`Waker.wake` may be called from any thread; everything else runs on the SIP thread.
@@ -25,7 +26,7 @@ import logging
 import socket
 from typing import Any
 
-from .clib import pjsip_library
+from .clib import FeatureUnavailable, feature
 
 __all__ = ["Waker"]
 
@@ -108,11 +109,11 @@ class Waker:
         """Register the socket in the SIP endpoint's ioqueue (after libStart). False,
         with one warning, if that cannot be done."""
         try:
-            self._lib = pjsip_library()
-            endpt = self._lib.pjsua_get_pjsip_endpt()
-            ioqueue = self._lib.pjsip_endpt_get_ioqueue(endpt) if endpt else None
-        except (OSError, AttributeError, ImportError) as exc:
-            return self._fail(f"PJSIP's ioqueue functions are missing ({exc})")
+            self._lib = feature("waker")
+        except FeatureUnavailable as exc:
+            return self._fail(str(exc))
+        endpt = self._lib.pjsua_get_pjsip_endpt()
+        ioqueue = self._lib.pjsip_endpt_get_ioqueue(endpt) if endpt else None
         if not ioqueue:
             return self._fail("no SIP endpoint running")
         reader, writer = socket.socketpair()
