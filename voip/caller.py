@@ -9,6 +9,7 @@ outgoing call's own methods.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,7 +23,8 @@ __all__ = ["CallerScript", "DtmfMethod"]
 DtmfMethod = Literal["rfc4733", "info", "inband"]
 """How keys are sent: RFC 4733 telephone events, SIP INFO, or tones in the audio."""
 
-BOTH = ("sim", "dialler")
+_script = functools.partial(setting, roles=("sim", "dialler"), env=False, toml=False)
+"""A caller-script setting: the simulator's and the dialler's, on the command line only."""
 
 
 def _keys(value: Any) -> str:
@@ -39,71 +41,54 @@ def _optional_text(value: Any) -> str | None:
 class CallerScript:
     """What the caller sends and keeps (command line only: no environment or TOML)."""
 
-    mic: str | None = setting(
+    mic: str | None = _script(
         None,
         help="a WAV (any PCM format) played as the caller's voice from the moment the call"
         " is answered, instead of the microphone",
         parse=_optional_text,
         metavar="WAV",
-        roles=BOTH,
-        env=False,
-        toml=False,
         show_default="",
     )
     """A WAV file played as the caller's voice, from the answer, instead of the microphone."""
-    speaker: str | None = setting(
+    speaker: str | None = _script(
         None,
         help="write what the caller hears to this WAV (16-bit, 8 kHz, mono, from the answer)",
         parse=_optional_text,
         metavar="WAV",
-        roles=BOTH,
-        env=False,
-        toml=False,
         show_default="",
     )
     """A WAV file that receives what the caller hears (16-bit, 8 kHz, mono)."""
-    keys: str = setting(
+    keys: str = _script(
         "",
         help=f"keys the caller presses from the answer, each taking {KEY_SCRIPT_STEP:g} s;"
         f" 'w' waits {KEY_SCRIPT_WAIT:g} s, e.g. ww1234#",
         parse=_keys,
         metavar="KEYS",
-        roles=BOTH,
-        env=False,
-        toml=False,
         show_default="",
     )
     """Keys the caller presses, ``w`` waiting 0.5 s: e.g. ``"ww1234"``."""
-    audio: bool = setting(
+    audio: bool = _script(
         True,
         help="open no sound device (headless runs)",
         parse=boolean,
         kind="switch",
         negative="--no-audio",
-        roles=BOTH,
-        env=False,
-        toml=False,
     )
     """Use the sound card (False: ``--no-audio``, never open a device)."""
-    hangup_after: float | None = setting(
+    hangup_after: float | None = _script(
         None,
         help="the caller hangs up this many seconds after the answer",
         parse=number(0, "seconds"),
         metavar="SECONDS",
-        roles=BOTH,
-        env=False,
-        toml=False,
         show_default="never",
     )
     """Seconds after which the caller hangs up (None: never)."""
-    dtmf: DtmfMethod = setting(
+    dtmf: DtmfMethod = _script(
         "rfc4733",
         help="how keys are sent: rfc4733, info (SIP INFO) or inband (tones)",
         parse=choice("rfc4733", "info", "inband"),
         metavar="METHOD",
         roles=("dialler",),
-        env=False,
-        toml=False,
     )
     """How the softphone sends keys (the simulator's caller presses them directly)."""
     interactive: bool | None = None
