@@ -11,7 +11,14 @@ from collections.abc import Iterable
 
 from .errors import InvalidArgumentError
 
-__all__ = ["parse_headers", "parse_name_addr", "AllowList", "split_hostport", "info_dtmf_keys"]
+__all__ = [
+    "parse_headers",
+    "parse_name_addr",
+    "AllowList",
+    "split_hostport",
+    "join_hostport",
+    "info_dtmf_keys",
+]
 
 # Compact header forms (RFC 3261 section 7.3.3) and their full names.
 _COMPACT = {
@@ -144,6 +151,12 @@ def split_hostport(text: str, default_port: int) -> tuple[str, int]:
             f"{text!r}: the port must be a number from 0 (any free port) to 65535"
         )
     return host, int(port_text)
+
+
+def join_hostport(host: str, port: int) -> str:
+    """``("::1", 5062)`` -> ``"[::1]:5062"``, ``("127.0.0.1", 5062)`` -> ``"127.0.0.1:5062"``:
+    the inverse of :func:`split_hostport`, as SIP URIs and Via headers write it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class AllowList:
