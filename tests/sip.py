@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from voip.sipuri import join_hostport
+
 from .helpers import ROOT
 
 PEER = Path(__file__).resolve().parent / "peers" / "pjsua_peer.py"
@@ -35,12 +37,14 @@ def next_ports() -> tuple[int, int]:
 
 
 class App:
-    def __init__(self, proc: subprocess.Popen[str], port: int, rtp: int = 0) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[str], port: int, rtp: int = 0, host: str = "127.0.0.1"
+    ) -> None:
         self.proc = proc
         self.port = port
         self.rtp = rtp
         """The first port of the app's RTP range (its first call's RTP port)."""
-        self.uri = f"sip:app@127.0.0.1:{port}"
+        self.uri = f"sip:app@{join_hostport(host, port)}"
         self.log = ""
         """What the app printed and logged."""
         self.reader: threading.Thread | None = None
@@ -59,15 +63,19 @@ class App:
 
 
 @contextmanager
-def serving(script: str | Path, *args: str, env: dict[str, str] | None = None):
-    """Run ``script --sip`` on loopback until the block ends; yields an :class:`App`.
+def serving(
+    script: str | Path, *args: str, env: dict[str, str] | None = None, host: str = "127.0.0.1"
+):
+    """Run ``script --sip`` listening on ``host`` (IPv4's loopback unless told, e.g.
+    ``::1``, or ``::`` for both IPv4 and IPv6) until the block ends; yields an
+    :class:`App`, whose ``uri`` is on ``host`` (on 127.0.0.1 for ``::``).
 
     On leaving, the app gets SIGTERM and must exit 0; its log is in ``app.log``.
     """
     port, rtp = next_ports()
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.Popen(
-        [sys.executable, str(script), "--sip", "--listen", f"127.0.0.1:{port}"]
+        [sys.executable, str(script), "--sip", "--listen", join_hostport(host, port)]
         + ["--rtp-ports", f"{rtp}-{rtp + 99}", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -75,7 +83,7 @@ def serving(script: str | Path, *args: str, env: dict[str, str] | None = None):
         text=True,
         env=full_env,
     )
-    app = App(proc, port, rtp)
+    app = App(proc, port, rtp, "127.0.0.1" if host == "::" else host)
     deadline = time.monotonic() + 20
     assert proc.stdout is not None
     while time.monotonic() < deadline:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from voip.sipuri import join_hostport
+
 from .sip import App, next_ports
 
 SIPP = shutil.which("sipp")
@@ -41,27 +43,43 @@ class SippRun:
         return sorted(int(ln.split()[1]) for ln in self.log if ln.split()[:1] == [outcome])
 
 
-def run_sipp(scenario: Path, app: App, workdir: Path, *args: str, timeout: float = 40) -> SippRun:
-    """Run SIPp as a caller of ``app`` on its own SIP and media ports, bounded in time.
+def run_sipp(
+    scenario: Path,
+    app: App,
+    workdir: Path,
+    *args: str,
+    timeout: float = 40,
+    sip_ip: str = "127.0.0.1",
+    media_ip: str = "127.0.0.1",
+) -> SippRun:
+    """Run SIPp as a caller of ``app`` on its own SIP and media ports, bounded in time,
+    from ``sip_ip`` to the app's port there, offering audio on ``media_ip`` (``::1``:
+    the offer says ``c=IN IP6 ::1``).
 
     Our ports are unique within this test run only: if another run on the machine holds
     one, SIPp exits at once with status 254 (cannot bind), and we try fresh ports.
     """
     for _attempt in range(3):
-        run = _run_sipp_once(scenario, app, workdir, args, timeout)
+        run = _run_sipp_once(scenario, app, workdir, args, timeout, sip_ip, media_ip)
         if not (run.returncode == 254 and "Address already in use" in run.output):
             break
     return run
 
 
 def _run_sipp_once(
-    scenario: Path, app: App, workdir: Path, args: tuple[str, ...], timeout: float
+    scenario: Path,
+    app: App,
+    workdir: Path,
+    args: tuple[str, ...],
+    timeout: float,
+    sip_ip: str,
+    media_ip: str,
 ) -> SippRun:
     port, media = next_ports()
     name = f"{scenario.stem}_{port}"  # this run's own files
     log, stats, errors = (workdir / f"{name}{ext}" for ext in (".log", ".csv", "_errors.log"))
-    cmd = [SIPP or "sipp", f"127.0.0.1:{app.port}", "-sf", str(scenario), "-s", "app"]
-    cmd += ["-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1", "-mp", str(media)]
+    cmd = [SIPP or "sipp", join_hostport(sip_ip, app.port), "-sf", str(scenario), "-s", "app"]
+    cmd += ["-i", sip_ip, "-p", str(port), "-mi", media_ip, "-mp", str(media)]
     cmd += ["-nostdin", "-timeout", f"{int(timeout) - 5}s", "-timeout_error"]
     cmd += ["-trace_logs", "-log_file", str(log), "-trace_stat", "-stf", str(stats)]
     cmd += ["-trace_err", "-error_file", str(errors), *args]

@@ -229,6 +229,64 @@ def test_calls_awaiting_their_ack_limit_can_be_raised_or_turned_off():
     assert off.check(head(request(branch="b3")), "198.51.100.7").action == "pass"
 
 
+def offer(*sdp: str) -> bytes:
+    """An INVITE (as :func:`request` makes) carrying these SDP lines."""
+    body = "\r\n".join(("v=0", "o=- 1 1 IN IP4 198.51.100.7", "s=-", *sdp, "")).encode()
+    headers = request().removesuffix(b"Content-Length: 0\r\n\r\n")
+    length = b"Content-Length: %d\r\n\r\n" % len(body)
+    return headers + b"Content-Type: application/sdp\r\n" + length + body
+
+
+AUDIO = "m=audio 4000 RTP/AVP 0"
+
+
+@pytest.mark.parametrize(
+    "sdp, ipv6_only",
+    [
+        (["c=IN IP6 ::1", "t=0 0", AUDIO], True),
+        (["c=IN IP4 198.51.100.7", "t=0 0", AUDIO], False),
+        # A stream's own c= line is the one that counts.
+        (["c=IN IP4 198.51.100.7", "t=0 0", AUDIO, "c=IN IP6 2001:db8::7"], True),
+        (["c=in ip6 ::1", "t=0 0", AUDIO, "c=IN IP4 198.51.100.7"], False),
+        # One audio stream on IPv4 is enough; a refused stream (port 0) and video do not count.
+        (["c=IN IP6 ::1", "t=0 0", AUDIO, "m=audio 4002 RTP/AVP 0", "c=IN IP4 192.0.2.9"], False),
+        (
+            [
+                "c=IN IP4 192.0.2.9",
+                "t=0 0",
+                "m=audio 0 RTP/AVP 0",
+                "c=IN IP4 192.0.2.9",
+                AUDIO,
+                "c=IN IP6 ::1",
+            ],
+            True,
+        ),
+        (["c=IN IP6 ::1", "t=0 0", "m=video 5000 RTP/AVP 96", "c=IN IP4 192.0.2.9"], False),
+        ([], False),  # no offer: PJSIP makes one, on IPv4
+    ],
+)
+def test_parse_request_head_sees_an_offer_with_audio_on_ipv6_only(sdp, ipv6_only):
+    assert head(offer(*sdp)).ipv6_audio_only is ipv6_only
+
+
+def test_only_an_invites_offer_is_read():
+    raw = offer("c=IN IP6 ::1", "t=0 0", AUDIO).replace(b"INVITE", b"UPDATE")
+    assert not head(raw).ipv6_audio_only
+
+
+def test_an_offer_with_audio_on_ipv6_only_is_refused_with_488_before_it_is_answered(caplog):
+    g = guard(Clock(), invite_rate=0, call_rate=0)
+    with caplog.at_level(logging.WARNING, logger="voip.guard"):
+        verdict = g.check(head(offer("c=IN IP6 ::1", "t=0 0", AUDIO)), "::1")
+    assert (verdict.action, verdict.status) == ("reply", 488)
+    assert [r.getMessage() for r in caplog.records] == [
+        "refused SIP from ::1: its offer has audio on IPv6 only (c=IN IP6), and this PJSIP"
+        " build carries IPv4 media only: the phone must offer IPv4 (linphone: ipv6 disable)"
+        " (488)"
+    ]
+    assert g.check(head(offer("c=IN IP4 127.0.0.1", "t=0 0", AUDIO)), "::1").action == "pass"
+
+
 def test_no_limit_on_calls_awaiting_their_ack_from_an_allow_list():
     # A proxy or PBX on the allow-list carries many callers' INVITEs at once.
     g = guard(Clock(), invite_rate=0, call_rate=0, allow=AllowList(["192.0.2.0/24"]))

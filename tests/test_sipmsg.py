@@ -4,7 +4,7 @@ import pytest
 
 from voip import InvalidArgumentError
 from voip.sipmsg import AllowList, info_dtmf_keys, parse_headers
-from voip.sipuri import parse_name_addr, split_hostport
+from voip.sipuri import join_hostport, parse_name_addr, split_hostport
 
 INVITE = (
     "INVITE sip:app@127.0.0.1:5062 SIP/2.0\r\n"
@@ -60,6 +60,27 @@ def test_hostport():
     assert split_hostport("pbx.example", 5060) == ("pbx.example", 5060)
     with pytest.raises(InvalidArgumentError, match="port"):
         split_hostport("host:99999", 5060)
+
+
+@pytest.mark.parametrize(
+    "text, host, port",
+    [
+        ("[::]:5060", "::", 5060),
+        ("[::1]:5062", "::1", 5062),
+        ("[2001:db8::5]", "2001:db8::5", 5060),
+        ("::", "::", 5060),  # without brackets a colon cannot be the port's
+        ("0.0.0.0:5060", "0.0.0.0", 5060),
+    ],
+)
+def test_hostport_round_trip(text, host, port):
+    assert split_hostport(text, 5060) == (host, port)
+    assert split_hostport(join_hostport(host, port), 0) == (host, port)
+
+
+def test_join_hostport_brackets_ipv6_only():
+    assert join_hostport("::1", 5062) == "[::1]:5062"
+    assert join_hostport("127.0.0.1", 5062) == "127.0.0.1:5062"
+    assert join_hostport("pbx.example", 5060) == "pbx.example:5060"
 
 
 def test_allow_list():

@@ -19,6 +19,9 @@ always pass):
   caller's behind the same address (a PBX trunk, a NAT), sent again over UDP half a
   second later by the SIP transaction, then passes (not applied with an allow-list, whose
   addresses are trusted);
+- an INVITE whose offer puts all its audio on IPv6 (``c=IN IP6``, as linphone does on a
+  dual-stack host): 488, before the call is answered. The pjsua2 build voip runs on
+  (pjsua2-python 2.15) has no IPv6 media: answered, such a call could only fail;
 - more new calls from all sources together than ``call_rate`` a second: 503;
 - what the server's own screen refuses (its calls all up: 486, shutting down: 503).
 
@@ -68,6 +71,10 @@ SCANNER_USER_AGENTS = (
 """User-Agent fragments of SIP scanners and war-diallers (matched case-insensitively)."""
 
 _PASS_THROUGH = frozenset({"ACK", "CANCEL"})
+_IPV6_AUDIO = (
+    "its offer has audio on IPv6 only (c=IN IP6), and this PJSIP build carries IPv4 media"
+    " only: the phone must offer IPv4 (linphone: ipv6 disable) (488)"
+)
 _MAX_SOURCES = 4096
 """Sources remembered by each limiter and by the refusal log (least recently seen go)."""
 
@@ -77,13 +84,15 @@ class RequestHead:
     """What the guard needs of a request: its method, whether it belongs to a dialog
     (its To header has a tag), its User-Agent (empty when absent), and the branch of its
     top Via, which names its transaction, and that Via's transport (upper case, e.g.
-    ``UDP``; both empty when absent)."""
+    ``UDP``; both empty when absent); for an INVITE, whether its SDP offer has audio on
+    IPv6 only."""
 
     method: str
     in_dialog: bool
     user_agent: str
     branch: str = ""
     transport: str = ""
+    ipv6_audio_only: bool = False
 
 
 _HEADER = re.compile(
@@ -94,10 +103,36 @@ _BRANCH = re.compile(rb";\s*branch\s*=\s*([^;,\s]+)", re.IGNORECASE)
 _TRANSPORT = re.compile(rb"SIP\s*/\s*2\.0\s*/\s*([A-Za-z]+)", re.IGNORECASE)
 
 
+_SDP_LINE = re.compile(rb"^([cm])=([^\r\n]*)", re.MULTILINE)
+
+
+def _ipv6_audio_only(body: bytes) -> bool:
+    """Whether an SDP offer has audio and all of it on IPv6: each ``m=audio`` stream
+    (port not 0) has its section's ``c=`` line, else the session's."""
+    session = b""
+    streams: list[bytes] = []  # the address type of each audio stream
+    audio = in_media = False
+    for kind, value in _SDP_LINE.findall(body):
+        fields = value.split()
+        if kind == b"m":
+            in_media = True
+            audio = fields[:1] == [b"audio"] and fields[1:2] != [b"0"]
+            if audio:
+                streams.append(session)
+            continue
+        addrtype = fields[1].upper() if len(fields) > 1 else b""  # c=IN IP6 ::1
+        if not in_media:
+            session = addrtype
+        elif audio:
+            streams[-1] = addrtype
+    return bool(streams) and all(t == b"IP6" for t in streams)
+
+
 def parse_request_head(raw: bytes) -> RequestHead | None:
     """The :class:`RequestHead` of a raw SIP request, or None if it does not start
-    with a request line. Looks only at the header block; never raises."""
-    head = raw.split(b"\r\n\r\n", 1)[0]
+    with a request line. Looks only at the header block, and at an INVITE's body for
+    its offer's address family; never raises."""
+    head, _, body = raw.partition(b"\r\n\r\n")
     method, sep, rest = head.partition(b" ")
     if not sep or not method.isalpha() or b"SIP/" not in rest.split(b"\n", 1)[0]:
         return None
@@ -117,12 +152,14 @@ def parse_request_head(raw: bytes) -> RequestHead | None:
                 transport = proto.group(1) if proto else b""
         elif _TAG.search(m.group(2)):
             in_dialog = True
+    name = method.decode("ascii").upper()
     return RequestHead(
-        method.decode("ascii").upper(),
+        name,
         in_dialog,
         agent.decode("utf-8", "replace").strip(),
         (branch or b"").decode("utf-8", "replace"),
         transport.decode("ascii").upper(),
+        name == "INVITE" and _ipv6_audio_only(body),
     )
 
 
@@ -304,6 +341,8 @@ class RequestGuard:
                 # (503 is for the fallback, applied once PJSIP has a transaction.)
                 return Verdict("drop", 503, f"{reason} (dropped: UDP callers send it again)")
             return Verdict("reply", 503, f"{reason} (503)")
+        if head.ipv6_audio_only:
+            return Verdict("reply", 488, _IPV6_AUDIO)
         if self.screen is not None:
             status, reason = self.screen(source)
             if status:

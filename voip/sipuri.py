@@ -14,6 +14,7 @@ from .errors import InvalidArgumentError
 __all__ = [
     "parse_name_addr",
     "split_hostport",
+    "join_hostport",
     "split_register_uri",
     "uri_wants_tls",
     "sips_as_tls",
@@ -68,6 +69,12 @@ def split_hostport(text: str, default_port: int) -> tuple[str, int]:
             f"{text!r}: the port must be a number from 0 (any free port) to 65535"
         )
     return host, int(port_text)
+
+
+def join_hostport(host: str, port: int) -> str:
+    """``("::1", 5062)`` -> ``"[::1]:5062"``, ``("127.0.0.1", 5062)`` -> ``"127.0.0.1:5062"``:
+    the inverse of :func:`split_hostport`, as SIP URIs and Via headers write it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 _REGISTER_URI = re.compile(

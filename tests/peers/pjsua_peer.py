@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """A plain pjsua2 caller, independent of the voip package: the far end in SIP tests.
 
-It calls URI, plays --play into the call, records what it hears to --record, sends
---dtmf digits (RFC 4733 or SIP INFO) at --dtmf-at seconds after the answer, and hangs up
-after --duration seconds unless the other side does first. The last line it prints is a
-JSON summary: {"status": final SIP code, "answered": bool, "seconds": call length}.
+It calls URI (from --sip-ip: 127.0.0.1, or ::1 over IPv6), plays --play into the call,
+records what it hears to --record, sends --dtmf digits (RFC 4733 or SIP INFO) at
+--dtmf-at seconds after the answer, and hangs up after --duration seconds unless the
+other side does first. The last line it prints is a JSON summary: {"status": final SIP
+code, "answered": bool, "seconds": call length}.
 """
 
 import argparse
@@ -70,6 +71,7 @@ def main():
     p.add_argument("--tcp", action="store_true")
     p.add_argument("--header", action="append", default=[], help="'Name: value' for the INVITE")
     p.add_argument("--name", default="", help="display name in From")
+    p.add_argument("--sip-ip", default="127.0.0.1", help="local SIP address (::1: over IPv6)")
     args = p.parse_args()
 
     ep = pj.Endpoint()
@@ -87,13 +89,22 @@ def main():
     ep.audDevManager().setNullDev()
     tc = pj.TransportConfig()
     tc.port = args.port
-    tc.boundAddress = "127.0.0.1"
-    tc.publicAddress = "127.0.0.1"
-    ep.transportCreate(pj.PJSIP_TRANSPORT_TCP if args.tcp else pj.PJSIP_TRANSPORT_UDP, tc)
+    tc.boundAddress = args.sip_ip
+    tc.publicAddress = args.sip_ip
+    ipv6 = ":" in args.sip_ip
+    kind = pj.PJSIP_TRANSPORT_TCP if args.tcp else pj.PJSIP_TRANSPORT_UDP
+    transport = ep.transportCreate(kind | (pj.PJSIP_TRANSPORT_IPV6 if ipv6 else 0), tc)
     ep.libStart()
     acfg = pj.AccountConfig()
     shown = f'"{args.name}" ' if args.name else ""
-    acfg.idUri = f"{shown}<sip:peer@127.0.0.1:{args.port}>"
+    host = f"[{args.sip_ip}]" if ipv6 else args.sip_ip
+    acfg.idUri = f"{shown}<sip:peer@{host}:{args.port}>"
+    if ipv6:
+        # The pjsua2 wheel, built without IPv6, can neither make an IPv6 Contact nor
+        # pick an IPv6 transport by itself. The audio stays on 127.0.0.1.
+        params = ";transport=tcp" if args.tcp else ""
+        acfg.sipConfig.contactForced = f"<sip:peer@{host}:{args.port}{params}>"
+        acfg.sipConfig.transportId = transport
     acfg.mediaConfig.transportConfig.port = args.rtp_port
     acfg.mediaConfig.transportConfig.portRange = 10
     acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"

@@ -27,7 +27,7 @@ from ...call import Call
 from ...errors import InvalidArgumentError
 from ...guard import RequestGuard, RequestHead, parse_request_head
 from ...sipmsg import parse_headers
-from ...sipuri import sips_as_tls, split_hostport, split_register_uri
+from ...sipuri import join_hostport, sips_as_tls, split_hostport, split_register_uri
 from .calls import PortPool, SipCall, callback
 from .native import NativePorts
 from .options import SipOptions
@@ -131,6 +131,8 @@ class SipAgent:
         self.terminator = CallTerminator()
         """Ends calls never ACKed (see :mod:`.terminate`); loaded when answering calls."""
         self._account: Any = None
+        self._ipv6_accounts: list[Any] = []
+        """The accounts taking calls over IPv6 (see :meth:`_ipv6_account`)."""
         self._ids = itertools.count(1)
         self.registered = False
         """Whether the registrar holds our contact (registered mode; SIP thread)."""
@@ -173,19 +175,24 @@ class SipAgent:
         host, port = o.host_port
         # Our address as PJSIP publishes it (the interface's, or the public address):
         # right even when listening on 0.0.0.0 or on a port it chose.
-        local = stack.ep.transportGetInfo(stack.transport_ids[0]).localName
-        cfg.idUri = f"sip:voip@{local}"
+        cfg.idUri = f"sip:voip@{_published(stack, stack.transport_ids[0])}"
         rtp = cfg.mediaConfig.transportConfig
         rtp.port = o.rtp_ports[0]
         # PJSIP takes RTP ports from port to port + portRange (RTCP one above each): the
         # range must stop two short of our last port, or the 51st call of 100 ports goes
         # outside it (seen with PJSIP 2.15), where a firewall would drop its audio.
         rtp.portRange = o.rtp_ports[1] - o.rtp_ports[0] - 1
-        if host not in ("", "0.0.0.0"):
-            rtp.boundAddress = host
-        if o.public_address or host not in ("", "0.0.0.0"):
-            rtp.publicAddress = o.public_address or host
+        media_host = _media_host(host)
+        public = "" if ":" in o.public_address else o.public_address  # IPv4 only, too
+        if media_host not in ("", "0.0.0.0"):
+            rtp.boundAddress = media_host
+        if public or media_host not in ("", "0.0.0.0"):
+            rtp.publicAddress = public or media_host
         configure_srtp(cfg.mediaConfig, o)
+        # Made before the main account, to be given the calls over their transports.
+        self._ipv6_accounts = [
+            self._ipv6_account(stack, tid, cfg.mediaConfig) for tid in stack.ipv6_transport_ids
+        ]
         if o.register:
             self._configure_registration(cfg)
         self._account = _Account(self)
@@ -197,6 +204,29 @@ class SipAgent:
             log.info("media: every sound is mixed and recorded in Python")
         if self._on_call is not None:
             self.terminator.load()
+
+    def _ipv6_account(self, stack: SipStack, transport_id: int, media: Any) -> Any:
+        """An account for the calls coming over one IPv6 transport.
+
+        This PJSIP build (no IPv6) cannot make the Contact of a call that came over IPv6
+        (it answers 500), so an account bound to the transport is given its Contact.
+        pjsua gives a new call to the account that matches it best, its transport first,
+        and of equals to the one made first: this one, for the calls over its transport,
+        when made before the main account (which suits every transport).
+        """
+        info = stack.ep.transportGetInfo(transport_id)
+        address = _published(stack, transport_id)
+        kind = info.typeName.lower()  # udp, tcp or tls, over IPv6
+        cfg = pj.AccountConfig()
+        cfg.idUri = f"sip:voip@{address}"
+        cfg.sipConfig.contactForced = f"<sip:voip@{address}" + (
+            ">" if kind == "udp" else f";transport={kind}>"
+        )
+        cfg.sipConfig.transportId = transport_id
+        cfg.mediaConfig = media
+        account = _Account(self)
+        account.create(cfg)
+        return account
 
     def _configure_registration(self, cfg: Any) -> None:
         """Registered mode: the account registers its contact (our listen address) with
@@ -334,6 +364,9 @@ class SipAgent:
         self._unregister(stack)
         self._account.shutdown()
         self._account = None
+        for account in self._ipv6_accounts:
+            account.shutdown()
+        self._ipv6_accounts = []
         self.ports.close(stack.ep)
         self.native.close()
         gc.collect()  # no pjsua2 object may outlive the endpoint
@@ -473,6 +506,22 @@ class SipAgent:
 
     def active_calls(self) -> int:
         return sum(1 for c in self.calls.values() if c.call is not None and not c.disconnected)
+
+
+def _media_host(host: str) -> str:
+    """The address RTP is bound to for SIP's ``host``. Audio is on IPv4 whatever SIP
+    listens on (this PJSIP build has no IPv6 media): next to ``::1`` on IPv4's loopback,
+    next to another IPv6 address on every IPv4 address."""
+    if host == "::1":
+        return "127.0.0.1"
+    return "" if ":" in host else host
+
+
+def _published(stack: SipStack, transport_id: int) -> str:
+    """The address a transport publishes, as a URI writes it (PJSIP's ``localName``
+    leaves an IPv6 address without its brackets)."""
+    host, _, port = stack.ep.transportGetInfo(transport_id).localName.rpartition(":")
+    return join_hostport(host, int(port))
 
 
 def _settle(fut: asyncio.Future[Any], value: Any) -> None:

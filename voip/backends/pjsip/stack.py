@@ -26,6 +26,7 @@ from typing import Any
 
 from ...errors import VoipError
 from ...quiet import quiet_fds
+from ...sipuri import join_hostport
 from .binding import pj
 from .clib import check_version
 from .conference import Conference
@@ -47,10 +48,17 @@ and submitted work ends it at once."""
 
 _CODEC_IDS = {"PCMU": "PCMU/8000", "PCMA": "PCMA/8000", "G722": "G722/16000"}
 _PJ_TO_PY_LEVEL = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
-_NOT_ERRORS = ("Error reading CA certificates from buffer", "6 [SSL_ERROR_ZERO_RETURN]")
+_NOT_ERRORS = (
+    "Error reading CA certificates from buffer",
+    "6 [SSL_ERROR_ZERO_RETURN]",
+    "RTP socket bind() at ",
+    "RTCP socket bind() at ",
+)
 """PJSIP errors and warnings that are not: the first comes with every TLS connection
 when no CA list is configured (a TLS server without --tls-ca), the second whenever
-the other side closes a TLS connection properly."""
+the other side closes a TLS connection properly, the last two when a call's RTP port is
+taken and PJSIP goes on to the next (each account counts its ports from the first of
+the range: with IPv6 there are several, see the agent's ``_ipv6_account``)."""
 _BAD_PACKET = ("Dropping ", "Error processing ", "Error parsing '", "Error adding SDP media")
 """How PJSIP's complaints about a malformed packet start. Whoever sends the packets
 chooses how many complaints there are (a flood of garbage: one a packet; an offer of 900
@@ -88,6 +96,22 @@ class BadPacketLog:
         if more:
             line += f" ({more} more malformed packets since the last such line)"
         self.logger.log(level, "%s", line)
+
+
+_ANY = ("", "0.0.0.0", "::")
+"""Listen hosts that mean every interface."""
+
+
+def _listeners(opts: SipOptions) -> list[tuple[str, str, int]]:
+    """(transport, address, port) of each SIP transport to open. A ``::`` host is both
+    ``0.0.0.0`` and ``::``: PJSIP's IPv6 sockets take IPv6 only, so one server takes
+    both kinds of callers with a transport of each."""
+    listeners = []
+    for name in opts.sip_transports:
+        host, port = opts.tls_host_port if name == "tls" else opts.host_port
+        for address in ["0.0.0.0", "::"] if host == "::" else [host]:
+            listeners.append((name, address, port))
+    return listeners
 
 
 def _loopback(host: str) -> bool:
@@ -306,16 +330,19 @@ class SipStack:
             "tls": pj.PJSIP_TRANSPORT_TLS,
         }
         self.transport_ids = []
-        for name in o.sip_transports:
-            host, port = o.tls_host_port if name == "tls" else o.host_port
+        self.ipv6_transport_ids = []
+        """The transports on IPv6 (also in :attr:`transport_ids`)."""
+        for name, host, port in _listeners(o):
+            ipv6 = ":" in host
             tc = pj.TransportConfig()
             tc.port = port
-            if host not in ("", "0.0.0.0"):
+            if host not in _ANY:
                 tc.boundAddress = host
-            if o.public_address:
-                tc.publicAddress = o.public_address
-            elif host not in ("", "0.0.0.0"):
-                tc.publicAddress = host
+            # The public address is for the transports of its family (a name counts as
+            # IPv4); the others publish their own.
+            public = o.public_address if (":" in o.public_address) == ipv6 else ""
+            if public or host not in _ANY:
+                tc.publicAddress = public or host
             if name == "tls":
                 configure_tls(tc.tlsConfig, o)
             if name in ("tcp", "tls"):
@@ -326,13 +353,16 @@ class SipStack:
                 opt.optName = socket.TCP_NODELAY
                 opt.setOptValInt(1)
                 tc.sockOptParams.sockOpts.append(opt)
+            kind = kinds[name] | (pj.PJSIP_TRANSPORT_IPV6 if ipv6 else 0)
             try:
-                self.transport_ids.append(ep.transportCreate(kinds[name], tc))
+                self.transport_ids.append(ep.transportCreate(kind, tc))
             except pj.Error as exc:
                 raise SipError(
-                    f"cannot listen for SIP on {name.upper()} {host}:{port}: {exc.reason}"
-                    " (is another program using the port?)"
+                    f"cannot listen for SIP on {name.upper()} {join_hostport(host, port)}:"
+                    f" {exc.reason} (is another program using the port?)"
                 ) from None
+            if ipv6:
+                self.ipv6_transport_ids.append(self.transport_ids[-1])
         self._set_codecs(ep)
         ep.libStart()
         self._waker.install()
@@ -349,6 +379,11 @@ class SipStack:
             *o.rtp_ports,
             "" if o.srtp == "off" else f", SRTP {o.srtp}",
         )
+        if self.ipv6_transport_ids:
+            log.info(
+                "calls over IPv6 have their audio on IPv4 (this PJSIP build has no IPv6"
+                " media); offers of audio on IPv6 only are refused (488)"
+            )
         if plain and o.tls_cert and o.srtp != "off" and not o.srtp_without_tls:
             log.warning(
                 "calls over %s will be refused (406): with --srtp the keys only travel"
