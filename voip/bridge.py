@@ -186,10 +186,6 @@ class MediaBridge:
         Without, it returns silence and records nothing (backends may skip calling it)."""
         return self.mixer.has_sources or self.mixer.has_sinks
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def describe(self) -> tuple[list[str], list[str]]:
         """What is playing and what is recording, for status displays."""
         with self._lock:

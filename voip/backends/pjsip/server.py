@@ -37,7 +37,6 @@ class SipServer(Backend):
         self.agent: SipAgent | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.accepting = True
-        self.errors = 0
         self._handler: Handler | None = None
         self._stop = asyncio.Event()
 
@@ -61,10 +60,6 @@ class SipServer(Backend):
                 loop.remove_signal_handler(sig)
         log.info("stopped")
         return 0
-
-    def stop(self) -> None:
-        """Ask :meth:`run` to shut down (from the loop's thread)."""
-        self._stop.set()
 
     async def _shutdown(self) -> None:
         self.accepting = False
@@ -97,6 +92,4 @@ class SipServer(Backend):
     async def _serve(self, call: Call) -> None:
         assert self._handler is not None
         outcome = await serve_call(self._handler, call)
-        if outcome.error is not None:
-            self.errors += 1
         call.log.info("call ended (%s hung up)", "we" if outcome.ended_by == "local" else "caller")

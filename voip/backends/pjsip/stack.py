@@ -223,10 +223,6 @@ class SipStack:
             self._waker.wake()
             self._thread.join()
 
-    @property
-    def on_sip_thread(self) -> bool:
-        return threading.current_thread() is self._thread
-
     # -- the SIP thread ------------------------------------------------------------------
 
     def _request_stop(self) -> None:
