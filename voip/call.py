@@ -20,7 +20,7 @@ from .audio.engine import CustomRecorder, CustomSource, PCMRecorder, PCMSource, 
 from .audio.pcm import SAMPLE_RATE, as_pcm
 from .audio.tones import dtmf_tones
 from .bridge import MediaBridge
-from .dtmf import DTMFCollector, DTMFRequest, normalize_key
+from .dtmf import DTMFCollector, normalize_key
 from .errors import CallEndedError, InvalidArgumentError
 
 __all__ = ["Call", "CallInfo", "CallLog", "Playback", "Recording", "RecordController"]
@@ -139,7 +139,6 @@ class Call:
         self.dtmf = DTMFCollector()
         self._hangup_backend = hangup
         self._send_dtmf = send_dtmf
-        self._pending: tuple[DTMFRequest, asyncio.Future[str]] | None = None
         self.ended = asyncio.Event()
         """Set when the call is over, whoever hung up: ``await call.ended.wait()``."""
         self.ended_by = ""
@@ -291,8 +290,8 @@ class Call:
         if done is not None:
             fut.set_result(done)
             return fut
-        self._pending = (req, fut)
-        fut.add_done_callback(lambda f: self._abandon(req) if f.cancelled() else None)
+        req.future = fut
+        fut.add_done_callback(lambda f: self.dtmf.abandon(req) if f.cancelled() else None)
         return fut
 
     def sendDTMF(self, digits: str, method: str = "rfc4733") -> Playback | None:
@@ -322,23 +321,17 @@ class Call:
         """Discard keys typed ahead; returns them."""
         return self.dtmf.flush()
 
-    def _abandon(self, req: DTMFRequest) -> None:
-        self.dtmf.abandon(req)
-        if self._pending is not None and self._pending[0] is req:
-            self._pending = None
-
     def feed_dtmf(self, key: str) -> None:
         """Backends: a key arrived (call on the loop, e.g. through ``bridge.post``)."""
         if not self.active:
             return
         self.log.info("key %s", key)
         completed = self.dtmf.push(key)
-        if completed is None or self._pending is None:
+        if completed is None:
             return
-        _req, fut = self._pending
-        self._pending = None
-        if not fut.done():
-            fut.set_result(completed[1])
+        req, keys = completed
+        if req.future is not None and not req.future.done():
+            req.future.set_result(keys)
 
     # -- ending --------------------------------------------------------------------------
 
@@ -362,11 +355,11 @@ class Call:
             # Before failing the futures below, so the handler sees a cancellation.
             self.handler_task.cancel()
         self._bridge.close()
-        if self._pending is not None:
-            _req, fut = self._pending
-            self._pending = None
-            if not fut.done():
-                fut.set_exception(CallEndedError("the call ended while waiting for keys"))
+        req = self.dtmf.pending
+        if req is not None:
+            self.dtmf.abandon(req)
+            if req.future is not None and not req.future.done():
+                req.future.set_exception(CallEndedError("the call ended while waiting for keys"))
 
     def _check_active(self) -> None:
         if not self.active:
