@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .pcm import FRAME_SAMPLES, PCM, SAMPLE_RATE
+from .pcm import FRAME_SAMPLES, PCM, SAMPLE_RATE, clip_ufunc
 
 __all__ = [
     "Source",
@@ -42,11 +42,6 @@ log = logging.getLogger(__name__)
 
 _EMPTY = np.zeros(0, dtype=np.float32)
 _ONE, _MINUS_ONE = np.float32(1.0), np.float32(-1.0)
-
-try:  # the clip ufunc itself: np.clip's Python wrapper costs 3x more on 160 samples
-    from numpy._core.umath import clip as _clip  # type: ignore[attr-defined]  # numpy 2
-except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core.umath import clip as _clip  # type: ignore[no-redef]
 
 
 class Source(Protocol):
@@ -369,7 +364,7 @@ class Mixer:
             # A sum (or the user's samples) may leave [-1, 1]: clip, never wrap.
             if not owned:
                 out = out.copy()
-            _clip(out, _MINUS_ONE, _ONE, out=out)
+            clip_ufunc(out, _MINUS_ONE, _ONE, out=out)
         return out, finished
 
     def _feed(self, received: PCM, finished: list[Finished]) -> None:
