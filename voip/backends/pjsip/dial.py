@@ -15,14 +15,13 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ...audio.engine import AudioPipe, PipeSink, PipeSource
 from ...audio.pcm import FRAME_SAMPLES, PCM
 from ...audio.wav import loadWAVtoPCM, savePCMtoWAV
 from ...call import Call, RecordController
 from ...dtmf import parse_key_script
 from ...errors import AudioDeviceError
 from ...lifecycle import Handler, check_handler, serve_call
-from ...sound import SoundDevice
+from ...sound import AudioPipe, PipeSink, PipeSource, SoundDevice
 from ...terminal import CallTerminal
 from .agent import DialResult, SipAgent
 from .options import SipOptions, uri_wants_tls
