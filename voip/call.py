@@ -1,8 +1,12 @@
 """What a handler sees: the :class:`Call` object, backend-agnostic.
 
-Every method is a thin wrapper over the call's :class:`~voip.bridge.MediaBridge` (audio)
-and :class:`~voip.dtmf.DTMFCollector` (keys). All methods must be called from the event
-loop's thread; backends feed the call through the bridge only.
+The handler's methods check their arguments and hand the work to the call's
+:class:`~voip.bridge.MediaBridge` (audio) and :class:`~voip.dtmf.DTMFCollector` (keys),
+resolving ``getDTMF``'s future as keys arrive. Backends report to the call with
+:meth:`Call.feed_dtmf` and :meth:`Call.mark_ended`, which, when the caller hung up,
+cancels the handler's task, then stops the call's audio and fails a waiting ``getDTMF``.
+Everything here runs on the event loop's thread: backends' other threads reach it through
+the bridge (``bridge.post``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Answering real SIP calls: a handler task per call, until SIGINT or SIGTERM.
 
 Incoming INVITEs are screened on the SIP thread, first by the agent's
-:class:`~voip.guard.RequestGuard` (scanners, allow-list: 403, rate limits and a second
-call from an address whose first awaits its ACK: 503), then here (all calls up: 486;
+:class:`~voip.guard.RequestGuard` (scanners, allow-list: 403, rate limits: 503; a second
+call from an address whose first awaits its ACK, unless there is an allow-list: dropped
+over UDP, which its caller sends again, 503 over TCP or TLS), then here (all calls up: 486;
 shutting down: 503), answered, and handed to the loop on the caller's ACK, which runs the
 handler under the rules of :mod:`voip.lifecycle`. A call never ACKed is ended after the
 agent's ``ACK_TIMEOUT`` (8 s), without a BYE. On SIGTERM it stops taking calls,
