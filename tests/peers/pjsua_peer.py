@@ -13,6 +13,7 @@ import sys
 import time
 
 import pjsua2 as pj
+from pjsua_endpoint import account_config, start_endpoint
 
 
 class Call(pj.Call):
@@ -72,34 +73,10 @@ def main():
     p.add_argument("--name", default="", help="display name in From")
     args = p.parse_args()
 
-    ep = pj.Endpoint()
-    ep.libCreate()
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = True
-    cfg.logConfig.level = 1
-    cfg.logConfig.consoleLevel = 1
-    cfg.medConfig.clockRate = 8000
-    cfg.medConfig.sndClockRate = 8000
-    cfg.medConfig.sndAutoCloseTime = -1
-    cfg.medConfig.noVad = True
-    ep.libInit(cfg)
-    ep.audDevManager().setNullDev()
-    tc = pj.TransportConfig()
-    tc.port = args.port
-    tc.boundAddress = "127.0.0.1"
-    tc.publicAddress = "127.0.0.1"
-    ep.transportCreate(pj.PJSIP_TRANSPORT_TCP if args.tcp else pj.PJSIP_TRANSPORT_UDP, tc)
-    ep.libStart()
-    acfg = pj.AccountConfig()
-    shown = f'"{args.name}" ' if args.name else ""
-    acfg.idUri = f"{shown}<sip:peer@127.0.0.1:{args.port}>"
-    acfg.mediaConfig.transportConfig.port = args.rtp_port
-    acfg.mediaConfig.transportConfig.portRange = 10
-    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
-    acfg.mediaConfig.transportConfig.publicAddress = "127.0.0.1"
+    # PJSIP's default codecs: the offer of a stock PJSIP phone, some of which voip refuses.
+    ep = start_endpoint(args.port, tcp=args.tcp, log_level=1, codecs=None)
     acc = pj.Account()
-    acc.create(acfg)
+    acc.create(account_config("peer", args.port, args.rtp_port, 10, name=args.name))
 
     call = Call(acc, args.record, args.play)
     prm = pj.CallOpParam(True)
