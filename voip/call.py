@@ -203,7 +203,8 @@ class Call:
         sample period; return a sample in [-1, 1], or None to stop.
 
         ``fn`` runs on the audio thread once per sample: keep it quick, and do not touch
-        asyncio objects from it (use a ``queue.Queue`` to talk to the handler).
+        asyncio objects from it (hand the handler what it awaits with
+        ``loop.call_soon_threadsafe``).
         """
         _check_callable("playCustom", fn)
         return self._play(CustomSource(fn))
