@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from voip.audio.engine import Mixer, PCMRecorder, PCMSource, ToneSource, _clip
-from voip.audio.pcm import FRAME_SAMPLES, SAMPLE_RATE
+from voip.audio.engine import Mixer, PCMRecorder, PCMSource, ToneSource
+from voip.audio.pcm import FRAME_SAMPLES, SAMPLE_RATE, clip_ufunc
 
 from .common import Context, Row, Section, fmt
 from .seed_engine import SeedEngine, SeedPCM, SeedRecorder, SeedTone
@@ -145,7 +145,7 @@ def breakdown(d: _Data, number: int, repeats: int = 5) -> list[tuple[str, float]
         ),
         ("`PCMRecorder.write` (copy, append)", lambda: partial(PCMRecorder().write, received)),
         ("2 × `np.add` (the sum of three)", lambda: accumulate),
-        ("the `clip` ufunc, in place", lambda: partial(_clip, out, -1.0, 1.0, out=out)),
+        ("the `clip` ufunc, in place", lambda: partial(clip_ufunc, out, -1.0, 1.0, out=out)),
         ("whole `Mixer.process`, mixed case", lambda: partial(*_voip("mixed", d))),
     ]
     result = []

@@ -2,7 +2,8 @@
 """Playing a custom sound: load assets/my_sound.wav with loadWAVtoPCM and play it.
 
 Sounds should be 16-bit 8000 Hz WAVs (``sox -V my_sound.mp3 -r 8000 -c 1 -t wav
-my_sound.wav``); other WAVs are converted on load. The file is found relative to this
+my_sound.wav``; sox reads MP3 with Debian's ``libsox-fmt-mp3``); other WAVs are
+converted on load. The file is found relative to this
 script, so it runs from any directory.
 
 Headless:

@@ -3,7 +3,8 @@
 
 Shows the per-sample methods: ``recordCustom(fn)`` calls ``fn(sample)`` for every
 received sample, ``playCustom(fn)`` calls ``fn(t, delta)`` for every sample to send.
-They run on the audio thread, so they talk through a thread-safe ``queue.Queue``.
+They run on the audio thread, not in the event loop, so they talk to each other through
+a thread-safe ``queue.Queue`` (to wake the handler, use ``loop.call_soon_threadsafe``).
 
 Headless (the caller's voice comes from a WAV; the echo lands in out.wav):
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from voip.audio.pcm import FRAME_SAMPLES, SAMPLE_RATE
 
@@ -117,6 +119,15 @@ def find_pcm(haystack: np.ndarray, needle: np.ndarray) -> tuple[float, int]:
     ncc = corr / (np.sqrt(np.maximum(energy, 1e-12)) * np.linalg.norm(needle))
     k = int(np.argmax(ncc))
     return float(ncc[k]), k
+
+
+needs_pyaudio = pytest.mark.skipif(
+    importlib.util.find_spec("pyaudio") is None,
+    reason="PyAudio is not installed (apt-get install portaudio19-dev, then "
+    "pip install -e '.[test]')",
+)
+"""For tests that open the sound device (runs without ``--no-audio``); CI installs
+PyAudio, so there they run."""
 
 
 ALSA_FILE_DEVICE = """</usr/share/alsa/alsa.conf>

@@ -167,6 +167,28 @@ async def test_record_custom_until_false():
     assert len(samples) == 800
 
 
+async def test_record_custom_wakes_the_handler_through_call_soon_threadsafe():
+    """The README's pattern: the function runs on the audio thread and hands the event to
+    the loop, where the handler awaits it."""
+    loop = asyncio.get_running_loop()
+    loud = asyncio.Event()
+    heard = []
+
+    def listen(sample):
+        if abs(sample) > 0.5:
+            heard.append((threading.current_thread().name, sample))
+            loop.call_soon_threadsafe(loud.set)
+            return False
+        return True
+
+    with Line(np.concatenate([np.zeros(2400, np.float32), tone(440, 1, 0.9)])) as line:
+        rec = line.call.recordCustom(listen)
+        await asyncio.wait_for(loud.wait(), 10)
+        assert await rec is True
+    [(thread, sample)] = heard
+    assert thread == "voip-frame-clock" and abs(sample) > 0.5
+
+
 async def test_play_custom_runs_until_none():
     with Line() as line:
         await line.call.playCustom(lambda t, d: None if t >= 0.25 else 0.5)

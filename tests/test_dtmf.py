@@ -175,9 +175,13 @@ async def test_on_first_barge_in_and_errors_in_it_are_logged(caplog):
 
 async def test_call_end_fails_waiting_getdtmf():
     call = make_call()
-    fut = call.getDTMF()
+    fut = call.getDTMF(n=2)
+    call.feed_dtmf("4")
     call.mark_ended()
     with pytest.raises(CallEndedError):
         await fut
     with pytest.raises(CallEndedError):
         call.getDTMF()
+    # The request is over, not left pending: the key typed for it is back, as on a time-out.
+    assert call.dtmf.pending is None
+    assert call.flushDTMF() == "4"

@@ -21,6 +21,7 @@ from .helpers import (
     dominant_freq,
     find_pcm,
     frame_freqs,
+    needs_pyaudio,
     read_pty,
     read_raw,
     run_app,
@@ -135,6 +136,7 @@ def test_mic_wav_is_the_callers_voice(tmp_path):
     assert 2.4 < len(heard) / 8000 < 3.2
 
 
+@needs_pyaudio
 def test_pyaudio_through_alsa_file_device(tmp_path):
     """No --no-audio: PyAudio -> PortAudio -> ALSA, whose device is a pair of files.
 
@@ -158,6 +160,7 @@ def test_pyaudio_through_alsa_file_device(tmp_path):
     assert find_pcm(played, heard[:-FRAME_SAMPLES])[0] > 0.999
 
 
+@needs_pyaudio
 def test_demo_through_alsa_file_device_with_keys(tmp_path):
     env, device_out = alsa_file_device(tmp_path, np.zeros(8000, np.float32))
     timeline = tmp_path / "out.wav"
@@ -186,6 +189,7 @@ def test_demo_through_alsa_file_device_with_keys(tmp_path):
     assert sum(find_pcm(played, q)[0] > 0.99 for q in quarters) >= 3
 
 
+@needs_pyaudio
 def test_no_sound_card_says_so_in_one_line_and_goes_on(tmp_path):
     conf = tmp_path / "asound.conf"
     conf.write_text("</usr/share/alsa/alsa.conf>\npcm.!default { type hw card 7 }\n")

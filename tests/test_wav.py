@@ -322,10 +322,27 @@ def test_unreadable_files_raise_wav_error(tmp_path: Path, content: bytes, reason
     assert info.value.path == str(path)
 
 
-def test_mp3_in_wav_suggests_conversion(tmp_path: Path) -> None:
-    wav = riff(chunk(b"fmt ", fmt_body(85, 2, 44100, 0, block_align=1)), SOME_DATA)
-    with pytest.raises(WAVError, match=r"format tag 85 .*MP3.*sox in\.wav -r 8000 -c 1 -b 16"):
-        loadWAVtoPCM(write(tmp_path, "mp3.wav", wav))
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [
+        (riff(chunk(b"fmt ", fmt_body(85, 2, 44100, 0, block_align=1)), SOME_DATA), "tag 85"),
+        (b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 20, "not a RIFF/WAVE file"),
+    ],
+)
+def test_mp3_in_wav_suggests_sox_told_it_is_mp3(tmp_path: Path, content: bytes, what: str) -> None:
+    # Inside a RIFF header or renamed: sox, going by the name, reads neither without -t mp3.
+    with pytest.raises(WAVError) as info:
+        loadWAVtoPCM(write(tmp_path, "mp3.wav", content))
+    message = str(info.value)
+    assert what in message and "MP3" in message
+    assert "`sox -t mp3 in.wav -r 8000 -c 1 -b 16 out.wav`" in message
+    assert "libsox-fmt-mp3" in message
+
+
+def test_other_unreadable_wavs_suggest_plain_sox(tmp_path: Path) -> None:
+    wav = riff(chunk(b"fmt ", fmt_body(0x31, 1, RATE, 0, block_align=65)), SOME_DATA)  # GSM
+    with pytest.raises(WAVError, match=r"GSM 6\.10.*`sox in\.wav -r 8000 -c 1 -b 16 out\.wav`$"):
+        loadWAVtoPCM(write(tmp_path, "gsm.wav", wav))
 
 
 def test_missing_file_is_a_wav_error(tmp_path: Path) -> None:

@@ -1,13 +1,20 @@
 """The one hand-over between audio/SIP threads and the asyncio loop.
 
-Backends run their media on threads of their own (PortAudio's callback thread, PJSIP's
-conference clock, the simulator's pacing thread). Those threads call exactly two things:
+Backends run their media and signalling on threads of their own (PortAudio's callback
+thread, the simulator's pacing thread; PJSIP's conference clock, SIP, media and event
+threads). Those threads call only these:
 
-* :meth:`MediaBridge.exchange` once per 20 ms frame: received samples in, samples to send
-  out. It runs the :class:`~voip.audio.engine.Mixer` under a lock held for the duration of
-  one frame's mixing, and never touches an asyncio object.
+* :meth:`MediaBridge.exchange` once per 20 ms frame (the audio clock's thread): received
+  samples in, samples to send out. It runs the :class:`~voip.audio.engine.Mixer` under a
+  lock held for the duration of one frame's mixing, and never touches an asyncio object.
 * :meth:`MediaBridge.post` for events (a DTMF digit, a hang-up): it only schedules the
   callback on the loop with ``loop.call_soon_threadsafe``.
+* :meth:`MediaBridge.offload_ended` and :meth:`MediaBridge.offload_failed` (the
+  backend's own player and recorder reporting), which hand themselves to the loop the
+  same way.
+
+They also read :attr:`MediaBridge.wants_audio` and :attr:`MediaBridge.active`, without
+the lock (a stale answer costs a frame).
 
 Everything else (starting a playback, resolving its future) happens on the loop thread.
 When a playback or recording ends inside a frame, ``exchange`` hands the list of finished
@@ -185,10 +192,6 @@ class MediaBridge:
         """True while the mixer has a playback or a recording: :meth:`exchange` has work.
         Without, it returns silence and records nothing (backends may skip calling it)."""
         return self.mixer.has_sources or self.mixer.has_sinks
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def describe(self) -> tuple[list[str], list[str]]:
         """What is playing and what is recording, for status displays."""

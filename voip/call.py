@@ -1,8 +1,12 @@
 """What a handler sees: the :class:`Call` object, backend-agnostic.
 
-Every method is a thin wrapper over the call's :class:`~voip.bridge.MediaBridge` (audio)
-and :class:`~voip.dtmf.DTMFCollector` (keys). All methods must be called from the event
-loop's thread; backends feed the call through the bridge only.
+The handler's methods check their arguments and hand the work to the call's
+:class:`~voip.bridge.MediaBridge` (audio) and :class:`~voip.dtmf.DTMFCollector` (keys),
+resolving ``getDTMF``'s future as keys arrive. Backends report to the call with
+:meth:`Call.feed_dtmf` and :meth:`Call.mark_ended`, which, when the caller hung up,
+cancels the handler's task, then stops the call's audio and fails a waiting ``getDTMF``.
+Everything here runs on the event loop's thread: backends' other threads reach it through
+the bridge (``bridge.post``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from .audio.engine import (
 from .audio.pcm import SAMPLE_RATE, as_pcm
 from .audio.tones import dtmf_tones
 from .bridge import MediaBridge
-from .dtmf import DTMFCollector, DTMFRequest, normalize_key
+from .dtmf import DTMFCollector, normalize_key
 from .errors import CallEndedError, InvalidArgumentError
 
 __all__ = ["Call", "CallInfo", "CallLog", "Playback", "Recording", "RecordController"]
@@ -147,7 +151,6 @@ class Call:
         self.dtmf = DTMFCollector()
         self._hangup_backend = hangup
         self._send_dtmf = send_dtmf
-        self._pending: tuple[DTMFRequest, asyncio.Future[str]] | None = None
         self.ended = asyncio.Event()
         """Set when the call is over, whoever hung up: ``await call.ended.wait()``."""
         self.ended_by = ""
@@ -208,7 +211,8 @@ class Call:
         sample period; return a sample in [-1, 1], or None to stop.
 
         ``fn`` runs on the audio thread once per sample: keep it quick, and do not touch
-        asyncio objects from it (use a ``queue.Queue`` to talk to the handler).
+        asyncio objects from it (hand the handler what it awaits with
+        ``loop.call_soon_threadsafe``).
         """
         _check_callable("playCustom", fn)
         return self.play_source(CustomSource(fn))
@@ -303,8 +307,8 @@ class Call:
         if done is not None:
             fut.set_result(done)
             return fut
-        self._pending = (req, fut)
-        fut.add_done_callback(lambda f: self._abandon(req) if f.cancelled() else None)
+        req.future = fut
+        fut.add_done_callback(lambda f: self.dtmf.abandon(req) if f.cancelled() else None)
         return fut
 
     def sendDTMF(self, digits: str, method: str = "rfc4733") -> Playback | None:
@@ -334,23 +338,17 @@ class Call:
         """Discard keys typed ahead; returns them."""
         return self.dtmf.flush()
 
-    def _abandon(self, req: DTMFRequest) -> None:
-        self.dtmf.abandon(req)
-        if self._pending is not None and self._pending[0] is req:
-            self._pending = None
-
     def feed_dtmf(self, key: str) -> None:
         """Backends: a key arrived (call on the loop, e.g. through ``bridge.post``)."""
         if not self.active:
             return
         self.log.info("key %s", key)
         completed = self.dtmf.push(key)
-        if completed is None or self._pending is None:
+        if completed is None:
             return
-        _req, fut = self._pending
-        self._pending = None
-        if not fut.done():
-            fut.set_result(completed[1])
+        req, keys = completed
+        if req.future is not None and not req.future.done():
+            req.future.set_result(keys)
 
     # -- ending --------------------------------------------------------------------------
 
@@ -374,11 +372,11 @@ class Call:
             # Before failing the futures below, so the handler sees a cancellation.
             self.handler_task.cancel()
         self._bridge.close()
-        if self._pending is not None:
-            _req, fut = self._pending
-            self._pending = None
-            if not fut.done():
-                fut.set_exception(CallEndedError("the call ended while waiting for keys"))
+        req = self.dtmf.pending
+        if req is not None:
+            self.dtmf.abandon(req)
+            if req.future is not None and not req.future.done():
+                req.future.set_exception(CallEndedError("the call ended while waiting for keys"))
 
     def _check_active(self) -> None:
         if not self.active:

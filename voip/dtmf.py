@@ -1,8 +1,9 @@
 """Collecting keypad digits: the pure logic behind ``call.getDTMF``.
 
 Keys pressed while nobody waits are kept in a bounded type-ahead buffer (as Twilio and
-Asterisk do) and served to the next request. No asyncio here: :class:`DTMFCollector`
-returns completed results and the call turns them into futures.
+Asterisk do) and served to the next request. No event loop here: :class:`DTMFCollector`
+returns completed results, and the call resolves the future it keeps in the pending
+request (:attr:`DTMFRequest.future`), so the collector is the one record of what waits.
 """
 
 from __future__ import annotations
@@ -10,8 +11,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import InvalidArgumentError, VoipError
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "DTMF_KEYS",
@@ -62,6 +67,8 @@ class DTMFRequest:
     allowed: frozenset[str] | None = None
     on_first: Callable[[str], object] | None = None
     digits: list[str] = field(default_factory=list)
+    future: asyncio.Future[str] | None = None
+    """What ``getDTMF`` returned, for the call to resolve (the collector never touches it)."""
 
     def offer(self, key: str) -> bool:
         """Take ``key`` if the filter allows it; return True when the request is complete."""

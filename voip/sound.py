@@ -1,12 +1,19 @@
 """Where frames come from and go to on this machine: a sound card or a clock.
 
 Both drivers call one function, ``tick(received) -> to_send``, once per 20 ms frame on a
-thread of their own; the simulator (and later the softphone) passes the bridge's
-``exchange`` wrapped with its file I/O.
+thread of their own.
 
 * :class:`SoundDevice`: PyAudio full duplex at 8 kHz; PortAudio's callback thread paces it.
 * :class:`FrameClock`: no sound card: a thread paced from an absolute start time
   (``start + n * 20 ms``), so timing never drifts; it sleeps between frames.
+
+In the simulator the driver is the call's own clock: its ``tick`` is the bridge's
+``exchange`` wrapped with the simulator's file I/O. The softphone (``voip dial``) has two
+clocks, the sound card's and PJSIP's, which drift apart: an :class:`AudioPipe` each way
+joins them, locked, since each side runs on its own thread. The device's ``tick``
+pushes the microphone into one and pulls the speaker's frame from the other; the call
+plays the first (:class:`PipeSource`; not when a WAV stands in for the microphone) and
+records into the second (:class:`PipeSink`).
 """
 
 from __future__ import annotations
@@ -15,13 +22,16 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+
+import numpy as np
 
 from .audio.pcm import FRAME_SAMPLES, FRAME_SECONDS, PCM, SAMPLE_RATE, int16_to_pcm, pcm_to_int16
 from .errors import AudioDeviceError
 from .quiet import quiet_fds
 
-__all__ = ["Tick", "FrameClock", "SoundDevice"]
+__all__ = ["Tick", "FrameClock", "SoundDevice", "AudioPipe", "PipeSource", "PipeSink"]
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +148,73 @@ class SoundDevice:
         if self._pa is not None:
             self._pa.terminate()
             self._pa = None
+
+
+class AudioPipe:
+    """A bounded, thread-safe FIFO of samples between two clocks (a sound card and a
+    call's media clock). The reader gets silence when it runs dry; when more than
+    ``max_seconds`` is queued the oldest samples are dropped, so latency stays bounded.
+    """
+
+    def __init__(self, max_seconds: float = 0.2) -> None:
+        self.max_samples = int(max_seconds * SAMPLE_RATE)
+        self._chunks: deque[PCM] = deque()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def push(self, samples: PCM) -> None:
+        with self._lock:
+            self._chunks.append(np.array(samples, dtype=np.float32))
+            self._size += len(samples)
+            while self._size > self.max_samples and self._chunks:
+                self._size -= len(self._chunks.popleft())
+
+    def pull(self, n: int) -> PCM:
+        out = np.zeros(n, dtype=np.float32)
+        got = 0
+        with self._lock:
+            while got < n and self._chunks:
+                chunk = self._chunks[0]
+                take = min(n - got, len(chunk))
+                out[got : got + take] = chunk[:take]
+                got += take
+                if take == len(chunk):
+                    self._chunks.popleft()
+                else:
+                    self._chunks[0] = chunk[take:]
+                self._size -= take
+        return out
+
+
+class PipeSource:
+    """Plays what is pushed into an :class:`AudioPipe` (e.g. a microphone), until removed."""
+
+    finished = False
+    bounded = True  # audio from a sound card
+
+    def __init__(self, pipe: AudioPipe, label: str = "microphone") -> None:
+        self.pipe = pipe
+        self.label = label
+
+    def read(self, n: int) -> PCM:
+        return self.pipe.pull(n)
+
+    def describe(self) -> str:
+        return self.label
+
+
+class PipeSink:
+    """Pushes received audio into an :class:`AudioPipe` (e.g. for a speaker)."""
+
+    def __init__(self, pipe: AudioPipe) -> None:
+        self.pipe = pipe
+
+    def write(self, samples: PCM) -> bool:
+        self.pipe.push(samples)
+        return False
+
+    def result(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        return "speaker"

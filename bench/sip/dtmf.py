@@ -36,9 +36,10 @@ def run_app() -> int:
 
 
 def _pj():
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    # The test peers' pjsua2 set-up (tests/peers/pjsua_endpoint.py), shared.
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "peers"))
     import pjsua2 as pj
-    from endpoint import account_config, start_endpoint
+    from pjsua_endpoint import account_config, start_endpoint
 
     return pj, account_config, start_endpoint
 

@@ -27,10 +27,11 @@ import select
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The test peers' pjsua2 set-up (tests/peers/pjsua_endpoint.py), shared.
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "peers"))
 
 import pjsua2 as pj  # noqa: E402
-from endpoint import account_config, start_endpoint, tone_generator  # noqa: E402
+from pjsua_endpoint import account_config, start_endpoint, tone_generator  # noqa: E402
 
 BLOCK_HEADER = "X-Bench-Block"
 """Marks the call whose handler is to block the app's event loop (bench/sip/media_app.py)."""

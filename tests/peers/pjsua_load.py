@@ -9,6 +9,7 @@ import random
 import time
 
 import pjsua2 as pj
+from pjsua_endpoint import account_config, start_endpoint
 
 
 class Call(pj.Call):
@@ -39,29 +40,9 @@ def main():
     args = p.parse_args()
     rng = random.Random(args.seed)
 
-    ep = pj.Endpoint()
-    ep.libCreate()
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = True
-    cfg.logConfig.level = 0
-    cfg.logConfig.consoleLevel = 0
-    cfg.medConfig.sndAutoCloseTime = -1
-    ep.libInit(cfg)
-    ep.audDevManager().setNullDev()
-    tc = pj.TransportConfig()
-    tc.port = args.port
-    tc.boundAddress = "127.0.0.1"
-    tc.publicAddress = "127.0.0.1"
-    ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
-    ep.libStart()
-    acfg = pj.AccountConfig()
-    acfg.idUri = f"sip:load@127.0.0.1:{args.port}"
-    acfg.mediaConfig.transportConfig.port = args.rtp_port
-    acfg.mediaConfig.transportConfig.portRange = 20
-    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+    ep = start_endpoint(args.port, codecs=None)  # a stock PJSIP phone's offer
     acc = pj.Account()
-    acc.create(acfg)
+    acc.create(account_config("load", args.port, args.rtp_port, 20))
 
     answered = 0
     statuses: dict[int, int] = {}

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pjsua2 as pj
+from pjsua_endpoint import account_config, start_endpoint
 
 PJ_ETOOMANY = 70010
 
@@ -72,34 +73,9 @@ def main():
     args = p.parse_args()
     rng = random.Random(args.seed)
 
-    ep = pj.Endpoint()
-    ep.libCreate()
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = True
-    cfg.uaConfig.maxCalls = 4
-    cfg.logConfig.level = 1
-    cfg.logConfig.consoleLevel = 1
-    cfg.medConfig.clockRate = 8000
-    cfg.medConfig.sndClockRate = 8000
-    cfg.medConfig.sndAutoCloseTime = -1
-    cfg.medConfig.noVad = True
-    ep.libInit(cfg)
-    ep.audDevManager().setNullDev()
-    tc = pj.TransportConfig()
-    tc.port = args.port
-    tc.boundAddress = "127.0.0.1"
-    tc.publicAddress = "127.0.0.1"
-    ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
-    ep.libStart()
-    acfg = pj.AccountConfig()
-    acfg.idUri = f"sip:multi@127.0.0.1:{args.port}"
-    acfg.mediaConfig.transportConfig.port = args.rtp_port
-    acfg.mediaConfig.transportConfig.portRange = 40
-    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
-    acfg.mediaConfig.transportConfig.publicAddress = "127.0.0.1"
+    ep = start_endpoint(args.port, log_level=1, codecs=None)  # a stock PJSIP phone's offer
     acc = pj.Account()
-    acc.create(acfg)
+    acc.create(account_config("multi", args.port, args.rtp_port, 40))
 
     live: list[Call] = []
     placed = answered = 0

@@ -14,6 +14,7 @@ import sys
 import time
 
 import pjsua2 as pj
+from pjsua_endpoint import account_config, start_endpoint
 
 
 class Call(pj.Call):
@@ -74,43 +75,14 @@ def main():
     p.add_argument("--sip-ip", default="127.0.0.1", help="local SIP address (::1: over IPv6)")
     args = p.parse_args()
 
-    ep = pj.Endpoint()
-    ep.libCreate()
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = True
-    cfg.logConfig.level = 1
-    cfg.logConfig.consoleLevel = 1
-    cfg.medConfig.clockRate = 8000
-    cfg.medConfig.sndClockRate = 8000
-    cfg.medConfig.sndAutoCloseTime = -1
-    cfg.medConfig.noVad = True
-    ep.libInit(cfg)
-    ep.audDevManager().setNullDev()
-    tc = pj.TransportConfig()
-    tc.port = args.port
-    tc.boundAddress = args.sip_ip
-    tc.publicAddress = args.sip_ip
-    ipv6 = ":" in args.sip_ip
-    kind = pj.PJSIP_TRANSPORT_TCP if args.tcp else pj.PJSIP_TRANSPORT_UDP
-    transport = ep.transportCreate(kind | (pj.PJSIP_TRANSPORT_IPV6 if ipv6 else 0), tc)
-    ep.libStart()
-    acfg = pj.AccountConfig()
-    shown = f'"{args.name}" ' if args.name else ""
-    host = f"[{args.sip_ip}]" if ipv6 else args.sip_ip
-    acfg.idUri = f"{shown}<sip:peer@{host}:{args.port}>"
-    if ipv6:
-        # The pjsua2 wheel, built without IPv6, can neither make an IPv6 Contact nor
-        # pick an IPv6 transport by itself. The audio stays on 127.0.0.1.
-        params = ";transport=tcp" if args.tcp else ""
-        acfg.sipConfig.contactForced = f"<sip:peer@{host}:{args.port}{params}>"
-        acfg.sipConfig.transportId = transport
-    acfg.mediaConfig.transportConfig.port = args.rtp_port
-    acfg.mediaConfig.transportConfig.portRange = 10
-    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
-    acfg.mediaConfig.transportConfig.publicAddress = "127.0.0.1"
+    # PJSIP's default codecs: the offer of a stock PJSIP phone, some of which voip refuses.
+    ep = start_endpoint(args.port, tcp=args.tcp, log_level=1, codecs=None, host=args.sip_ip)
     acc = pj.Account()
-    acc.create(acfg)
+    acc.create(
+        account_config(
+            "peer", args.port, args.rtp_port, 10, name=args.name, host=args.sip_ip, tcp=args.tcp
+        )
+    )
 
     call = Call(acc, args.record, args.play)
     prm = pj.CallOpParam(True)

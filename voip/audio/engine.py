@@ -13,15 +13,13 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from .pcm import FRAME_SAMPLES, PCM, SAMPLE_RATE
+from .pcm import FRAME_SAMPLES, PCM, SAMPLE_RATE, clip_ufunc
 
 __all__ = [
     "Source",
@@ -33,20 +31,12 @@ __all__ = [
     "CustomRecorder",
     "Finished",
     "Mixer",
-    "AudioPipe",
-    "PipeSource",
-    "PipeSink",
 ]
 
 log = logging.getLogger(__name__)
 
 _EMPTY = np.zeros(0, dtype=np.float32)
 _ONE, _MINUS_ONE = np.float32(1.0), np.float32(-1.0)
-
-try:  # the clip ufunc itself: np.clip's Python wrapper costs 3x more on 160 samples
-    from numpy._core.umath import clip as _clip  # type: ignore[attr-defined]  # numpy 2
-except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core.umath import clip as _clip  # type: ignore[no-redef]
 
 
 class Source(Protocol):
@@ -369,7 +359,7 @@ class Mixer:
             # A sum (or the user's samples) may leave [-1, 1]: clip, never wrap.
             if not owned:
                 out = out.copy()
-            _clip(out, _MINUS_ONE, _ONE, out=out)
+            clip_ufunc(out, _MINUS_ONE, _ONE, out=out)
         return out, finished
 
     def _feed(self, received: PCM, finished: list[Finished]) -> None:
@@ -384,73 +374,3 @@ class Mixer:
             if done:
                 del self._sinks[handle]
                 finished.append(Finished(handle, True, sink.result()))
-
-
-class AudioPipe:
-    """A bounded, thread-safe FIFO of samples between two clocks (a sound card and a
-    call's media clock). The reader gets silence when it runs dry; when more than
-    ``max_seconds`` is queued the oldest samples are dropped, so latency stays bounded.
-    """
-
-    def __init__(self, max_seconds: float = 0.2) -> None:
-        self.max_samples = int(max_seconds * SAMPLE_RATE)
-        self._chunks: deque[PCM] = deque()
-        self._size = 0
-        self._lock = threading.Lock()
-
-    def push(self, samples: PCM) -> None:
-        with self._lock:
-            self._chunks.append(np.array(samples, dtype=np.float32))
-            self._size += len(samples)
-            while self._size > self.max_samples and self._chunks:
-                self._size -= len(self._chunks.popleft())
-
-    def pull(self, n: int) -> PCM:
-        out = np.zeros(n, dtype=np.float32)
-        got = 0
-        with self._lock:
-            while got < n and self._chunks:
-                chunk = self._chunks[0]
-                take = min(n - got, len(chunk))
-                out[got : got + take] = chunk[:take]
-                got += take
-                if take == len(chunk):
-                    self._chunks.popleft()
-                else:
-                    self._chunks[0] = chunk[take:]
-                self._size -= take
-        return out
-
-
-class PipeSource:
-    """Plays what is pushed into an :class:`AudioPipe` (e.g. a microphone), until removed."""
-
-    finished = False
-    bounded = True  # audio from a sound card
-
-    def __init__(self, pipe: AudioPipe, label: str = "microphone") -> None:
-        self.pipe = pipe
-        self.label = label
-
-    def read(self, n: int) -> PCM:
-        return self.pipe.pull(n)
-
-    def describe(self) -> str:
-        return self.label
-
-
-class PipeSink:
-    """Pushes received audio into an :class:`AudioPipe` (e.g. for a speaker)."""
-
-    def __init__(self, pipe: AudioPipe) -> None:
-        self.pipe = pipe
-
-    def write(self, samples: PCM) -> bool:
-        self.pipe.push(samples)
-        return False
-
-    def result(self) -> bool:
-        return True
-
-    def describe(self) -> str:
-        return "speaker"

@@ -32,11 +32,20 @@ logger = logging.getLogger(__name__)
 WAVSource = str | bytes | os.PathLike[str] | os.PathLike[bytes] | IO[bytes]
 
 _CONVERT_HINT = "convert it with `sox in.wav -r 8000 -c 1 -b 16 out.wav`"
+# sox picks the input's type from its name: an MP3 called .wav needs `-t mp3` (seen: sox
+# refuses both an MP3 renamed and one inside a RIFF header), and Debian's sox reads MP3
+# only with libsox-fmt-mp3.
+_MP3_HINT = (
+    "convert it with `sox -t mp3 in.wav -r 8000 -c 1 -b 16 out.wav` "
+    "(apt-get install sox libsox-fmt-mp3)"
+)
+_LOOKS_LIKE_MP3 = "it looks like an MP3"
 
 _FORMAT_PCM = 0x0001
 _FORMAT_FLOAT = 0x0003
 _FORMAT_ALAW = 0x0006
 _FORMAT_MULAW = 0x0007
+_FORMAT_MP3 = 0x0055
 _FORMAT_EXTENSIBLE = 0xFFFE
 
 # Names of format tags people actually meet, so the error says what the file is.
@@ -46,7 +55,7 @@ _FORMAT_NAMES = {
     0x0031: "GSM 6.10",
     0x0040: "G.721 ADPCM",
     0x0050: "MPEG audio",
-    0x0055: "MPEG Layer 3 (MP3)",
+    _FORMAT_MP3: "MPEG Layer 3 (MP3)",
     0x0064: "G.726 ADPCM",
     0x00FF: "AAC",
     0x0161: "Windows Media Audio",
@@ -96,7 +105,7 @@ def _source_name(source: Any) -> str:
 def _describe_start(head: bytes) -> str:
     """Say what a file that is not RIFF/WAVE seems to be, from its first bytes."""
     if head.startswith(b"ID3") or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
-        return "it looks like an MP3"
+        return _LOOKS_LIKE_MP3
     if head.startswith(b"RIFF"):
         return f"it is a RIFF file of type {head[8:12]!r}, not WAVE"
     known = {
@@ -188,10 +197,11 @@ def _parse_fmt(body: bytes, name: str) -> _Format:
             valid_bits = extra_valid
     if tag not in (_FORMAT_PCM, _FORMAT_FLOAT, _FORMAT_ALAW, _FORMAT_MULAW):
         what = _FORMAT_NAMES.get(tag, "an unknown codec")
+        hint = _MP3_HINT if tag == _FORMAT_MP3 else _CONVERT_HINT
         raise WAVError(
             name,
             f"unsupported format tag {tag} (0x{tag:04X}, {what}); only PCM, IEEE float, "
-            f"A-law and µ-law can be read: {_CONVERT_HINT}",
+            f"A-law and µ-law can be read: {hint}",
         )
     if channels == 0:
         raise WAVError(name, "the fmt chunk says 0 channels (corrupt header)")
@@ -225,7 +235,9 @@ def _locate_chunks(data: bytes, name: str) -> tuple[_Format, bytes]:
         raise WAVError(name, "the file is empty (0 bytes); was the recording saved?")
     # RF64 is RIFF for files over 4 GiB; its data size is 0xFFFFFFFF, so it reads to the end.
     if len(data) < 12 or data[:4] not in (b"RIFF", b"RF64") or data[8:12] != b"WAVE":
-        raise WAVError(name, f"not a RIFF/WAVE file: {_describe_start(data[:64])}; {_CONVERT_HINT}")
+        what = _describe_start(data[:64])
+        hint = _MP3_HINT if what == _LOOKS_LIKE_MP3 else _CONVERT_HINT
+        raise WAVError(name, f"not a RIFF/WAVE file: {what}; {hint}")
 
     fmt: _Format | None = None
     payload: bytes | None = None

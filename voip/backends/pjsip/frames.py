@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ...audio.pcm import FRAME_SAMPLES, PCM, int16_to_pcm, pcm_to_int16
+from ...audio.pcm import FRAME_SAMPLES, PCM, clip_ufunc, int16_to_pcm, pcm_to_int16
 from .stack import pj
 
 __all__ = ["FrameBuffer", "keep_thread_state", "read_pcm"]
@@ -42,11 +42,6 @@ _SCALE = np.float32(32767.0)
 _UNSCALE = np.float32(1.0 / 32768.0)  # a power of two: the same as dividing
 _INT16_FRAME = ctypes.c_int16 * FRAME_SAMPLES
 _kept = threading.local()
-
-try:  # the clip ufunc itself: np.clip's Python wrapper costs 3x more on 160 samples
-    from numpy._core.umath import clip as _clip  # type: ignore[attr-defined]  # numpy 2
-except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core.umath import clip as _clip  # type: ignore[no-redef]
 
 
 def keep_thread_state() -> None:
@@ -128,7 +123,7 @@ class FrameBuffer:
             return pj.ByteVector(pcm_to_int16(pcm).tobytes())
         scratch = self._scratch
         np.multiply(pcm, _SCALE, out=scratch)
-        _clip(scratch, -_SCALE, _SCALE, out=scratch)
+        clip_ufunc(scratch, -_SCALE, _SCALE, out=scratch)
         # Rounds half to even as np.round does; the int16 store of a whole number is exact.
         np.rint(scratch, out=samples, casting="unsafe")
         return self.vector

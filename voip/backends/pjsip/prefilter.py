@@ -81,8 +81,6 @@ class RequestFilter:
         self.guard = guard
         self.active = False
         """Whether requests go through the guard here (False: not installed, or off)."""
-        self.seen = 0
-        """Requests screened."""
         self._lib: Any = None
         self._endpt: int | None = None
         self._callback = _ON_RX(self._on_rx_request)  # kept: PJSIP holds a pointer to it
@@ -133,7 +131,6 @@ class RequestFilter:
             head = parse_request_head(raw)
             if head is None:
                 return 0
-            self.seen += 1
             verdict = self.guard.check(head, source)
             if verdict.action == "pass":
                 return 0

@@ -1,8 +1,9 @@
 """Answering real SIP calls: a handler task per call, until SIGINT or SIGTERM.
 
 Incoming INVITEs are screened on the SIP thread, first by the agent's
-:class:`~voip.guard.RequestGuard` (scanners, allow-list: 403, rate limits and a second
-call from an address whose first awaits its ACK: 503), then here (all calls up: 486;
+:class:`~voip.guard.RequestGuard` (scanners, allow-list: 403, rate limits: 503; a second
+call from an address whose first awaits its ACK, unless there is an allow-list: dropped
+over UDP, which its caller sends again, 503 over TCP or TLS), then here (all calls up: 486;
 shutting down: 503), answered, and handed to the loop on the caller's ACK, which runs the
 handler under the rules of :mod:`voip.lifecycle`. A call never ACKed is ended after the
 agent's ``ACK_TIMEOUT`` (8 s), without a BYE. On SIGTERM it stops taking calls,
@@ -37,7 +38,6 @@ class SipServer(Backend):
         self.agent: SipAgent | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.accepting = True
-        self.errors = 0
         self._handler: Handler | None = None
         self._stop = asyncio.Event()
 
@@ -59,10 +59,6 @@ class SipServer(Backend):
                 loop.remove_signal_handler(sig)
         log.info("stopped")
         return 0
-
-    def stop(self) -> None:
-        """Ask :meth:`run` to shut down (from the loop's thread)."""
-        self._stop.set()
 
     async def _shutdown(self) -> None:
         self.accepting = False
@@ -96,6 +92,4 @@ class SipServer(Backend):
         assert self._handler is not None
         RUNNING_AGENT.set(self.agent)  # voip.dial() from the handler calls out through us
         outcome = await serve_call(self._handler, call)
-        if outcome.error is not None:
-            self.errors += 1
         call.log.info("call ended (%s hung up)", "we" if outcome.ended_by == "local" else "caller")

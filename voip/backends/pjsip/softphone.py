@@ -14,7 +14,6 @@ import logging
 import signal
 import sys
 
-from ...audio.engine import AudioPipe, PipeSink, PipeSource
 from ...audio.pcm import FRAME_SAMPLES, PCM
 from ...audio.wav import savePCMtoWAV
 from ...call import Call, RecordController
@@ -22,7 +21,7 @@ from ...caller import CallerScript
 from ...errors import AudioDeviceError
 from ...runtime import configure_logging, run_loop
 from ...settings import resolve
-from ...sound import SoundDevice
+from ...sound import AudioPipe, PipeSink, PipeSource, SoundDevice
 from ...terminal import CallTerminal
 from .dial import dial
 from .options import SipOptions, sip_options_from_args

@@ -7,9 +7,14 @@ with ``threadCnt = 0`` and pumps ``libHandleEvents`` (it blocks in PJSIP's own s
 poll until a packet or one of PJSIP's timers is due, as PJSIP's worker thread would).
 Other threads hand it work with :meth:`SipStack.submit`, which ends that wait at once
 (:mod:`.wakeup`); it hands events to the asyncio loop through each call's
-:class:`~voip.bridge.MediaBridge`. The only other thread that enters Python from PJSIP is
-the conference clock, which calls each call's media port once per 20 ms frame; those
-callbacks touch nothing but the bridge.
+:class:`~voip.bridge.MediaBridge`.
+
+Three threads of PJSIP's own also enter Python, each only to hand something on: the
+conference clock calls a call's media port for each 20 ms frame (the bridge's
+``exchange``; not while the port is paused, :mod:`.conference`); the media thread, which
+carries RTP, reports RFC 4733 digits (``bridge.post``); the event thread reports the end
+of a sound PJSIP played or a recording reaching its ``maxlen`` (:mod:`.native`: to the
+bridge, or to :meth:`SipStack.submit`). Any of them may log through PJSIP's log writer.
 """
 
 from __future__ import annotations
@@ -244,10 +249,6 @@ class SipStack:
             self._queue.put((self._request_stop, concurrent.futures.Future()))
             self._waker.wake()
             self._thread.join()
-
-    @property
-    def on_sip_thread(self) -> bool:
-        return threading.current_thread() is self._thread
 
     # -- the SIP thread ------------------------------------------------------------------
 
