@@ -28,6 +28,7 @@ from ...errors import InvalidArgumentError
 from ...guard import RequestGuard, RequestHead, parse_request_head
 from ...sipmsg import parse_headers, split_hostport
 from .calls import PortPool, SipCall, callback
+from .modes import inband_mode, srtp_mode
 from .native import NativePorts
 from .options import SipOptions, check_security, split_register_uri
 from .prefilter import RequestFilter
@@ -206,7 +207,7 @@ class SipAgent:
             "off": pj.PJMEDIA_SRTP_DISABLED,
             "optional": pj.PJMEDIA_SRTP_OPTIONAL,
             "mandatory": pj.PJMEDIA_SRTP_MANDATORY,
-        }[o.srtp]
+        }[srtp_mode(o.srtp)]
         media.srtpSecureSignaling = 0 if o.srtp_without_tls else 1
         if o.srtp != "off":
             media.srtpOpt.keyings.clear()
@@ -361,7 +362,7 @@ class SipAgent:
             self.stack,
             self.ports,
             self._state_changed,
-            self.opts.inband_dtmf,
+            inband_mode(self.opts.inband_dtmf),
             self.native,
         )
         return sip_call

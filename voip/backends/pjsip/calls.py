@@ -23,6 +23,7 @@ from ...call import Call, CallInfo
 from ...sipmsg import info_dtmf_keys, parse_name_addr
 from .conference import Conference
 from .frames import FrameBuffer, keep_thread_state, read_pcm
+from .modes import InbandMode
 from .native import NativePorts
 from .offload import NativeMedia
 from .stack import SipStack, pj
@@ -192,7 +193,7 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
         stack: SipStack,
         ports: PortPool,
         on_state: Callable[[SipCall], None],
-        inband: str = "auto",
+        inband: InbandMode = "auto",
         native: NativePorts | None = None,
     ) -> None:
         super().__init__(account, call_id)

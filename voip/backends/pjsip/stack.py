@@ -28,6 +28,7 @@ from typing import Any
 from ...errors import VoipError
 from ...quiet import quiet_fds
 from .conference import Conference
+from .modes import SrtpMode, srtp_mode
 from .options import SipOptions
 from .wakeup import Waker
 
@@ -139,7 +140,7 @@ if pj is not None:
         """Reports the calls PJSIP refuses by itself (e.g. when every call slot is busy,
         or an offer of plain RTP when SRTP is mandatory)."""
 
-        srtp = "off"
+        srtp: SrtpMode = "off"
         """The ``srtp`` setting, to explain a 488."""
         srtp_needs_tls = False
         """Whether PJSIP refuses calls not over TLS (406), SRTP being on."""
@@ -268,7 +269,7 @@ class SipStack:
     def _create(self) -> None:
         o = self.opts
         ep = _Endpoint()
-        ep.srtp = o.srtp
+        ep.srtp = srtp_mode(o.srtp)
         ep.srtp_needs_tls = o.srtp != "off" and not o.srtp_without_tls
         with quiet_fds(1, 2):  # PJSIP prints its first lines before its log settings apply
             ep.libCreate()
