@@ -32,17 +32,13 @@ from .modes import inband_mode, srtp_mode
 from .native import NativePorts
 from .options import SipOptions, check_security, split_register_uri
 from .prefilter import RequestFilter
+from .registration import registration_step
 from .stack import SipStack, pj
 from .terminate import CallTerminator
 
 __all__ = ["SipAgent", "DialResult", "Screen", "ACK_TIMEOUT"]
 
 log = logging.getLogger("voip.sip")
-
-# Registration failures PJSIP retries by itself, after ``retryIntervalSec`` (temporary
-# failures; 6xx too). After any other failure it gives up, so the agent retries those.
-_PJSIP_RETRIES = frozenset({408, 480, 500, 502, 503, 504})
-_AUTH_REJECTED = frozenset({401, 403, 407})
 
 ACK_TIMEOUT = 8.0
 """Seconds an answered call may wait for the caller's ACK before it is ended without a
@@ -245,46 +241,19 @@ class SipAgent:
 
     def _reg_state(self, prm: Any) -> None:
         """PJSIP's account registration changed: say so, and retry what PJSIP won't."""
-        code, reason, expires = prm.code, prm.reason, prm.expiration
-        if 200 <= code < 300:
-            was, self.registered = self.registered, expires > 0
-            if expires <= 0:
-                log.info("unregistered %s", self._aor)
-            elif not was:
-                log.info("registered as %s (expires %d s)", self._aor, expires)
-            else:
-                log.debug("registration of %s refreshed (expires %d s)", self._aor, expires)
-            return
-        was, self.registered = self.registered, False
-        if self._closing:
-            log.info("unregistering %s failed: %d %s", self._aor, code, reason)
-            return
-        retry = self.opts.register_retry
-        lost = "lost the registration of" if was else "could not register"
-        if code in _AUTH_REJECTED:
-            user = self.opts.auth_user or split_register_uri(self.opts.register)[1]
-            log.error(
-                "%s %s: the registrar rejected the credentials (%d %s); check --password, "
-                "--auth-user (%s) and --realm. Trying again in %d s",
-                lost,
-                self._aor,
-                code,
-                reason,
-                user,
-                retry,
-            )
-            self._retry_later()
-        elif code in _PJSIP_RETRIES or code >= 600:
-            log.warning("%s %s: %d %s; retrying every %d s", lost, self._aor, code, reason, retry)
-        else:
-            log.error(
-                "%s %s: the registrar refused (%d %s). Trying again in %d s",
-                lost,
-                self._aor,
-                code,
-                reason,
-                retry,
-            )
+        step = registration_step(prm.code, prm.expiration, self.registered, self._closing)
+        self.registered = step.registered
+        o = self.opts
+        line = step.text(
+            aor=self._aor,
+            code=prm.code,
+            reason=prm.reason,
+            expires=prm.expiration,
+            retry=o.register_retry,
+            user=o.auth_user or split_register_uri(o.register)[1],
+        )
+        log.log(step.level, "%s", line)
+        if step.retry == "ours":
             self._retry_later()
 
     def _retry_later(self) -> None:
