@@ -99,4 +99,3 @@ class SipServer(Backend):
         outcome = await serve_call(self._handler, call)
         if outcome.error is not None:
             self.errors += 1
-        call.log.info("call ended (%s hung up)", "we" if outcome.ended_by == "local" else "caller")
