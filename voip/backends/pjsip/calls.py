@@ -3,7 +3,8 @@
 Each :class:`SipCall` owns the :class:`~voip.call.Call` a handler sees and its
 :class:`~voip.bridge.MediaBridge`. PJSIP calls these classes' callbacks on the SIP thread
 (call state, media state), on its media thread (DTMF digits) or on its conference clock
-(frames); every callback only hands data to the bridge.
+(frames); every callback only hands data to the bridge, or the call's state changes to
+the agent as :class:`~voip.callstate.Event` s (:meth:`SipCall.feed`).
 """
 
 from __future__ import annotations
