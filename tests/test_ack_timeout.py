@@ -28,14 +28,15 @@ def udp_socket(host: str) -> socket.socket:
     return sock
 
 
-def invite(app: App, sock: socket.socket) -> bytes:
-    """A well-formed INVITE with an offer, from ``sock``'s address and port."""
+def invite(app: App, sock: socket.socket, **sdp: str) -> bytes:
+    """A well-formed INVITE with an offer, from ``sock``'s address and port (``sdp``:
+    :func:`torture.sdp`'s ``media`` and ``conn`` lines, if not its own)."""
     host, port = sock.getsockname()
     t = Target("127.0.0.1", app.port, "UDP", port)
     h = torture.headers_for(t, "INVITE")
     h["Contact"] = f"<sip:caller@{host}:{port}>"  # where a BYE would go
     h["Content-Type"] = "application/sdp"
-    return torture.build(f"INVITE {t.uri} SIP/2.0", h, torture.sdp(t))
+    return torture.build(f"INVITE {t.uri} SIP/2.0", h, torture.sdp(t, **sdp))
 
 
 def final_status(sock: socket.socket, timeout: float = 3.0) -> tuple[int | None, bytes]:
@@ -75,6 +76,8 @@ def test_unacked_invites_free_their_slots_at_the_ack_deadline(tmp_path):
         late = [received(s, 0.05) for s in socks]
     byes = [m for msgs in late for m in msgs if m.startswith(b"BYE ")]
     assert not byes, byes
+    # Never ACKed, never "answered": the lines are the one caller's answered after them.
+    assert app.log.count(") answered") == app.log.count("] call ended (") == 1, app.log
     # Retransmissions of the 200 came at 0.5, 1.5, 3.5 and 7.5 s; none after the deadline.
     assert [sum(status_of(m) == 200 for m in msgs) for msgs in late] == [4] * 4, late
     never_acked = [ln for ln in app.log.splitlines() if "never ACKed" in ln]

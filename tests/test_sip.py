@@ -11,6 +11,7 @@ from voip import loadWAVtoPCM, savePCMtoWAV
 
 from .helpers import ROOT, find_pcm, read_pty, tone, tone_spans
 from .sip import next_ports, peer, peer_result, peers, serving, voip_dial
+from .test_ack_timeout import final_status, invite, udp_socket
 
 ASSETS = ROOT / "assets"
 
@@ -471,3 +472,54 @@ def test_dial_from_a_handler_goes_out_through_the_server(tmp_path):
     assert "HEARD 8000 samples" in a.log
     # The outgoing call came from the server's own address and port.
     assert f"(127.0.0.1:{a.port}) answered" in b.log, b.log
+    # Each side logs the call answered, and who ended it, once: the relay hung up the
+    # call out (and then its own caller), so the callee heard its caller hang up.
+    assert a.log.count(f"] call to {b.uri} answered") == 1, a.log
+    assert a.log.count("] call ended (we hung up)") == 2, a.log
+    assert b.log.count("] call ended (caller hung up)") == 1, b.log
+
+
+def test_calls_failing_after_the_invite_are_logged_once_with_their_status(tmp_path):
+    """An offer PJSIP refuses before we see it (a codec we do not take), and one whose
+    media address is unusable, found only as we answer: 488 each, one line each, neither
+    logged as answered; a good call after them is logged answered and ended, once."""
+    app_path = write_app(
+        tmp_path,
+        """
+        from voip import runVoipClient
+
+        async def handler(call):
+            call.log.info("HANDLER RAN")
+            await call.playTone(440, 0.5)
+
+        runVoipClient(handler)
+        """,
+    )
+    with serving(app_path, "--codecs", "PCMA") as app:
+        statuses, ports = [], []
+        for sdp in (
+            {"media": "m=audio 9 RTP/AVP 0 101"},  # PCMU only
+            {"media": "m=audio 9 RTP/AVP 8 101", "conn": "IN IP4 999.1.1.1"},
+        ):
+            with udp_socket("127.0.0.1") as sock:
+                sock.sendto(invite(app, sock, **sdp), ("127.0.0.1", app.port))
+                statuses.append(final_status(sock)[0])
+                ports.append(sock.getsockname()[1])
+        good = peer_result(peer(app.uri, "--duration", "2"))
+        time.sleep(0.5)  # the app's BYE is answered and its line logged
+    assert statuses == [488, 488], app.log
+    assert good["answered"] and app.log.count("HANDLER RAN") == 1, (good, app.log)
+    lines = [ln for ln in app.log.splitlines() if "torture" in ln or "[c" in ln]
+    refused = [ln.split(" voip.sip: ")[1] for ln in lines if "refused call from" in ln]
+    assert refused == [
+        f"refused call from sip:torture@127.0.0.1 (127.0.0.1:{ports[0]}): Not Acceptable Here (488)"
+    ], app.log
+    failed = [ln for ln in lines if " failed: " in ln]
+    assert [ln.split(" voip.call: ")[1] for ln in failed] == [
+        f"[c1] call from <sip:torture@127.0.0.1> (127.0.0.1:{ports[1]}) failed:"
+        " 488 Unable to create media session"
+    ], app.log
+    answered = [ln for ln in lines if ln.endswith(" answered")]
+    ended = [ln.split(" voip.call: ")[1] for ln in lines if "call ended" in ln]
+    assert len(answered) == 1 and "[c2] call from " in answered[0], app.log
+    assert ended == ["[c2] call ended (we hung up)"], app.log

@@ -16,7 +16,7 @@ import logging
 import math
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from .audio.engine import (
 from .audio.pcm import SAMPLE_RATE, as_pcm
 from .audio.tones import dtmf_tones
 from .bridge import MediaBridge
+from .callstate import EndedBy
 from .dtmf import DTMFCollector, normalize_key
 from .errors import CallEndedError, InvalidArgumentError
 
@@ -153,7 +154,7 @@ class Call:
         self._send_dtmf = send_dtmf
         self.ended = asyncio.Event()
         """Set when the call is over, whoever hung up: ``await call.ended.wait()``."""
-        self.ended_by = ""
+        self.ended_by: EndedBy | Literal[""] = ""
         """Who ended the call: ``"local"`` (:meth:`hangup`), ``"remote"`` (the caller), or
         empty while it goes on."""
         self.log = CallLog(log, info.call_id)
@@ -360,7 +361,7 @@ class Call:
             self._hangup_backend()
             self.mark_ended("local")
 
-    def mark_ended(self, by: str = "remote") -> None:
+    def mark_ended(self, by: EndedBy = "remote") -> None:
         """Backends: the call is over (``by`` the caller unless said otherwise). Stops audio
         (recordings keep what they hold) and fails a waiting ``getDTMF`` with
         :class:`CallEndedError`."""

@@ -39,6 +39,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from .sipmsg import AllowList
 
@@ -169,7 +170,7 @@ class Verdict:
     A drop's ``status``, if any, is the answer where dropping is no longer possible (a
     request PJSIP has already made a transaction of)."""
 
-    action: str
+    action: Literal["pass", "drop", "reply"]
     status: int = 0
     reason: str = ""
 

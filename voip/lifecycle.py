@@ -13,8 +13,10 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from .call import Call
+from .callstate import EndedBy
 from .errors import CallEndedError, InvalidArgumentError
 from .runtime import CANCEL_GRACE
 
@@ -31,7 +33,7 @@ class Outcome:
 
     error: BaseException | None = None
     """The exception it raised, if any (a hang-up is not an error)."""
-    ended_by: str = ""
+    ended_by: EndedBy | Literal[""] = ""
     """``"local"`` if we hung up, ``"remote"`` if the caller did."""
 
 

@@ -9,6 +9,10 @@ caller that never ACKs would hold one of the process's 4 call slots for about a 
 comes): such a call is ended without a BYE after :data:`ACK_TIMEOUT` seconds
 (:mod:`.terminate`), and the guard lets one source address have only one call awaiting
 its ACK at a time (:class:`~voip.guard.AwaitingAck`).
+
+Each call's life is a :class:`~voip.callstate.CallStateMachine`: PJSIP's callbacks,
+the screens, timers and hang-ups feed it events, and :meth:`SipAgent._perform` carries
+out the actions it returns (answer, log, start the handler, send the BYE ...).
 """
 
 from __future__ import annotations
@@ -20,18 +24,20 @@ import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from ...bridge import MediaBridge
 from ...call import Call
+from ...callstate import Action, Event, State
 from ...errors import InvalidArgumentError
 from ...guard import RequestGuard, RequestHead, parse_request_head
 from ...sipmsg import parse_headers
 from ...sipuri import join_hostport, sips_as_tls, split_hostport, split_register_uri
-from .calls import PortPool, SipCall, callback
+from .calls import HANGUP_DRAIN, PortPool, SipCall, callback
 from .native import NativePorts
 from .options import SipOptions
 from .prefilter import RequestFilter
+from .registration import registration_step
 from .security import check_security, configure_srtp
 from .stack import SipStack, pj
 from .terminate import CallTerminator
@@ -39,11 +45,6 @@ from .terminate import CallTerminator
 __all__ = ["SipAgent", "DialResult", "Screen", "ACK_TIMEOUT"]
 
 log = logging.getLogger("voip.sip")
-
-# Registration failures PJSIP retries by itself, after ``retryIntervalSec`` (temporary
-# failures; 6xx too). After any other failure it gives up, so the agent retries those.
-_PJSIP_RETRIES = frozenset({408, 480, 500, 502, 503, 504})
-_AUTH_REJECTED = frozenset({401, 403, 407})
 
 ACK_TIMEOUT = 8.0
 """Seconds an answered call may wait for the caller's ACK before it is ended without a
@@ -260,46 +261,19 @@ class SipAgent:
 
     def _reg_state(self, prm: Any) -> None:
         """PJSIP's account registration changed: say so, and retry what PJSIP won't."""
-        code, reason, expires = prm.code, prm.reason, prm.expiration
-        if 200 <= code < 300:
-            was, self.registered = self.registered, expires > 0
-            if expires <= 0:
-                log.info("unregistered %s", self._aor)
-            elif not was:
-                log.info("registered as %s (expires %d s)", self._aor, expires)
-            else:
-                log.debug("registration of %s refreshed (expires %d s)", self._aor, expires)
-            return
-        was, self.registered = self.registered, False
-        if self._closing:
-            log.info("unregistering %s failed: %d %s", self._aor, code, reason)
-            return
-        retry = self.opts.register_retry
-        lost = "lost the registration of" if was else "could not register"
-        if code in _AUTH_REJECTED:
-            user = self.opts.auth_user or split_register_uri(self.opts.register)[1]
-            log.error(
-                "%s %s: the registrar rejected the credentials (%d %s); check --password, "
-                "--auth-user (%s) and --realm. Trying again in %d s",
-                lost,
-                self._aor,
-                code,
-                reason,
-                user,
-                retry,
-            )
-            self._retry_later()
-        elif code in _PJSIP_RETRIES or code >= 600:
-            log.warning("%s %s: %d %s; retrying every %d s", lost, self._aor, code, reason, retry)
-        else:
-            log.error(
-                "%s %s: the registrar refused (%d %s). Trying again in %d s",
-                lost,
-                self._aor,
-                code,
-                reason,
-                retry,
-            )
+        step = registration_step(prm.code, prm.expiration, self.registered, self._closing)
+        self.registered = step.registered
+        o = self.opts
+        line = step.text(
+            aor=self._aor,
+            code=prm.code,
+            reason=prm.reason,
+            expires=prm.expiration,
+            retry=o.register_retry,
+            user=o.auth_user or split_register_uri(o.register)[1],
+        )
+        log.log(step.level, "%s", line)
+        if step.retry == "ours":
             self._retry_later()
 
     def _retry_later(self) -> None:
@@ -347,10 +321,9 @@ class SipAgent:
     def _teardown(self, stack: SipStack) -> None:
         self.filter.uninstall()
         for sip_call in list(self.calls.values()):
-            # A call still awaiting its ACK would only end 32 s later: no BYE before the
-            # ACK (PJSIP). Ended at once instead, as at its ACK deadline.
-            if not (sip_call.awaiting_ack is not None and self._end_now(sip_call)):
-                sip_call.hangup_now()
+            # As its state allows: a call still awaiting its ACK is ended without a BYE,
+            # as at its ACK deadline (PJSIP would send none before the ACK, 32 s away).
+            sip_call.hangup_now()
         # Let the BYEs go out and DISCONNECTED arrive: pjsua2 aborts the process if
         # Python Call objects are still alive at libDestroy.
         for _ in range(100):
@@ -379,7 +352,7 @@ class SipAgent:
             bridge,
             self.stack,
             self.ports,
-            self._state_changed,
+            self._feed,
             self.opts.inband_dtmf,
             self.native,
         )
@@ -391,28 +364,19 @@ class SipAgent:
         message = prm.rdata.wholeMsg
         head = parse_request_head(message.encode("utf-8", "surrogateescape"))
         sip_call = self._new_call(prm.callId)
+        sip_call.incoming = True
         self.calls[prm.callId] = sip_call
+        sip_call.feed(Event.INVITE_RECEIVED)
         code = 603 if self._on_call is None else self._admit(head, host)
         if code:
             sip_call.hangup_now(code)
             return
-        call = sip_call.make_call_object(parse_headers(prm.rdata.wholeMsg), f"c{next(self._ids)}")
-        answer = pj.CallOpParam()
-        answer.statusCode = 200
-        sip_call.answer(answer)
-        call.log.info("call from %s (%s) answered", call.getRemoteUri(), source)
-        # The handler starts on the caller's ACK (CONFIRMED), when they are listening:
-        # started now, the first 20-60 ms of the greeting would be lost.
-        sip_call.unstarted = call
-        if sip_call.disconnected:  # e.g. the answer failed
-            return
-        sip_call.awaiting_ack = (host, head.branch if head is not None else "")
-        self.guard.awaiting_ack.answered(*sip_call.awaiting_ack)
-        if self.terminator.available:
-            try:
-                self.loop.call_soon_threadsafe(self._start_ack_timer, weakref.ref(sip_call))
-            except RuntimeError:  # the loop is closed: we are shutting down
-                pass
+        call = sip_call.make_call_object(parse_headers(message), f"c{next(self._ids)}")
+        sip_call.peer = f"from {call.getRemoteUri()} ({source})"
+        sip_call.ack_slot = (host, head.branch if head is not None else "")
+        # Answered now; the handler starts on the caller's ACK (CONFIRMED), when they
+        # are listening: started now, the first 20-60 ms of the greeting would be lost.
+        sip_call.feed(Event.ADMITTED)
 
     def _admit(self, head: RequestHead | None, host: str) -> int:
         """0 to answer a new call from ``host``, else the status to refuse it with.
@@ -435,77 +399,113 @@ class SipAgent:
     def _place(self, uri: str, outcome: asyncio.Future[Any]) -> SipCall:
         sip_call = self._new_call(pj.PJSUA_INVALID_ID)
         sip_call.outcome = outcome
+        sip_call.peer = f"to {uri}"
+        sip_call.feed(Event.PLACED)
         prm = pj.CallOpParam(True)
         try:
             sip_call.makeCall(uri, prm)
         except pj.Error as exc:
-            result = DialResult(0, exc.reason, False)
-            sip_call.bridge.post(_settle, outcome, (None, result))
+            sip_call.feed(Event.PLACE_FAILED, 0, exc.reason)
             return sip_call
         self.calls[sip_call.getId()] = sip_call
         return sip_call
 
-    # -- the ACK deadline (loop, then SIP thread) -----------------------------------------
+    # -- a call's life: events in, actions out (see voip.callstate) ----------------------
 
-    def _start_ack_timer(self, ref: weakref.ref[SipCall]) -> None:  # on the loop
+    def _feed(self, sip_call: SipCall, event: Event, code: int, reason: str) -> None:
+        for action in sip_call.life.handle(event):
+            self._perform(action, sip_call, code, reason)
+
+    def _perform(self, action: Action, sip_call: SipCall, code: int, reason: str) -> None:
+        """Carry out one of the call's actions; ``code`` and ``reason`` come with the event."""
+        call = sip_call.call
+        match action:
+            case Action.HOLD_ACK_SLOT:
+                self.guard.awaiting_ack.answered(*sip_call.ack_slot)
+            case Action.ANSWER:
+                answer = pj.CallOpParam()
+                answer.statusCode = 200
+                sip_call.answer(answer)
+            case Action.START_ACK_TIMER:
+                if self.terminator.available:
+                    self._after(ACK_TIMEOUT, sip_call, Event.ACK_TIMEOUT)
+            case Action.RELEASE_ACK_SLOT:
+                self.guard.awaiting_ack.settled(*sip_call.ack_slot)
+            case Action.START_HANDLER:
+                assert self._on_call is not None and call is not None
+                sip_call.bridge.post(self._on_call, call)
+            case Action.SETTLE_ANSWERED:
+                call = sip_call.make_call_object({}, f"o{next(self._ids)}")
+                answered = (call, DialResult(200, "OK", True))
+                sip_call.bridge.post(_settle, sip_call.outcome, answered)
+            case Action.SETTLE_FAILED:
+                failed = (None, DialResult(code, reason, False))
+                sip_call.bridge.post(_settle, sip_call.outcome, failed)
+            case Action.LOG_ANSWERED:
+                assert call is not None
+                call.log.info("call %s answered", sip_call.peer)
+            case Action.LOG_FAILED:
+                assert call is not None
+                call.log.warning("call %s failed: %d %s", sip_call.peer, code, reason)
+            case Action.LOG_NEVER_ACKED:
+                # Logged as a refusal: once per source and minute, however many there are.
+                self.guard.refusals.refused(
+                    sip_call.ack_slot[0],
+                    f"call answered but never ACKed in {ACK_TIMEOUT:g} s: ended (no BYE)",
+                )
+            case Action.LOG_ENDED:
+                assert call is not None
+                them = "caller" if sip_call.incoming else "callee"
+                who = "we" if sip_call.life.ended_by == "local" else them
+                call.log.info("call ended (%s hung up)", who)
+            case Action.START_DRAIN_TIMER:
+                self._after(HANGUP_DRAIN, sip_call, Event.DRAINED)
+            case Action.HANG_UP:
+                sip_call.send_hangup(code)
+            case Action.DROP:
+                if not self._end_now(sip_call):
+                    sip_call.send_hangup()  # PJSIP sends the BYE once the ACK comes
+            case Action.RELEASE:
+                sip_call.release()
+                # Kept until now on purpose: a Python Call collected earlier can hang up
+                # a newer call that reused its id (pjproject #3856).
+                self.calls.pop(sip_call.getId(), None)
+            case _:
+                assert_never(action)
+
+    def _after(self, delay: float, sip_call: SipCall, event: Event) -> None:
+        """Feed ``event`` to the call in ``delay`` seconds, unless it is gone by then."""
         # Weakly: the call may end (and its object go) long before; no polling either.
-        self.loop.call_later(ACK_TIMEOUT, self._ack_deadline, ref)
+        ref = weakref.ref(sip_call)
 
-    def _ack_deadline(self, ref: weakref.ref[SipCall]) -> None:  # on the loop
-        if ref() is not None:
-            self.stack.submit(self._end_unacked, ref)  # fails quietly once stopped
+        def due() -> None:  # on the loop
+            if ref() is not None:
+                self.stack.submit(self._feed_if_alive, ref, event)  # fails quietly once stopped
 
-    def _end_unacked(self, ref: weakref.ref[SipCall]) -> None:
-        """The ACK deadline of an answered call: end it if it is still waiting."""
+        try:
+            self.loop.call_soon_threadsafe(self.loop.call_later, delay, due)
+        except RuntimeError:  # the loop is closed: we are shutting down
+            pass
+
+    def _feed_if_alive(self, ref: weakref.ref[SipCall], event: Event) -> None:
         sip_call = ref()
-        if sip_call is None or sip_call.awaiting_ack is None or self._closing:
-            return
-        source = sip_call.awaiting_ack[0]
-        if self._end_now(sip_call):
-            # Logged as a refusal: once per source and minute, however many there are.
-            self.guard.refusals.refused(
-                source, f"call answered but never ACKed in {ACK_TIMEOUT:g} s: ended (no BYE)"
-            )
+        if sip_call is not None:
+            sip_call.feed(event)
 
     def _end_now(self, sip_call: SipCall) -> bool:
         """End a call awaiting its ACK now, without a BYE (PJSIP would wait for the ACK).
         pjsua reports it DISCONNECTED before this returns; False if it could not."""
-        if sip_call.disconnected or not self.terminator.available:
+        if not self.terminator.available:
             return False
         info = sip_call.getInfo()
         if info.state >= pj.PJSIP_INV_STATE_CONFIRMED:
             return False
-        sip_call.local_hangup = True
         return self.terminator.end(info.id)
 
-    def _state_changed(self, sip_call: SipCall) -> None:
-        info = sip_call.getInfo()
-        if sip_call.awaiting_ack is not None and (
-            info.state == pj.PJSIP_INV_STATE_CONFIRMED or sip_call.disconnected
-        ):
-            self.guard.awaiting_ack.settled(*sip_call.awaiting_ack)
-            sip_call.awaiting_ack = None
-        if sip_call.unstarted is not None and info.state == pj.PJSIP_INV_STATE_CONFIRMED:
-            assert self._on_call is not None
-            sip_call.bridge.post(self._on_call, sip_call.unstarted)
-            sip_call.unstarted = None
-        outcome = sip_call.outcome
-        if outcome is not None and info.state == pj.PJSIP_INV_STATE_CONFIRMED:
-            call = sip_call.make_call_object({}, f"o{next(self._ids)}")
-            result = DialResult(200, "OK", True)
-            sip_call.outcome = None
-            sip_call.bridge.post(_settle, outcome, (call, result))
-        if sip_call.disconnected:
-            if outcome is not None:
-                result = DialResult(sip_call.status, sip_call.reason, False)
-                sip_call.outcome = None
-                sip_call.bridge.post(_settle, outcome, (None, result))
-            # Kept until now on purpose: a Python Call collected earlier can hang up a
-            # newer call that reused its id (pjproject #3856).
-            self.calls.pop(info.id, None)
-
     def active_calls(self) -> int:
-        return sum(1 for c in self.calls.values() if c.call is not None and not c.disconnected)
+        return sum(
+            1 for c in self.calls.values() if c.call is not None and c.life.state is not State.ENDED
+        )
 
 
 def _media_host(host: str) -> str:

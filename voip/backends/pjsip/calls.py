@@ -3,7 +3,8 @@
 Each :class:`SipCall` owns the :class:`~voip.call.Call` a handler sees and its
 :class:`~voip.bridge.MediaBridge`. PJSIP calls these classes' callbacks on the SIP thread
 (call state, media state), on its media thread (DTMF digits) or on its conference clock
-(frames); every callback only hands data to the bridge.
+(frames); every callback only hands data to the bridge, or the call's state changes to
+the agent as :class:`~voip.callstate.Event` s (:meth:`SipCall.feed`).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from ...audio.inband import InbandDTMFDetector
 from ...audio.pcm import FRAME_SAMPLES, PCM
 from ...bridge import MediaBridge
 from ...call import Call, CallInfo
+from ...callstate import CallStateMachine, Event
 from ...sipmsg import info_dtmf_keys
 from ...sipuri import parse_name_addr
 from .conference import Conference
 from .frames import FrameBuffer, keep_thread_state, read_pcm
 from .native import NativePorts
 from .offload import NativeMedia
+from .options import InbandMode
 from .stack import SipStack, pj
 
 __all__ = ["SipCall", "FramePort", "PortPool", "callback"]
@@ -192,8 +195,8 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
         bridge: MediaBridge,
         stack: SipStack,
         ports: PortPool,
-        on_state: Callable[[SipCall], None],
-        inband: str = "auto",
+        on_event: Callable[[SipCall, Event, int, str], None],
+        inband: InbandMode = "auto",
         native: NativePorts | None = None,
     ) -> None:
         super().__init__(account, call_id)
@@ -207,19 +210,18 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
             bridge.offload = self.media
         self.call: Call | None = None
         self.port: FramePort | None = None
-        self.local_hangup = False
-        self.disconnected = False
-        self.status = 0
-        """Final SIP status of the call (e.g. 200, 486, 603), once known."""
-        self.reason = ""
-        self.unstarted: Call | None = None
-        """For an incoming call: its Call, until the caller's ACK starts the handler."""
-        self.awaiting_ack: tuple[str, str] | None = None
-        """For an incoming call answered and not yet ACKed: its source address and the
-        Via branch of its INVITE (as counted in the guard's ``awaiting_ack``)."""
+        self.life = CallStateMachine()
+        """Where the call is in its life; events go in through :meth:`feed`."""
+        self.incoming = False
+        """Whether the other side called us."""
+        self.peer = ""
+        """Who is at the other end, for the log: ``from <uri> (address)`` or ``to <uri>``."""
+        self.ack_slot = ("", "")
+        """For an incoming call: its source address and the Via branch of its INVITE (as
+        counted in the guard's ``awaiting_ack`` while the call awaits its ACK)."""
         self.outcome: Any = None
         """For an outgoing call: the loop's future waiting for it to be answered or fail."""
-        self._on_state = on_state
+        self._on_event = on_event
         # Callbacks hold this weakly: the handler may keep its Call past the end of the
         # call, and this object must be gone before the endpoint is (pjsua2 asserts).
         self._me = weakref.ref(self)
@@ -242,14 +244,8 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
 
     def request_hangup(self) -> None:
         # The last frames mixed are still on their way (conference bridge, network, the
-        # far end's jitter buffer); a BYE now would cut the end of the last prompt.
-        # Weakly: the endpoint may be shut down before the timer fires.
-        asyncio.get_running_loop().call_later(
-            HANGUP_DRAIN, _weakly(self._me, SipCall._hangup_later)
-        )
-
-    def _hangup_later(self) -> None:
-        self.stack.submit(self.hangup_now)
+        # far end's jitter buffer): the BYE waits HANGUP_DRAIN (the call's DRAINING state).
+        self.stack.submit(self.feed, Event.HANGUP_REQUESTED)
 
     def _mixer_activity(self) -> None:
         # Work for the mixer resumes the port at once; an idle one pauses it a little
@@ -271,11 +267,21 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
     def request_dtmf(self, keys: str, method: str) -> None:
         self.stack.submit(self.send_dtmf_now, keys, method)
 
+    def feed(self, event: Event, code: int = 0, reason: str = "") -> None:
+        """SIP thread: ``event`` happened to this call (``code`` and ``reason``: the SIP
+        status to refuse it with, or the one it ended with); the agent carries out what
+        the call's :attr:`life` says to do."""
+        self._on_event(self, event, code, reason)
+
     def hangup_now(self, code: int = 0) -> None:
-        """SIP thread: end the call (BYE, or a final response if not yet answered)."""
-        if self.disconnected:
-            return
-        self.local_hangup = True
+        """SIP thread: end the call now, as its state allows: refused with ``code`` while
+        screened, cancelled while calling out, without a BYE while awaiting its ACK, else
+        with a BYE."""
+        self.feed(Event.HANGUP, code)
+
+    def send_hangup(self, code: int = 0) -> None:
+        """SIP thread: have PJSIP end the call: a final response with ``code`` to an INVITE
+        we have not answered, CANCEL for one we sent, else BYE."""
         prm = pj.CallOpParam()
         prm.statusCode = code
         try:
@@ -307,14 +313,10 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
     @callback
     def onCallState(self, prm: Any) -> None:
         info = self.getInfo()
-        if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            self.disconnected = True
-            self.status = info.lastStatusCode
-            self.reason = info.lastReason
-            self._stop_media()
-            if self.call is not None:
-                self.bridge.post(self.call.mark_ended, "local" if self.local_hangup else "remote")
-        self._on_state(self)
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self.feed(Event.CONFIRMED)
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.feed(Event.DISCONNECTED, info.lastStatusCode, info.lastReason)
 
     @callback
     def onCallMediaState(self, prm: Any) -> None:
@@ -368,6 +370,13 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
         except pj.Error:
             return True
         return bool(info.audRxEventPt > 0 or info.audTxEventPt > 0)
+
+    def release(self) -> None:
+        """SIP thread, the call being over: its media stops, its Call learns who ended it."""
+        self._stop_media()
+        by = self.life.ended_by
+        if self.call is not None and by is not None:
+            self.bridge.post(self.call.mark_ended, by)
 
     def _stop_media(self) -> None:
         # The port goes back to the pool for the next call; the MediaBridge itself is

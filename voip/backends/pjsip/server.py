@@ -91,5 +91,4 @@ class SipServer(Backend):
     async def _serve(self, call: Call) -> None:
         assert self._handler is not None
         RUNNING_AGENT.set(self.agent)  # voip.dial() from the handler calls out through us
-        outcome = await serve_call(self._handler, call)
-        call.log.info("call ended (%s hung up)", "we" if outcome.ended_by == "local" else "caller")
+        await serve_call(self._handler, call)  # the agent logs the call's end

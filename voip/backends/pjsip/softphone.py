@@ -119,8 +119,7 @@ async def run_softphone(uri: str, sip: SipOptions, script: CallerScript) -> int:
         return 1
     finally:
         loop.remove_signal_handler(signal.SIGINT)
-    if result.answered:  # dial() has logged the other outcomes
-        log.info("call to %s: %s (%d %s)", uri, result.state, result.status, result.reason)
+    # Logged already: the answer and the end by the agent, other outcomes by dial().
     return 0 if result.answered and result.error is None else 1
 
 

@@ -35,7 +35,7 @@ from ...sipuri import join_hostport
 from .binding import pj
 from .clib import check_version
 from .conference import Conference
-from .options import SipOptions
+from .options import SipOptions, SrtpMode
 from .security import configure_tls
 from .wakeup import Waker
 
@@ -166,7 +166,7 @@ if pj is not None:
         """Reports the calls PJSIP refuses by itself (e.g. when every call slot is busy,
         or an offer of plain RTP when SRTP is mandatory)."""
 
-        srtp = "off"
+        srtp: SrtpMode = "off"
         """The ``srtp`` setting, to explain a 488."""
         srtp_needs_tls = False
         """Whether PJSIP refuses calls not over TLS (406), SRTP being on."""
