@@ -372,11 +372,15 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
         return bool(info.audRxEventPt > 0 or info.audTxEventPt > 0)
 
     def release(self) -> None:
-        """SIP thread, the call being over: its media stops, its Call learns who ended it."""
-        self._stop_media()
+        """SIP thread, the call being over: its Call learns who ended it, its media stops.
+
+        In that order: stopping PJSIP's player reports the end of its sound to the loop,
+        and a handler awaiting that sound must see the hang-up first (cancelled, as the
+        caller hanging up does), not a sound that played to its end."""
         by = self.life.ended_by
         if self.call is not None and by is not None:
             self.bridge.post(self.call.mark_ended, by)
+        self._stop_media()
 
     def _stop_media(self) -> None:
         # The port goes back to the pool for the next call; the MediaBridge itself is
