@@ -421,7 +421,7 @@ def test_tls_srtp_call_with_voip_dial_is_encrypted_on_the_wire(tmp_path, pair):
                 *("--keys", "ww1234", "--speaker", str(heard), "--hangup-after", "30"),
             )
     assert proc.returncode == 0, proc.stderr
-    assert "answered (200 OK)" in proc.stderr
+    assert f"] call to sip:app@127.0.0.1:{tls_port};transport=tls answered" in proc.stderr
     assert "GOT KEYS 1234" in app.log, app.log
     assert f"SIP listening on 127.0.0.1:{tls_port} (TLS), RTP ports" in app.log
     assert "SRTP mandatory" in app.log
