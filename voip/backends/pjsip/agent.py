@@ -24,7 +24,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, assert_never
+from typing import Any, Literal, assert_never
 
 from ...bridge import MediaBridge
 from ...call import Call
@@ -42,7 +42,7 @@ from .security import check_security, configure_srtp
 from .stack import SipStack, pj
 from .terminate import CallTerminator
 
-__all__ = ["SipAgent", "DialResult", "Screen", "ACK_TIMEOUT"]
+__all__ = ["SipAgent", "DialResult", "DialState", "Screen", "ACK_TIMEOUT"]
 
 log = logging.getLogger("voip.sip")
 
@@ -54,6 +54,10 @@ lost has had five chances; an honest one ACKs within milliseconds."""
 Screen = Callable[[str], tuple[int, str]]
 """Given a new call's source address: ``(0, "")`` to answer it, or a SIP status to
 refuse it with and the reason (for the log)."""
+
+
+DialState = Literal["answered", "busy", "no answer", "rejected", "failed"]
+"""How an outgoing call went, in a word (:attr:`DialResult.state`)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class DialResult:
     """What the handler raised, if it did."""
 
     @property
-    def state(self) -> str:
+    def state(self) -> DialState:
         """``answered``, ``busy``, ``no answer``, ``rejected`` or ``failed``."""
         if self.answered:
             return "answered"
