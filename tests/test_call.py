@@ -251,6 +251,28 @@ async def test_say_speaks_without_blocking():
     assert ticks > 20
 
 
+async def test_say_returns_a_playback_that_can_be_cancelled_at_once():
+    """say() is a play method like the others: cancelled before its speech is even
+    synthesised, it never plays; cancelled while playing, it stops."""
+    from voip import Playback, TTSError
+
+    with Line() as line:
+        never = line.call.say("This sentence is cancelled before it is synthesised")
+        assert isinstance(never, Playback)
+        assert never.cancel() is True and await never is False and never.cancelled()
+        cut = line.call.say("This one is cut off after a quarter of a second, mid sentence")
+        await asyncio.sleep(0.25)
+        assert cut.cancel() is True
+        assert await cut is False
+        await asyncio.sleep(0.1)
+        with pytest.raises(TTSError, match="unknown TTS option"):
+            line.call.say("bad options fail at once", ["--loud"])
+    spoken = segments(line.audio, 0.02)
+    assert spoken, "the second prompt played until it was cancelled"
+    length = (spoken[-1][1] - spoken[0][0]) / 8000
+    assert 0.05 < length < 0.5  # cut after ~0.25 s; the whole sentence lasts ~4 s
+
+
 async def test_caller_identity():
     with Line() as line:
         assert line.call.getRemoteUri() == '"Bo" <sip:42@h>'

@@ -115,7 +115,10 @@ class Playback(_Handle):
         """Stop playing now (from the next 20 ms frame). Returns False if already over."""
         if self._fut.done():
             return False
-        self._bridge.stop(self._handle, False)
+        if self._handle:
+            self._bridge.stop(self._handle, False)
+        else:  # not started yet (speech being synthesised): it never will be
+            self._fut.set_result(False)
         return True
 
     def cancelled(self) -> bool:
@@ -218,18 +221,52 @@ class Call:
         _check_callable("playCustom", fn)
         return self.play_source(CustomSource(fn))
 
-    async def say(self, text: str, opts: Iterable[str] = ()) -> bool:
+    def say(self, text: str, opts: Iterable[str] = ()) -> Playback:
         """Speak ``text`` with text to speech (see :func:`voip.tts.TTStoPCM` for ``opts``).
 
-        Synthesis runs off the event loop. Returns like awaiting a :class:`Playback`.
-        For a prompt that can be interrupted, use
-        ``call.playPCM(await TTStoPCMAsync(text))`` and keep the playback.
+        Returns a :class:`Playback` at once, like the other play methods: the speech is
+        synthesised off the event loop (cached prompts at once) and plays as soon as it is
+        ready; ``cancel()`` before then means it never plays. Bad text or options raise
+        here; a failed synthesis raises from awaiting the playback.
         """
-        from .tts import TTStoPCMAsync
+        from .tts import speech_future
 
         self._check_active()
-        pcm = await TTStoPCMAsync(text, list(opts))
-        return bool(await self.play_source(PCMSource(pcm, label=f"speech {text[:24]!r}")))
+        pcm = speech_future(text, list(opts))
+        label = f"speech {text[:24]!r}"
+        return self._play_when_ready(pcm, lambda samples: PCMSource(samples, label=label))
+
+    def _play_when_ready(
+        self, pending: asyncio.Future[Any], source: Callable[[Any], Source]
+    ) -> Playback:
+        """A :class:`Playback` of ``source(result)`` once ``pending`` has its result."""
+        outer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        playback = Playback(self._bridge, 0, outer)
+
+        def start(done: asyncio.Future[Any]) -> None:
+            if outer.done():  # cancelled while pending
+                return
+            error = None if done.cancelled() else done.exception()
+            if error is not None:
+                outer.set_exception(error)
+                return
+            if done.cancelled() or not self.active:
+                outer.set_result(False)
+                return
+            inner = self.play_source(source(done.result()))
+            playback._handle = inner._handle
+            inner.add_done_callback(lambda _p: _chain(inner._fut, outer))
+
+        def abandoned(fut: asyncio.Future[Any]) -> None:
+            # The awaiting task was cancelled: the sound stops too, as for any playback.
+            if fut.cancelled():
+                if playback._handle:
+                    self._bridge.stop(playback._handle, False)
+                pending.cancel()
+
+        pending.add_done_callback(start)
+        outer.add_done_callback(abandoned)
+        return playback
 
     def play_source(self, source: Source) -> Playback:
         """Play a :class:`~voip.audio.engine.Source` (for backends and extensions: a
@@ -387,6 +424,19 @@ class Call:
         """What is playing, what is recording, and the last received peak level."""
         playing, recording = self._bridge.describe()
         return playing, recording, self._bridge.mixer.level
+
+
+def _chain(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
+    """Give ``target`` what ``source`` ended with (unless it is done already)."""
+    if target.done():
+        return
+    error = None if source.cancelled() else source.exception()
+    if source.cancelled():
+        target.cancel()
+    elif error is not None:
+        target.set_exception(error)
+    else:
+        target.set_result(source.result())
 
 
 def _check_number(

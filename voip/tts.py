@@ -381,14 +381,28 @@ def TTStoPCM(text: str, opts: Sequence[str] = ()) -> PCM:
     return pcm.copy()
 
 
+def speech_future(text: str, opts: Sequence[str] = ()) -> asyncio.Future[PCM]:
+    """Start synthesising ``text`` in a worker thread; the future gets the PCM (a fresh
+    copy). Bad text or options raise here, at once, as in :func:`TTStoPCM`; a cached
+    prompt's future is done already. Call it on the event loop."""
+    key = _make_key(text, opts)
+    loop = asyncio.get_running_loop()
+    pcm = _cache_get(key)
+    if pcm is not None:
+        done: asyncio.Future[PCM] = loop.create_future()
+        done.set_result(pcm.copy())
+        return done
+    return loop.run_in_executor(_executor, _synthesise_copy, key)
+
+
+def _synthesise_copy(key: _Key) -> PCM:
+    return _synthesise(key).copy()
+
+
 async def TTStoPCMAsync(text: str, opts: Sequence[str] = ()) -> PCM:
     """Like :func:`TTStoPCM`, but synthesises in a worker thread so the event loop runs on.
 
     Cached prompts return at once without a thread hop. Takes the same options and raises
     the same errors as :func:`TTStoPCM`.
     """
-    key = _make_key(text, opts)
-    pcm = _cache_get(key)
-    if pcm is None:
-        pcm = await asyncio.get_running_loop().run_in_executor(_executor, _synthesise, key)
-    return pcm.copy()
+    return await speech_future(text, opts)
