@@ -12,11 +12,12 @@ the bridge (``bridge.post``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -35,6 +36,10 @@ from .bridge import MediaBridge
 from .callstate import EndedBy
 from .dtmf import DTMFCollector, normalize_key
 from .errors import CallEndedError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from .gather import Gathered
+    from .prompts import Prompt
 
 __all__ = ["Call", "CallInfo", "CallLog", "Playback", "Recording", "RecordController"]
 
@@ -162,7 +167,11 @@ class Call:
         empty while it goes on."""
         self.log = CallLog(log, info.call_id)
         self.handler_task: asyncio.Task[Any] | None = None
-        """The task running the handler; the caller hanging up cancels it."""
+        """The task running the handler; the caller hanging up cancels it (unless it is
+        in a verb the hang-up ends instead: :meth:`hangup_ends_verb`)."""
+        self.handler_goes_on = False
+        """True when the caller hung up during such a verb: the handler was not cancelled."""
+        self._verbs = 0
 
     # -- who is calling ------------------------------------------------------------------
 
@@ -324,6 +333,54 @@ class Call:
 
     # -- keys ----------------------------------------------------------------------------
 
+    async def gather(
+        self,
+        prompt: Prompt = None,
+        *,
+        num_digits: int | None = None,
+        finish_on_key: str = "#",
+        timeout: float = 5.0,
+        inter_digit_timeout: float | None = None,
+        barge_in: bool = True,
+        filter: str | Iterable[str] | None = None,
+        attempts: int = 1,
+        valid: str | Callable[[str], object] | None = None,
+        invalid_prompt: Prompt = None,
+        no_input_prompt: Prompt = None,
+    ) -> Gathered:
+        """Play ``prompt`` and collect the caller's answer, trying again if it is empty or
+        invalid; returns a :class:`~voip.gather.Gathered` (true when it holds a valid
+        answer: ``if answer := await call.gather(...)``).
+
+        ``prompt`` (and the other two): text (spoken), PCM, a WAV path (a
+        :class:`~pathlib.Path` or a str ending in ``.wav``), or a list of these played in
+        turn. With ``barge_in`` the first accepted key stops the prompt; keys typed during
+        the prompt (or before) count. An answer ends on ``num_digits`` keys, on a key of
+        ``finish_on_key`` (not in the digits; ``""``: none), ``timeout`` seconds after the
+        prompt with no key, or ``inter_digit_timeout`` (default ``timeout``) seconds after
+        the last key. ``filter`` lists the keys accepted (others are ignored). ``valid`` is
+        a regular expression the whole answer must match, or a function of the digits.
+        An empty answer plays ``no_input_prompt``, an invalid one ``invalid_prompt``, then
+        the prompt again, up to ``attempts`` attempts in all. The caller hanging up ends it
+        with reason ``"hangup"``; the handler goes on (see :mod:`voip.lifecycle`).
+        """
+        from .gather import gather
+
+        return await gather(
+            self,
+            prompt,
+            num_digits=num_digits,
+            finish_on_key=finish_on_key,
+            timeout=timeout,
+            inter_digit_timeout=inter_digit_timeout,
+            barge_in=barge_in,
+            filter=filter,
+            attempts=attempts,
+            valid=valid,
+            invalid_prompt=invalid_prompt,
+            no_input_prompt=no_input_prompt,
+        )
+
     def getDTMF(
         self,
         n: int = 1,
@@ -340,6 +397,9 @@ class Call:
         Raises :class:`CallEndedError` if the call ends while waiting.
         """
         self._check_active()
+        stale = self.dtmf.pending
+        if stale is not None and stale.future is not None and stale.future.cancelled():
+            self.dtmf.abandon(stale)  # cancelled just now: its callback has yet to run
         req, done = self.dtmf.request(n, filter, _guard(on_first, self.log))
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         if done is not None:
@@ -398,17 +458,33 @@ class Call:
             self._hangup_backend()
             self.mark_ended("local")
 
+    @contextlib.contextmanager
+    def hangup_ends_verb(self) -> Iterator[None]:
+        """For verbs such as :meth:`gather` and :meth:`record`, run by the handler: inside,
+        the caller hanging up ends the verb (it returns normally, with what it holds)
+        instead of cancelling the handler, which goes on, e.g. to store a message."""
+        counted = self.handler_task is not None and asyncio.current_task() is self.handler_task
+        self._verbs += counted
+        try:
+            yield
+        finally:
+            self._verbs -= counted
+
     def mark_ended(self, by: EndedBy = "remote") -> None:
         """Backends: the call is over (``by`` the caller unless said otherwise). Stops audio
-        (recordings keep what they hold) and fails a waiting ``getDTMF`` with
-        :class:`CallEndedError`."""
+        (recordings keep what they hold), fails a waiting ``getDTMF`` with
+        :class:`CallEndedError` and, when the caller hung up, cancels the handler (unless
+        it is in a verb that the hang-up ends: :meth:`hangup_ends_verb`)."""
         if self.ended.is_set():
             return
         self.ended_by = by
         self.ended.set()
         if by == "remote" and self.handler_task is not None:
-            # Before failing the futures below, so the handler sees a cancellation.
-            self.handler_task.cancel()
+            if self._verbs:
+                self.handler_goes_on = True
+            else:
+                # Before failing the futures below, so the handler sees a cancellation.
+                self.handler_task.cancel()
         self._bridge.close()
         req = self.dtmf.pending
         if req is not None:

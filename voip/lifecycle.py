@@ -2,7 +2,11 @@
 
 * The handler returning ends the call (we hang up).
 * The handler raising is logged with its traceback and ends only its own call.
-* The caller hanging up cancels the handler task.
+* The caller hanging up cancels the handler task, except during ``call.gather()`` and
+  ``call.record()``: for those a hang-up is a normal end (a voice mail ends that way).
+  The verb returns with reason ``"hangup"`` and what it holds, and the handler goes on,
+  e.g. to store the message, for up to :data:`AFTER_HANGUP` seconds; from then on the
+  call's audio and key methods raise :class:`~voip.errors.CallEndedError`.
 * ``call.hangup()`` from the handler ends the call but lets the handler finish.
 """
 
@@ -51,6 +55,11 @@ def check_handler(handler: object) -> None:
         )
 
 
+AFTER_HANGUP = 30.0
+"""Seconds a handler may go on after the caller hung up during a gather or a record,
+before it is cancelled."""
+
+
 async def _invoke(handler: Handler, call: Call) -> None:
     await handler(call)
 
@@ -62,12 +71,22 @@ async def serve_call(handler: Handler, call: Call) -> Outcome:
     ended = asyncio.create_task(call.ended.wait())
     try:
         await asyncio.wait({task, ended}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done() and call.ended_by == "remote":
+        if not task.done() and call.ended_by == "remote" and call.handler_goes_on:
+            call.log.info("caller hung up during a gather or record: the handler goes on")
+            await asyncio.wait({task}, timeout=AFTER_HANGUP)
+            if not task.done():
+                call.log.warning(
+                    "handler still running %.0f s after the caller hung up: cancelling it",
+                    AFTER_HANGUP,
+                )
+                task.cancel()
+        elif not task.done() and call.ended_by == "remote":
             call.log.info("caller hung up: stopping the handler")
             # Call.mark_ended has cancelled it already. A second cancellation would land
             # in the handler's own clean-up (e.g. ``await recording`` in a finally).
             if not task.cancelling():
                 task.cancel()
+        if not task.done() and task.cancelling():
             done, _ = await asyncio.wait({task}, timeout=CANCEL_GRACE)
             if not done:
                 call.log.error(
@@ -76,8 +95,7 @@ async def serve_call(handler: Handler, call: Call) -> Outcome:
                     CANCEL_GRACE,
                 )
                 return Outcome(None, call.ended_by)
-        else:
-            await asyncio.wait({task})
+        await asyncio.wait({task})
     except asyncio.CancelledError:
         # We are being shut down: the handler goes with us.
         task.cancel()
