@@ -18,6 +18,8 @@ from .errors import (
     VoipError,
     WAVError,
 )
+from .gather import Gathered
+from .menu import Menu
 from .outgoing import dial
 from .runner import runVoipClient
 from .tts import TTStoPCM, TTStoPCMAsync
@@ -25,6 +27,8 @@ from .tts import TTStoPCM, TTStoPCMAsync
 __all__ = [
     "runVoipClient",
     "dial",
+    "Menu",
+    "Gathered",
     "Call",
     "CallInfo",
     "Playback",
