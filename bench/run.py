@@ -38,6 +38,7 @@ BENCHMARKS = [
     "bench.call_setup",
     "bench.dtmf_latency",
     "bench.media_load",
+    "bench.vad",
 ]
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -55,9 +56,9 @@ HOW_TO_RUN = """\
 ## How to run
 
 From the repository root: `.ci/setup bench` installs what the benchmarks use (the test
-dependencies with pjsua2, pyVoIP and the profilers from PyPI; Debian's `espeak-ng`, the
-text-to-speech baseline, and `tshark`, which captures on loopback), then, with
-`.venv/bin/python` or the venv active:
+dependencies with pjsua2, pyVoIP, silero's VAD and the profilers from PyPI; Debian's
+`espeak-ng`, the text-to-speech baseline, and `tshark`, which captures on loopback),
+then, with `.venv/bin/python` or the venv active:
 
 ```sh
 python -m bench                  # everything, about 13 minutes; rewrites docs/benchmarks.md
