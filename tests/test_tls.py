@@ -45,7 +45,7 @@ from voip.errors import InvalidArgumentError
 from .baresip import MODULES, Baresip
 from .baresip import missing as baresip_missing
 from .helpers import run_app, tone, tone_spans
-from .pcap import mulaw_encode
+from .pcap import mulaw_decode, mulaw_encode
 from .sip import next_ports, serving, voip_dial
 
 OPENSSL = shutil.which("openssl")
@@ -256,13 +256,6 @@ def assert_sip_encrypted(packets: list[Packet], tls_ports: set[int]) -> int:
         for word in CLEARTEXT:
             assert word not in p.payload, (word, p.proto, p.src, p.dst)
     return sum(len(s) for s in streams.values())
-
-
-def mulaw_decode(codes: bytes) -> np.ndarray:
-    """G.711 µ-law codes as float samples (the inverse of tests/pcap.mulaw_encode)."""
-    u = ~np.frombuffer(codes, dtype=np.uint8).astype(np.int32) & 0xFF
-    magnitude = ((((u & 0x0F) << 3) + 0x84) << ((u >> 4) & 0x07)) - 0x84
-    return (np.where(u & 0x80, -magnitude, magnitude) / 32768.0).astype(np.float32)
 
 
 def tonal(payload: bytes) -> bool:
