@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -40,6 +41,7 @@ from .errors import CallEndedError, InvalidArgumentError
 if TYPE_CHECKING:
     from .gather import Gathered
     from .prompts import Prompt
+    from .record import Recorded
 
 __all__ = ["Call", "CallInfo", "CallLog", "Playback", "Recording", "RecordController"]
 
@@ -315,6 +317,55 @@ class Call:
         if controller is not None:
             controller._attach(rec.stop)
         return rec
+
+    async def record(
+        self,
+        *,
+        max_seconds: float = 60.0,
+        silence_timeout: float = 3.0,
+        finish_on_key: str = "#",
+        beep: bool = True,
+        trim: bool = True,
+        path: str | os.PathLike[str] | None = None,
+    ) -> Recorded:
+        """Record the caller until they stop talking; returns a
+        :class:`~voip.record.Recorded` (``.pcm``, ``.seconds``, ``.reason``, ``.key``,
+        ``.path``).
+
+        After a beep (1 kHz, 0.25 s; ``beep=False``: none) it records until
+        ``silence_timeout`` seconds pass without speech once the caller has spoken (0:
+        silence never ends it), a key of ``finish_on_key`` (``""``: none), ``max_seconds``,
+        or the caller hanging up. A hang-up is the normal end of a message: the recording
+        is kept and the handler goes on (see :mod:`voip.lifecycle`). ``trim`` removes the
+        silence before and after the speech (0.1 s kept) and the finish key's tone if it
+        leaked into the audio. ``path``: also write it to that WAV file as it is recorded
+        (a crash loses at most the last half second), trimmed at the end.
+        """
+        from .record import record
+
+        return await record(
+            self,
+            max_seconds=max_seconds,
+            silence_timeout=silence_timeout,
+            finish_on_key=finish_on_key,
+            beep=beep,
+            trim=trim,
+            path=path,
+        )
+
+    async def wait_for_speech(self, timeout: float) -> bool:
+        """True as soon as the caller starts talking; False if they have not within
+        ``timeout`` seconds (or the call ended)."""
+        from .record import wait_for_speech
+
+        return await wait_for_speech(self, timeout)
+
+    async def wait_for_silence(self, seconds: float) -> bool:
+        """True once the caller has been silent for ``seconds`` in a row; False if the
+        call ended first."""
+        from .record import wait_for_silence
+
+        return await wait_for_silence(self, seconds)
 
     def recordCustom(self, fn: Callable[[float], Any]) -> Recording:
         """Call ``fn(sample)`` for each received sample until it returns False.

@@ -240,14 +240,20 @@ def default_detector() -> VoiceDetector:
     return WebRtcDetector()
 
 
-def speech_mask(pcm: PCM, detector: VoiceDetector | None = None) -> npt.NDArray[np.bool_]:
+def speech_mask(
+    pcm: PCM, detector: VoiceDetector | None = None, *, reset: bool = True
+) -> npt.NDArray[np.bool_]:
     """Per whole 20 ms frame of ``pcm``: speech or not (for trimming a recording).
 
     A trailing part frame gets no entry. ``detector`` (a new :func:`default_detector`
-    if None) is reset first, so that the mask depends on ``pcm`` alone.
+    if None) is reset first, so that the mask depends on ``pcm`` alone, unless ``reset``
+    is False: then it goes on from what it has heard, e.g. a second pass over the same
+    recording once it has learnt the line's noise (a fresh detector calls the first
+    frames of a noisy line speech until it has).
     """
     samples = as_pcm(pcm)
     frames = samples[: samples.size - samples.size % FRAME_SAMPLES].reshape(-1, FRAME_SAMPLES)
     vad = default_detector() if detector is None else detector
-    vad.reset()
+    if reset:
+        vad.reset()
     return np.fromiter((vad.is_speech(f) for f in frames), dtype=np.bool_, count=len(frames))
