@@ -6,6 +6,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -202,3 +203,10 @@ def tone_runs(
         )
         k = j + 1
     return runs
+
+
+def write_app(tmp_path: Path, source: str, name: str = "app.py") -> Path:
+    """Write an app script (its source dedented) into ``tmp_path``; returns its path."""
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source))
+    return path

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import shutil
 import subprocess
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,9 +96,3 @@ def _run_sipp_once(
         dict(zip(rows[0], rows[-1], strict=False)) if len(rows) > 1 else {},
         output,
     )
-
-
-def write_app(tmp_path: Path, source: str) -> Path:
-    path = tmp_path / "app.py"
-    path.write_text(textwrap.dedent(source))
-    return path

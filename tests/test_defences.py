@@ -20,9 +20,9 @@ import pytest
 
 from voip import loadWAVtoPCM
 
-from .helpers import frame_freqs
+from .helpers import frame_freqs, write_app
 from .sip import App, peer, peer_result, serving
-from .sipp import PEERS, SIPP, run_sipp, write_app
+from .sipp import PEERS, SIPP, run_sipp
 
 needs_sipvicious = pytest.mark.skipif(
     shutil.which("svmap") is None, reason="sipvicious is not installed (apt-get install sipvicious)"

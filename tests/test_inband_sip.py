@@ -19,9 +19,10 @@ from voip.audio.inband import InbandDTMFDetector
 from voip.audio.pcm import FRAME_SAMPLES, SAMPLE_RATE
 from voip.audio.tones import dtmf_tones
 
+from .helpers import write_app
 from .pcap import mulaw_encode, read_rtp_pcap, write_mulaw_wav, write_rtp_pcap
 from .sip import serving
-from .sipp import PEERS, needs_sipp, run_sipp, write_app
+from .sipp import PEERS, needs_sipp, run_sipp
 
 SCENARIO = PEERS / "sipp_inband.xml"
 

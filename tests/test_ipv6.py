@@ -12,9 +12,9 @@ import pytest
 
 from voip import loadWAVtoPCM
 
-from .helpers import tone_spans
+from .helpers import tone_spans, write_app
 from .sip import peer, peer_result, serving
-from .sipp import PEERS, needs_sipp, run_sipp, write_app
+from .sipp import PEERS, needs_sipp, run_sipp
 
 
 def _has_ipv6_loopback() -> bool:

@@ -27,6 +27,7 @@ from .helpers import (
     run_app,
     segments,
     tone,
+    write_app,
 )
 
 ASSETS = ROOT / "assets"
@@ -113,12 +114,6 @@ APP_ECHO = textwrap.dedent(
     runVoipClient(handler)
     """
 )
-
-
-def write_app(tmp_path, source, name="app.py"):
-    path = tmp_path / name
-    path.write_text(source)
-    return path
 
 
 def test_mic_wav_is_the_callers_voice(tmp_path):

@@ -9,17 +9,11 @@ import pytest
 
 from voip import loadWAVtoPCM, savePCMtoWAV
 
-from .helpers import ROOT, find_pcm, read_pty, tone, tone_spans
+from .helpers import ROOT, find_pcm, read_pty, tone, tone_spans, write_app
 from .sip import next_ports, peer, peer_result, peers, serving, voip_dial
 from .test_ack_timeout import final_status, invite, udp_socket
 
 ASSETS = ROOT / "assets"
-
-
-def write_app(tmp_path, source: str):
-    path = tmp_path / "app.py"
-    path.write_text(textwrap.dedent(source))
-    return path
 
 
 def tone_app(tmp_path, freq: float, seconds: float):

@@ -9,7 +9,6 @@ must come back; prompts cancelled by the hundred must leave nothing behind.
 
 import json
 import signal
-import textwrap
 import time
 
 import numpy as np
@@ -21,7 +20,7 @@ from voip.audio.pcm import SAMPLE_RATE
 from voip.backends.pjsip.native import MIN_SAMPLES
 from voip.backends.pjsip.offload import MAX_TONE_SECONDS, _samples_of
 
-from .helpers import goertzel_power, tone, tone_spans
+from .helpers import goertzel_power, tone, tone_spans, write_app
 from .sip import peer, peer_result, read_stats, serving, stats_app
 
 MODES = {"pjsip": (), "python": ("--python-media",)}
@@ -35,12 +34,6 @@ def check_mode(log: str, mode: str) -> None:
     """The app ran its sounds the way the test meant, and nothing fell back to Python."""
     assert MODE_LINES[mode] in log
     assert "in Python instead" not in log
-
-
-def write_app(tmp_path, source: str):
-    path = tmp_path / "app.py"
-    path.write_text(textwrap.dedent(source))
-    return path
 
 
 def caller_tone(tmp_path, freq: float, seconds: float = 12):

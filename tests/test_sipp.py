@@ -11,9 +11,9 @@ import pytest
 
 from voip import loadWAVtoPCM
 
-from .helpers import frame_freqs
+from .helpers import frame_freqs, write_app
 from .sip import peer, peer_result, serving
-from .sipp import PEERS, needs_sipp, run_sipp, write_app
+from .sipp import PEERS, needs_sipp, run_sipp
 
 PCAPS = Path("/usr/share/sip-tester")
 """RFC 4733 captures shipped with SIPp (Debian's sip-tester): dtmf_2833_<key>.pcap."""

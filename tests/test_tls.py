@@ -26,7 +26,6 @@ import signal
 import socket
 import struct
 import subprocess
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -44,7 +43,7 @@ from voip.errors import InvalidArgumentError
 
 from .baresip import MODULES, Baresip
 from .baresip import missing as baresip_missing
-from .helpers import run_app, tone, tone_spans
+from .helpers import run_app, tone, tone_spans, write_app
 from .pcap import mulaw_decode, mulaw_encode
 from .sip import next_ports, serving, voip_dial
 
@@ -105,12 +104,6 @@ def tls_app_args(pair: Pair, tls_port: int, *extra: str) -> list[str]:
         "mandatory",
         *extra,
     ]
-
-
-def write_app(tmp_path: Path, source: str) -> Path:
-    path = tmp_path / "app.py"
-    path.write_text(textwrap.dedent(source))
-    return path
 
 
 TONES_APP = """
