@@ -51,6 +51,7 @@ class Baresip:
     ``codec`` is PCMU or PCMA: the only codec its account offers. ``template`` is the
     configuration to fill in (``values`` fills in its names beyond the usual ones), and
     ``account_params`` are added to its account line, e.g. ``;mediaenc=srtp-mand``.
+    ``sends`` is what its microphone says from the start of a call (silence after it).
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class Baresip:
         template: Path = TEMPLATE,
         account_params: str = "",
         values: Mapping[str, object] | None = None,
+        sends: np.ndarray | None = None,
     ) -> None:
         self.dir = workdir / "baresip"
         self.template = template
@@ -71,8 +73,11 @@ class Baresip:
         self.dump_dir.mkdir(parents=True)
         self.codec = codec
         self.lifetime = lifetime
-        self.source = self.dir / "silence.wav"
-        savePCMtoWAV(np.zeros(int(8000 * (lifetime + 5)), dtype=np.float32), self.source)
+        self.source = self.dir / "microphone.wav"
+        microphone = np.zeros(int(8000 * (lifetime + 5)), dtype=np.float32)
+        if sends is not None:
+            microphone[: len(sends)] = sends
+        savePCMtoWAV(microphone, self.source)
         self.sip_port = self.ctrl_port = 0
         self.uri = ""
         self.log_path = self.dir / "baresip.log"

@@ -8,12 +8,14 @@ dumps what it heard to a WAV; the answer the demo gives must be in it, sample fo
 import re
 import time
 
+import numpy as np
 import pytest
 
 from voip import loadWAVtoPCM
+from voip.tts import TTStoPCM
 
 from .baresip import Baresip, missing
-from .helpers import ROOT, find_pcm, frame_freqs
+from .helpers import ROOT, find_pcm, frame_freqs, tone_spans, write_app
 from .sip import serving
 
 pytestmark = pytest.mark.skipif(bool(missing()), reason=missing() or "baresip is available")
@@ -57,3 +59,47 @@ def test_baresip_types_the_code_and_hears_the_answer(tmp_path, code, codec, answ
     expected = loadWAVtoPCM(ASSETS / f"{answer}.wav")
     unexpected = loadWAVtoPCM(ASSETS / f"{other}.wav")
     assert find_pcm(heard, expected)[0] > 0.99 > find_pcm(heard, unexpected)[0]
+
+
+VERBS_APP = """
+from voip import runVoipClient, savePCMtoWAV
+
+async def handler(call):
+    got = await call.gather("Enter your code, then the hash key.", timeout=8)
+    call.log.info("GATHERED %s %s", got.digits, got.reason)
+    message = await call.record(silence_timeout=1.5, max_seconds=20)
+    call.log.info("RECORDED %.2f %s", message.seconds, message.reason)
+    savePCMtoWAV(message.pcm, MESSAGE)
+
+runVoipClient(handler)
+"""
+
+
+def test_baresip_gathers_keys_and_leaves_a_message_that_ends_on_silence(tmp_path):
+    """gather and record-until-silence with real RTP from a real softphone: the keys come
+    as RFC 4733 events, the speech through G.711, the beep goes back to the phone."""
+    speech = TTStoPCM("Hello, this is a message for the sales team, please call me back.")
+    spoken = len(speech) / 8000
+    talks_at = 6.0  # after the prompt, the keys and the beep
+    sends = np.concatenate([np.zeros(int(talks_at * 8000), np.float32), speech])
+    message = tmp_path / "message.wav"
+    app_path = write_app(tmp_path, VERBS_APP.replace("MESSAGE", repr(str(message))))
+    with serving(app_path) as app, Baresip(tmp_path, sends=sends) as phone:
+        phone.command("dial", app.uri)
+        phone.wait_event("CALL_ESTABLISHED", timeout=10)
+        time.sleep(2.5)  # into the prompt: the first key stops it
+        phone.command("sndcode", "42#")
+        phone.wait_event("CALL_CLOSED", timeout=30)  # the handler returns: we hang up
+        phone.stop()
+        heard = loadWAVtoPCM(phone.heard())
+    assert "GATHERED 42 finish_on_key" in app.log, app.log
+    line = re.search(r"RECORDED (\S+) (\S+)", app.log)
+    assert line is not None, app.log
+    seconds, reason = float(line[1]), line[2]
+    assert reason == "silence" and spoken - 0.3 < seconds < spoken + 0.5, (seconds, spoken)
+    # The message is the caller's speech, through G.711 both ways.
+    recorded = loadWAVtoPCM(message)
+    assert find_pcm(recorded, speech[8000 : 8000 * 2])[0] > 0.9
+    # The phone heard the beep: 1 kHz for a quarter of a second.
+    beeps = [length for _start, length in tone_spans(heard, 1000)]
+    assert any(abs(length - 0.25) < 0.04 for length in beeps), beeps
