@@ -126,6 +126,16 @@ async def test_a_hang_up_keeps_the_message_and_the_handler_stores_it(tmp_path):
     assert len(on_disk) == len(message.pcm)  # the file holds the trimmed message
 
 
+async def test_a_hang_up_mid_word_still_trims_the_silence_before():
+    """Cut off while speaking: the message starts 0.1 s before the speech all the same."""
+    audio, _spoken = speaking("en", after=1.5, then=0)
+    with Line(audio) as line:
+        asyncio.get_running_loop().call_later(2.5, line.call.mark_ended, "remote")
+        got = await line.call.record(silence_timeout=3)
+    assert got.reason == "hangup"
+    assert 0.9 < got.seconds < 1.25  # 1.5 s to 2.5 s of speech, and the margin before it
+
+
 async def test_wait_for_speech_and_silence():
     audio, spoken = speaking("de", after=1.0, then=3)
     with Line(audio) as line:

@@ -52,6 +52,7 @@ TRIM_MARGIN = 0.1
 """Seconds of silence kept before and after the speech when trimming."""
 
 _EMPTY = np.zeros(0, dtype=np.float32)
+_SETTLE = int(0.3 * SAMPLE_RATE)  # longer than any hangover
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,9 @@ def _replace(target: Path, pcm: PCM) -> None:
 def _trim(pcm: PCM) -> PCM:
     """``pcm`` without its leading and trailing silence, :data:`TRIM_MARGIN` kept."""
     detector = default_detector()
-    speech_mask(pcm, detector)  # a first pass learns the line's noise
+    # A first pass learns the line's noise; the silence after it lets the hangover run
+    # out, so that the second pass does not begin in the first one's last word.
+    speech_mask(np.concatenate((pcm, np.zeros(_SETTLE, dtype=np.float32))), detector)
     mask = speech_mask(pcm, detector, reset=False)
     speech = np.flatnonzero(mask)
     if speech.size == 0:
