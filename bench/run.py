@@ -39,6 +39,7 @@ BENCHMARKS = [
     "bench.dtmf_latency",
     "bench.media_load",
     "bench.vad",
+    "bench.verbs",
 ]
 DOC = ROOT / "docs" / "benchmarks.md"
 
