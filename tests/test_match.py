@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from voip.audio.match import dominant_freq, find_contour, find_pcm, tone_frames
+from voip.audio.match import dominant_freq, find_contour, find_pcm, find_sound, tone_frames
 from voip.tts import TTStoPCM
 
 from .helpers import tone
@@ -34,3 +34,13 @@ def test_tone_frames_tell_a_tone_from_its_neighbours_and_from_speech():
     assert at_420[:25].all() and not at_420[25:].any()
     assert tone_frames(x, 440)[25:50].all() and not tone_frames(x, 440)[:25].any()
     assert abs(dominant_freq(x[:4000]) - 420) < 1
+
+
+def test_find_sound_finds_a_sound_a_jitter_buffer_stretched():
+    sound = np.random.default_rng(2).uniform(-0.5, 0.5, 8000).astype(np.float32)
+    filler = np.zeros(160, np.float32)  # a frame of concealment, mid-sound
+    heard = np.concatenate([np.zeros(999, np.float32), sound[:5000], filler, sound[5000:]])
+    assert find_pcm(heard, sound)[0] < 0.9  # whole, it no longer matches
+    score, start, end = find_sound(heard, sound)
+    assert score > 0.999 and (start, end) == (999, 999 + 8160)
+    assert find_sound(heard, sound[::-1])[0] < 0.2

@@ -4,7 +4,8 @@ Pure numpy, on 8 kHz PCM. The test kit's waiters (:mod:`voip.testing`) hear a ca
 with these, and the repository's tests measure audio with them:
 
 * :func:`find_pcm`: a sound played unchanged (normalised cross-correlation, 1.0 for an
-  exact copy; G.711 on a SIP call keeps it above 0.99).
+  exact copy; G.711 on a SIP call keeps it above 0.99); :func:`find_sound` the same,
+  piece by piece, for a sound a jitter buffer may have stretched.
 * :func:`find_contour`: speech, by its loudness contour. espeak-ng's output for a text
   differs from one synthesis to the next by a little pitch flutter and length, and a
   phrase inside a longer sentence is spoken a little differently, so samples do not
@@ -19,10 +20,21 @@ import numpy as np
 
 from .pcm import FRAME_SAMPLES, PCM, SAMPLE_RATE
 
-__all__ = ["find_pcm", "find_contour", "contour", "tone_frames", "dominant_freq", "CONTOUR_STEP"]
+__all__ = [
+    "find_pcm",
+    "find_sound",
+    "find_contour",
+    "contour",
+    "tone_frames",
+    "dominant_freq",
+    "CONTOUR_STEP",
+    "PIECE",
+]
 
 CONTOUR_STEP = 80
 """Samples per point of a loudness contour (10 ms)."""
+PIECE = 2000
+"""Samples per piece of a sound that :func:`find_sound` looks for (0.25 s)."""
 
 
 def find_pcm(haystack: PCM, needle: PCM) -> tuple[float, int]:
@@ -44,6 +56,36 @@ def find_pcm(haystack: PCM, needle: PCM) -> tuple[float, int]:
     ncc = corr / (np.sqrt(np.maximum(energy, 1e-12)) * np.linalg.norm(needle))
     k = int(np.argmax(ncc))
     return float(ncc[k]), k
+
+
+def find_sound(
+    haystack: PCM, needle: PCM, slack: int = 2 * FRAME_SAMPLES
+) -> tuple[float, int, int]:
+    """Where ``needle`` was heard in ``haystack``, piece by piece: a score, and where
+    the sound starts and ends; (0.0, -1, -1) when it cannot fit.
+
+    A SIP call's jitter buffer may add or drop a frame in the middle of a sound (seen on
+    a busy machine: a 1 s prompt heard with 20 ms of filler in it, 0.56 whole, the
+    quarters around the filler above 0.99), so the sound is cut in pieces of
+    :data:`PIECE` samples, found one after the other, each within ``slack`` samples of
+    where the previous one ends. The score is the normalised cross-correlation of the
+    worst piece but one, of three or more (the piece a frame was put in matches only in
+    part).
+    """
+    pieces = np.array_split(needle, max(1, len(needle) // PIECE))
+    first, start = find_pcm(haystack, pieces[0])
+    if start < 0:
+        return 0.0, -1, -1
+    scores, end = [first], start + len(pieces[0])
+    for piece in pieces[1:]:
+        low = max(0, end - slack)
+        score, at = find_pcm(haystack[low : end + len(piece) + slack], piece)
+        if at < 0:
+            return 0.0, -1, -1
+        scores.append(score)
+        end = low + at + len(piece)
+    scores.sort()
+    return scores[1] if len(scores) >= 3 else scores[0], start, end
 
 
 def contour(x: PCM, step: int = CONTOUR_STEP) -> np.ndarray:
