@@ -69,8 +69,8 @@ def find_sound(
     quarters around the filler above 0.99), so the sound is cut in pieces of
     :data:`PIECE` samples, found one after the other, each within ``slack`` samples of
     where the previous one ends. The score is the normalised cross-correlation of the
-    worst piece but one, of three or more (the piece a frame was put in matches only in
-    part).
+    worst piece, but for one piece in the middle of a sound of four pieces or more (the
+    piece a frame was put in matches only in part).
     """
     pieces = np.array_split(needle, max(1, len(needle) // PIECE))
     first, start = find_pcm(haystack, pieces[0])
@@ -84,8 +84,8 @@ def find_sound(
             return 0.0, -1, -1
         scores.append(score)
         end = low + at + len(piece)
-    scores.sort()
-    return scores[1] if len(scores) >= 3 else scores[0], start, end
+    middle = sorted(scores[1:-1])[1:] if len(scores) >= 4 else scores[1:-1]
+    return min([scores[0], scores[-1], *middle]), start, end
 
 
 def contour(x: PCM, step: int = CONTOUR_STEP) -> np.ndarray:

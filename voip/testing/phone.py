@@ -255,10 +255,10 @@ class Phone:
                     if self._changed is None:
                         self._changed = asyncio.get_running_loop().create_future()
                     wake = matcher.wake_at(timeline)
-                    if wake is None:
+                    if wake is None or wake <= self.now:
                         await self._changed
                     else:  # the line may be quiet until then: look again at that time
-                        await asyncio.wait({self._changed}, timeout=max(0.0, wake - self.now))
+                        await asyncio.wait({self._changed}, timeout=wake - self.now)
         except TimeoutError:
             raise HeardTimeout(
                 f"{matcher.what} timed out after {timeout:g} s of call time; {self._since(cursor)}"

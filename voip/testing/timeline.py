@@ -288,8 +288,8 @@ class _Frames(Matcher):
         raise NotImplementedError
 
     def check(self, timeline: Timeline, cursor: Cursor) -> Match | None:
-        if self._at < cursor.sample:
-            self._at, self._run = cursor.sample, 0
+        if self._at < cursor.sample:  # from the first whole frame after the cursor
+            self._at, self._run = -(-cursor.sample // FRAME_SAMPLES) * FRAME_SAMPLES, 0
         count = (timeline.samples - self._at) // FRAME_SAMPLES
         if count <= 0:
             return None
@@ -309,7 +309,7 @@ class _Frames(Matcher):
 
     def wake_at(self, timeline: Timeline) -> float | None:
         if self._run >= self.need:  # the next frame decides
-            return (self._at + FRAME_SAMPLES) / SAMPLE_RATE
+            return (max(self._at, timeline.samples) + FRAME_SAMPLES) / SAMPLE_RATE
         return None
 
 
@@ -340,7 +340,8 @@ class SilenceMatcher(_Frames):
         return _quiet(frames)
 
     def wake_at(self, timeline: Timeline) -> float | None:
-        return (max(self._at, 0) + (self.full - self._run) * FRAME_SAMPLES) / SAMPLE_RATE
+        at = max(self._at, timeline.samples) + (self.full - self._run) * FRAME_SAMPLES
+        return at / SAMPLE_RATE
 
 
 class EndMatcher(Matcher):
