@@ -36,6 +36,7 @@ BENCHMARKS = [
     "bench.call_setup",
     "bench.dtmf_latency",
     "bench.media_load",
+    "bench.kit",
 ]
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -58,7 +59,7 @@ text-to-speech baseline, and `tshark`, which captures on loopback), then, with
 `.venv/bin/python` or the venv active:
 
 ```sh
-python -m bench                  # everything, about 13 minutes; rewrites docs/benchmarks.md
+python -m bench                  # everything, about 15 minutes; rewrites docs/benchmarks.md
 python -m bench --quick          # smoke run (well under a minute); prints, writes nothing
 python -m bench --only engine,tts --out /tmp/bench.md   # some benchmarks, elsewhere
 python -m bench --list           # the benchmarks' names

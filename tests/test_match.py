@@ -44,3 +44,10 @@ def test_find_sound_finds_a_sound_a_jitter_buffer_stretched():
     score, start, end = find_sound(heard, sound)
     assert score > 0.999 and (start, end) == (999, 999 + 8160)
     assert find_sound(heard, sound[::-1])[0] < 0.2
+
+
+def test_find_sound_wants_the_whole_sound():
+    sound = np.random.default_rng(3).uniform(-0.5, 0.5, 8000).astype(np.float32)
+    heard = np.concatenate([np.zeros(500, np.float32), sound])
+    assert find_sound(heard, sound)[0] > 0.999
+    assert find_sound(heard[:-300], sound)[0] < 0.5  # its last 40 ms not heard yet
