@@ -5,19 +5,9 @@ import asyncio
 import numpy as np
 import pytest
 
-from voip import RecordController
+from voip import RecordController, events
 from voip.bridge import MediaBridge
 from voip.call import Call, CallInfo
-from voip.events import (
-    DtmfSent,
-    HungUp,
-    PlaybackEnded,
-    RecordingStarted,
-    RecordingStopped,
-    Said,
-    SoundPlayed,
-    TonePlayed,
-)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -66,17 +56,17 @@ async def test_each_thing_the_app_does_is_one_event_with_the_loop_time():
         "PlaybackEnded",
     ], kinds
     tone_ev, sound_ev, tone_end, sound_end = seen[:4]
-    assert (tone_ev.freq, tone_ev.seconds) == (440, 0.1) and isinstance(tone_ev, TonePlayed)
-    assert sound_ev == SoundPlayed(0.1, True, at=sound_ev.at)
-    assert tone_end == PlaybackEnded(tone_ev, True, at=tone_end.at)
-    assert sound_end == PlaybackEnded(sound_ev, False, at=sound_end.at)
-    assert isinstance(seen[4], RecordingStarted)
-    assert seen[5] == DtmfSent("12", "info", at=seen[5].at)
-    assert seen[6] == RecordingStopped(0.04, at=seen[6].at)
+    assert (tone_ev.freq, tone_ev.seconds) == (440, 0.1) and isinstance(tone_ev, events.TonePlayed)
+    assert sound_ev == events.SoundPlayed(0.1, True, at=sound_ev.at)
+    assert tone_end == events.PlaybackEnded(tone_ev, True, at=tone_end.at)
+    assert sound_end == events.PlaybackEnded(sound_ev, False, at=sound_end.at)
+    assert isinstance(seen[4], events.RecordingStarted)
+    assert seen[5] == events.DtmfSent("12", "info", at=seen[5].at)
+    assert seen[6] == events.RecordingStopped(0.04, at=seen[6].at)
     said, hung_up, said_end = seen[7:]
-    assert said == Said("Hello there", at=said.at)
-    assert hung_up == HungUp("remote", at=hung_up.at)
-    assert said_end == PlaybackEnded(said, False, at=said_end.at)
+    assert said == events.Said("Hello there", at=said.at)
+    assert hung_up == events.HungUp("remote", at=hung_up.at)
+    assert said_end == events.PlaybackEnded(said, False, at=said_end.at)
     assert all(e.at > 0 for e in seen)
     assert [e.at for e in seen] == sorted(e.at for e in seen)
 
@@ -100,10 +90,10 @@ async def test_say_is_told_with_its_text_when_it_starts_and_ends():
         await run_frames(bridge, 1)
     await run_frames(bridge, 1)
     said, said_end, dtmf, dtmf_end = seen
-    assert said == Said("Cut off after three frames", at=said.at)
-    assert said_end == PlaybackEnded(said, False, at=said_end.at)
-    assert dtmf == DtmfSent("5", "inband", at=dtmf.at)
-    assert dtmf_end == PlaybackEnded(dtmf, True, at=dtmf_end.at)
+    assert said == events.Said("Cut off after three frames", at=said.at)
+    assert said_end == events.PlaybackEnded(said, False, at=said_end.at)
+    assert dtmf == events.DtmfSent("5", "inband", at=dtmf.at)
+    assert dtmf_end == events.PlaybackEnded(dtmf, True, at=dtmf_end.at)
 
 
 async def test_no_listener_no_events_and_the_call_works_the_same():

@@ -97,30 +97,22 @@ async def test_custom_sound_plays_the_asset_from_any_directory(tmp_path, monkeyp
     assert phone.now == pytest.approx(len(asset("my_sound.wav")) / 8000, abs=0.02)
 
 
-async def test_keypad_prints_the_key(capsys):
-    async with dial(example("keypad").handler) as phone:
+@pytest.mark.parametrize(
+    "name, keys, printed, ends",
+    [
+        ("keypad", "5", "5", 0.26),
+        # '#', '*' and 'A' are not in the filter: the fourth digit is the seventh key
+        ("keypad_four", "1#2*3A4", "1234", 0.26 + 6 * 0.2),
+        ("timeout", "1234", "1234", 0.26 + 3 * 0.2),
+    ],
+)
+async def test_the_keys_are_printed(capsys, name, keys, printed, ends):
+    async with dial(example(name).handler) as phone:
         await phone.heard_tone(1000, 0.25)
-        await phone.press("5")
-        await phone.hung_up()
-    assert capsys.readouterr().out == "5\n"
-
-
-async def test_keypad_four_skips_filtered_keys(capsys):
-    async with dial(example("keypad_four").handler) as phone:
-        await phone.heard_tone(1000, 0.25)
-        await phone.press("1#2*3A4")
+        await phone.press(keys)
         assert await phone.hung_up() == "app"
-    assert capsys.readouterr().out == "1234\n"  # '#', '*' and 'A' were not in the filter
-    # the call ended once the fourth digit came, the seventh key, at 0.26 + 6 * 0.2 s
-    assert phone.now == pytest.approx(0.26 + 6 * 0.2)
-
-
-async def test_timeout_prints_the_keys(capsys):
-    async with dial(example("timeout").handler) as phone:
-        await phone.heard_tone(1000, 0.25)
-        await phone.press("1234")
-        await phone.hung_up()
-    assert capsys.readouterr().out == "1234\n"
+    assert capsys.readouterr().out == printed + "\n"
+    assert phone.now == pytest.approx(ends)  # the call ended with the last key it wanted
 
 
 async def test_timeout_says_so_after_its_60_seconds(capsys):

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from ..audio.wav import loadWAVtoPCM
 from ..dtmf import normalize_key
 from ..errors import CallEndedError, InvalidArgumentError, VoipError
 from ..events import CallEvent, PlaybackEnded, Said
+from ..runtime import collecting
 from ..tts import TTStoPCM, TTStoPCMAsync
 from .timeline import (
     Cursor,
@@ -299,15 +300,9 @@ class Phone:
             changed.set_result(None)
 
 
-@contextmanager
-def recording_phones() -> Iterator[list[Phone]]:
+def recording_phones() -> AbstractContextManager[list[Phone]]:
     """Within it, every phone made (in this context) is listed in the list it yields."""
-    phones: list[Phone] = []
-    token = _phones.set(phones)
-    try:
-        yield phones
-    finally:
-        _phones.reset(token)
+    return collecting(_phones)
 
 
 def _check_seconds(name: str, value: Any) -> None:

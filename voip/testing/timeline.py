@@ -21,20 +21,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .. import events
 from ..audio.match import CONTOUR_STEP, dominant_freq, find_contour, find_sound, tone_frames
 from ..audio.pcm import FRAME_SAMPLES, FRAME_SECONDS, PCM, SAMPLE_RATE
-from ..events import (
-    CallEvent,
-    DtmfSent,
-    HungUp,
-    PlaybackEnded,
-    Played,
-    RecordingStarted,
-    RecordingStopped,
-    Said,
-    SoundPlayed,
-    TonePlayed,
-)
+from ..events import CallEvent, PlaybackEnded
 
 __all__ = [
     "Timeline",
@@ -229,21 +219,21 @@ class SaidMatcher(_Search):
         return score, at, at + len(reference)
 
     def check(self, timeline: Timeline, cursor: Cursor) -> Match | None:
-        events = timeline.events
-        if events is None:
+        told = timeline.events
+        if told is None:
             found = self.search_audio(timeline, cursor, timeline.ended_by is not None)
             return None if found is None else Match(timeline.cursor_at(found[1]), self.text)
-        for i in range(max(cursor.event, self._next), len(events)):
-            ended = events[i]
+        for i in range(max(cursor.event, self._next), len(told)):
+            ended = told[i]
             if not isinstance(ended, PlaybackEnded):
                 continue
             what = ended.what
-            if isinstance(what, Said) and self.needle in normalise(what.text):
+            if isinstance(what, events.Said) and self.needle in normalise(what.text):
                 return Match(timeline.cursor_after(i), what.text)
-            if isinstance(what, SoundPlayed) and what.at >= cursor.sample / SAMPLE_RATE:
+            if isinstance(what, events.SoundPlayed) and what.at >= cursor.sample / SAMPLE_RATE:
                 if self.search(timeline, _sample(what.at), _sample(ended.at)) is not None:
                     return Match(timeline.cursor_after(i), self.text)
-        self._next = len(events)
+        self._next = len(told)
         return None
 
 
@@ -255,7 +245,7 @@ class SoundMatcher(_Search):
         super().__init__()
         self.pcm = pcm
         self.what = f"heard_sound(<{len(pcm) / SAMPLE_RATE:.2f} s of PCM>)"
-        self._events = 0
+        self._told = 0
 
     def reference_length(self) -> int:
         return len(self.pcm)
@@ -264,9 +254,9 @@ class SoundMatcher(_Search):
         return find_sound(audio, self.pcm)
 
     def check(self, timeline: Timeline, cursor: Cursor) -> Match | None:
-        events = timeline.events or []
-        played_out = any(isinstance(e, PlaybackEnded) for e in events[self._events :])
-        self._events = len(events)
+        told = timeline.events or []
+        played_out = any(isinstance(e, PlaybackEnded) for e in told[self._told :])
+        self._told = len(told)
         found = self.search_audio(timeline, cursor, played_out or timeline.ended_by is not None)
         if found is None:
             return None
@@ -383,32 +373,32 @@ def describe(timeline: Timeline, cursor: Cursor) -> str:
     return ", ".join(words) if words else "nothing"
 
 
-def _from_events(events: Sequence[CallEvent], now: float) -> list[tuple[float, str]]:
-    ends = {e.what: e for e in events if isinstance(e, PlaybackEnded)}
+def _from_events(told: Sequence[CallEvent], now: float) -> list[tuple[float, str]]:
+    ends = {e.what: e for e in told if isinstance(e, PlaybackEnded)}
     items: list[tuple[float, str]] = []
-    for event in events:
-        if isinstance(event, (Said, TonePlayed, SoundPlayed, DtmfSent)):
+    for event in told:
+        if isinstance(event, (events.Said, events.TonePlayed, events.SoundPlayed, events.DtmfSent)):
             items.append((event.at, _played(event, ends.get(event), now)))
-        elif isinstance(event, RecordingStarted):
+        elif isinstance(event, events.RecordingStarted):
             items.append((event.at, f"recording started at {_s(event.at)} s"))
-        elif isinstance(event, RecordingStopped):
+        elif isinstance(event, events.RecordingStopped):
             length = "" if event.seconds is None else f" ({_s(event.seconds)} s)"
             items.append((event.at, f"recording stopped at {_s(event.at)} s{length}"))
-        elif isinstance(event, HungUp):
+        elif isinstance(event, events.HungUp):
             who = "app" if event.by == "local" else "caller"
             items.append((event.at, f"hung up by the {who} at {_s(event.at)} s"))
     return items
 
 
-def _played(event: Played, ended: PlaybackEnded | None, now: float) -> str:
+def _played(event: events.Played, ended: PlaybackEnded | None, now: float) -> str:
     end = now if ended is None else ended.at
     state = " (playing)" if ended is None else "" if ended.completed else " (cut off)"
     at = f"at {_s(event.at)}"
-    if isinstance(event, Said):
+    if isinstance(event, events.Said):
         return f"said {event.text!r} {at}-{_s(end)} s{state}"
-    if isinstance(event, DtmfSent):
+    if isinstance(event, events.DtmfSent):
         return f"keys {event.keys!r} sent ({event.method}) {at} s"
-    if isinstance(event, TonePlayed):
+    if isinstance(event, events.TonePlayed):
         length = event.seconds if ended is not None and ended.completed else end - event.at
         return f"tone {event.freq:g} Hz {_s(length)} s {at} s{state}"
     loop = "looped " if event.loop else ""
