@@ -37,7 +37,10 @@ class _HeardSink:
         self.phone = phone
 
     def write(self, samples: PCM) -> bool:
-        self.loop.call_soon_threadsafe(self.phone._on_audio, samples.copy())
+        try:
+            self.loop.call_soon_threadsafe(self.phone._on_audio, samples.copy())
+        except RuntimeError:  # the loop has closed: the test is over
+            return True
         return False
 
     def result(self) -> None:
