@@ -1,11 +1,12 @@
 """voip.testing: handlers called in-process on virtual time, checked by what was heard."""
 
 import asyncio
+import sys
 
 import numpy as np
 import pytest
 
-from voip import CallEndedError, RecordController, savePCMtoWAV
+from voip import CallEndedError, RecordController, VoipError, savePCMtoWAV
 from voip.testing import (
     HeardTimeout,
     HungUp,
@@ -269,3 +270,10 @@ async def test_heard_is_the_speaker_timeline_frame_for_frame():
     np.testing.assert_allclose(heard[:4000], tone(420, 0.5, amp=1.0), atol=1e-6)
     assert not heard[4000:6400].any()
     np.testing.assert_allclose(heard[6400:], tone(560, 0.2, amp=1.0), atol=1e-6)
+
+
+async def test_without_looptime_the_kit_says_which_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "looptime", None)  # as if not installed
+    with pytest.raises(VoipError, match=r"pip install 'voip\[testing\]'"):
+        async with dial(acme):
+            pass
