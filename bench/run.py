@@ -40,6 +40,7 @@ BENCHMARKS = [
     "bench.media_load",
     "bench.vad",
     "bench.verbs",
+    "bench.kit",
 ]
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -62,7 +63,7 @@ dependencies with pjsua2, pyVoIP, silero's VAD and the profilers from PyPI; Debi
 then, with `.venv/bin/python` or the venv active:
 
 ```sh
-python -m bench                  # everything, about 13 minutes; rewrites docs/benchmarks.md
+python -m bench                  # everything, about 15 minutes; rewrites docs/benchmarks.md
 python -m bench --quick          # smoke run (well under a minute); prints, writes nothing
 python -m bench --only engine,tts --out /tmp/bench.md   # some benchmarks, elsewhere
 python -m bench --only engine --update   # some benchmarks again, only their sections

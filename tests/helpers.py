@@ -1,4 +1,8 @@
-"""Shared test helpers: measuring audio by content and running apps headless."""
+"""Shared test helpers: measuring audio by content and running apps headless.
+
+``find_pcm`` and ``dominant_freq`` are the library's (:mod:`voip.audio.match`), which the
+test kit uses too; they are imported here for the tests.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voip.audio.match import dominant_freq as dominant_freq
+from voip.audio.match import find_pcm as find_pcm
 from voip.audio.pcm import FRAME_SAMPLES, SAMPLE_RATE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,12 +30,6 @@ def goertzel_power(x: np.ndarray, freq: float, rate: int = SAMPLE_RATE) -> float
     n = np.arange(len(x))
     c = np.exp(-2j * np.pi * freq * n / rate)
     return float(np.abs(np.dot(x, c)) ** 2 / len(x) ** 2)
-
-
-def dominant_freq(x: np.ndarray, rate: int = SAMPLE_RATE) -> float:
-    """The strongest frequency in ``x``, with sub-bin accuracy from zero padding."""
-    spec = np.abs(np.fft.rfft(x * np.hanning(len(x)), n=max(len(x), 1 << 16)))
-    return float(np.argmax(spec) * rate / (2 * (len(spec) - 1)))
 
 
 def tone_spans(
@@ -100,26 +100,6 @@ def run_app(
         timeout=timeout,
         env=full_env,
     )
-
-
-def find_pcm(haystack: np.ndarray, needle: np.ndarray) -> tuple[float, int]:
-    """Best normalised cross-correlation of ``needle`` inside ``haystack`` and its offset.
-
-    1.0 means the needle's samples are there as they are (a prompt played unchanged).
-    """
-    n = len(needle)
-    if len(haystack) < n or n == 0:
-        return 0.0, -1
-    size = 1 << int(np.ceil(np.log2(len(haystack) + n)))
-    corr = np.fft.irfft(np.fft.rfft(haystack, size) * np.conj(np.fft.rfft(needle, size)), size)
-    corr = corr[: len(haystack) - n + 1]
-    # Energy of every n-sample window, in O(len) (np.convolve with ones(n) is O(len * n),
-    # seconds for a prompt inside a whole call).
-    csum = np.concatenate(([0.0], np.cumsum(haystack.astype(np.float64) ** 2)))
-    energy = csum[n:] - csum[: len(haystack) - n + 1]
-    ncc = corr / (np.sqrt(np.maximum(energy, 1e-12)) * np.linalg.norm(needle))
-    k = int(np.argmax(ncc))
-    return float(ncc[k]), k
 
 
 needs_pyaudio = pytest.mark.skipif(

@@ -1,508 +1,326 @@
-"""Every script in examples/ run headless as a real subprocess, checked on what it did.
+"""Every script in examples/, and the demo (test.py), called in-process through the test
+kit, on virtual time.
 
-Each run scripts the caller (``--keys``, ``--mic``), records what the caller heard
-(``--speaker``) and is bounded by ``--hangup-after`` and a subprocess time-out. The checks
-are on content: tones found frame by frame, prompts found by cross-correlation with the
-asset files, printed keys on stdout.
-
-The simulator runs in real time, so every run is started at once (module fixture, one
-thread per subprocess) and each test only waits for its own.
+Each test is a caller: it presses keys and speaks when it has heard what it waits for,
+then checks what it heard (tones by frequency, prompts by their samples, texts by the
+app's events) and what the app printed. Time-outs of 60 s are the examples' own: virtual
+time runs them at once. (Running the scripts themselves, as a user does, is
+tests/test_sim.py's: the simulator, its --speaker timeline and exit statuses.)
 """
 
 from __future__ import annotations
 
-import math
-import subprocess
+import importlib
+import importlib.util
 import sys
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 
-from voip import loadWAVtoPCM, savePCMtoWAV
-from voip.audio.pcm import FRAME_SAMPLES, SAMPLE_RATE
+from voip import loadWAVtoPCM
+from voip.audio.match import find_pcm
+from voip.events import PlaybackEnded, Said, SoundPlayed, TonePlayed
+from voip.testing import HeardTimeout, Phone, dial
 from voip.tts import TTStoPCM
 
-from .helpers import ROOT, find_pcm, goertzel_power, run_app, tone
+from .helpers import ROOT, tone
 
 EXAMPLES = ROOT / "examples"
 ASSETS = ROOT / "assets"
-RATE = SAMPLE_RATE
-FRAME = FRAME_SAMPLES  # 160 samples, 20 ms
-KEY_STEP = 0.2  # seconds a scripted key takes
-WAIT = 0.5  # seconds a scripted 'w' waits
-PROC_TIMEOUT = 90  # seconds; the longest run takes about 15
-SLACK = 4  # frames of scheduling slack allowed on absolute positions
 MIC_TONE = 700.0  # Hz: the caller's "voice"
 
-TTS_TEXT = "this is a test of speech to text"
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("examples")]
+
+
+@pytest.fixture(scope="module")
+def examples() -> Iterator[None]:
+    """examples/ importable, as when a script runs from there (menu.py imports echo.py)."""
+    sys.path.insert(0, str(EXAMPLES))
+    yield
+    sys.path.remove(str(EXAMPLES))
+
+
+def example(name: str) -> ModuleType:
+    return importlib.import_module(name)
+
+
+def load(path: Path, name: str) -> ModuleType:
+    """The script at ``path`` as a module called ``name`` (test.py is not stdlib's test)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def asset(name: str) -> np.ndarray:
     return loadWAVtoPCM(ASSETS / name)
 
 
-def seconds(n: int) -> float:
-    return n / RATE
+def played(phone: Phone) -> list[tuple[object, bool]]:
+    """What the app played, in order: (what started it, whether it played out)."""
+    return [(e.what, e.completed) for e in phone.events if isinstance(e, PlaybackEnded)]
 
 
-def waits_until(t: float, now: float = 0.0) -> str:
-    """The 'w's that take a key script from ``now`` to at least ``t`` seconds."""
-    return "w" * max(0, math.ceil((t - now) / WAIT - 1e-9))
+async def assert_three_tones(phone: Phone, start: float | None = None) -> None:
+    """420, 560 and 650 Hz, 0.5 s each, one after the other (``start``: the first's
+    start, to the frame)."""
+    first = await phone.heard_tone(420, 0.5)
+    if start is not None:
+        assert first == pytest.approx(start, abs=0.02)
+    assert await phone.heard_tone(560, 0.5) == pytest.approx(first + 0.5, abs=0.02)
+    assert await phone.heard_tone(650, 0.5) == pytest.approx(first + 1.0, abs=0.02)
 
 
-def script_time(prefix: str, now: float = 0.0) -> float:
-    """When the script is after ``prefix`` of 'w's, started at ``now``."""
-    return now + len(prefix) * WAIT
+async def test_hello_plays_three_tones():
+    async with dial(example("hello").handler) as phone:
+        await assert_three_tones(phone, start=0.0)
+        assert await phone.hung_up() == "app"
+    assert phone.now == pytest.approx(1.5)  # nothing else: the tones are all there is
+    assert [type(what) for what, completed in played(phone) if completed] == [TonePlayed] * 3
 
 
-# -- audio analysis --------------------------------------------------------------------
-
-
-def frames(x: np.ndarray) -> np.ndarray:
-    n = len(x) // FRAME
-    return x[: n * FRAME].reshape(n, FRAME).astype(np.float64)
-
-
-def tone_frames(x: np.ndarray, freq: float, purity: float = 0.8) -> np.ndarray:
-    """Per 20 ms frame: True where the frame is (nearly) a pure sine at ``freq``.
-
-    A pure sine of amplitude A has mean power A^2/2 and Goertzel power A^2/4, so the
-    ratio 2 * goertzel / mean power is 1 for it and small for speech or other tones.
-    """
-    out = []
-    for fr in frames(x):
-        power = float(np.mean(fr**2))
-        ok = power > 1e-4 and 2 * goertzel_power(fr, freq) / power > purity
-        out.append(ok)
-    return np.array(out, dtype=bool)
-
-
-def runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(first frame, number of frames) of each run of True in ``mask``."""
-    padded = np.concatenate(([0], mask.astype(np.int8), [0]))
-    edges = np.flatnonzero(np.diff(padded))
-    return [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
-
-
-def loud_frames(x: np.ndarray, level: float = 0.01) -> np.ndarray:
-    return np.abs(frames(x)).max(axis=1) > level
-
-
-def find(heard: np.ndarray, ref: np.ndarray, start: int = 0) -> tuple[int, float]:
-    """Where ``ref`` best matches ``heard[start:]``: (sample offset into heard, match).
-
-    The match is the normalised cross-correlation (1.0 for an unchanged copy; the speaker
-    file's 16-bit rounding costs nothing visible).
-    """
-    match, k = find_pcm(heard[start:], ref)
-    assert k >= 0, f"heard audio after {seconds(start):.2f} s is shorter than the reference"
-    return start + k, match
-
-
-def assert_copy(
-    heard: np.ndarray,
-    ref: np.ndarray,
-    start: int = 0,
-    what: str = "",
-    within: int | None = None,
-) -> int:
-    """Assert an exact copy of ``ref`` is heard at or after ``start`` (and, with
-    ``within``, starting at most that many samples after it); return its offset.
-
-    Give ``within`` when the same sound is heard several times: equal copies match
-    equally well, and any of them could be the best.
-    """
-    region = heard if within is None else heard[: start + len(ref) + within]
-    at, match = find(region, ref, start)
-    where = f"after {seconds(start):.2f} s" + (
-        "" if within is None else f" (within {seconds(within):.2f} s)"
+async def test_custom_sound_plays_the_asset_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = importlib.util.spec_from_file_location(
+        "custom_sound_elsewhere", EXAMPLES / "custom_sound.py"
     )
-    assert match > 0.99, f"{what or 'sound'} not heard {where} ({match:.3f})"
-    return at
-
-
-def assert_silent(x: np.ndarray, what: str) -> None:
-    peak = float(np.abs(x).max()) if len(x) else 0.0
-    assert peak < 0.01, f"expected silence {what}, heard a peak of {peak:.3f}"
-
-
-def assert_tone_run(
-    heard: np.ndarray, freq: float, frames_long: int, near: int | None = None
-) -> tuple[int, int]:
-    """Exactly one run of ``freq`` frames, ``frames_long`` +-1 frames long, returned.
-
-    ``near``: the frame where it should start, +-SLACK frames.
-    """
-    found = runs(tone_frames(heard, freq))
-    assert len(found) == 1, f"expected one {freq:g} Hz tone, found runs {found}"
-    start, length = found[0]
-    assert abs(length - frames_long) <= 1, f"{freq:g} Hz lasted {length} frames"
-    if near is not None:
-        assert abs(start - near) <= SLACK, f"{freq:g} Hz started at frame {start}, not {near}"
-    return start, length
-
-
-# -- running the examples --------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    proc: subprocess.CompletedProcess[str]
-    speaker: Path
-
-    @property
-    def heard(self) -> np.ndarray:
-        return loadWAVtoPCM(self.speaker)
-
-    def check_ok(self) -> None:
-        assert self.proc.returncode == 0, self.proc.stderr
-        assert "Traceback" not in self.proc.stderr, self.proc.stderr
-
-
-def run_example(
-    tmp: Path,
-    name: str,
-    script: str,
-    keys: str = "",
-    mic: np.ndarray | None = None,
-    hangup_after: float = 20,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-) -> Run:
-    speaker = tmp / f"{name}.out.wav"
-    args = ["--speaker", str(speaker), "--hangup-after", str(hangup_after)]
-    if keys:
-        args += ["--keys", keys]
-    if mic is not None:
-        mic_path = tmp / f"{name}.mic.wav"
-        savePCMtoWAV(mic, mic_path)
-        args += ["--mic", str(mic_path)]
-    if cwd is None:
-        proc = run_app(EXAMPLES / script, *args, timeout=PROC_TIMEOUT, env=env)
-    else:  # from another directory: the script must find its assets by itself
-        proc = subprocess.run(
-            [sys.executable, str(EXAMPLES / script), "--no-audio", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=PROC_TIMEOUT,
-        )
-    return Run(proc, speaker)
-
-
-def speaking(silence_before: float, talk: float, total: float | None = None) -> np.ndarray:
-    """A mic recording: silence, then the caller 'speaks' a 700 Hz tone for ``talk`` s."""
-    pcm = np.concatenate(
-        [np.zeros(round(silence_before * RATE), np.float32), tone(MIC_TONE, talk, amp=0.5)]
-    )
-    if total is not None:
-        pcm = np.concatenate([pcm, np.zeros(max(0, round(total * RATE) - len(pcm)), np.float32)])
-    return pcm
-
-
-class Plan:
-    """Timings that several runs and their checks share, from the asset lengths."""
-
-    def __init__(self) -> None:
-        self.record_prompt = asset("record_prompt.wav")
-        self.playing_back = asset("playing_back.wav")
-        self.my_sound = asset("my_sound.wav")
-        self.welcome = asset("menu/welcome.wav")
-        self.invalid = asset("menu/invalid.wav")
-        self.goodbye = asset("menu/goodbye.wav")
-        self.timeout = asset("timeout.wav")
-
-        # record_playback: prompt, 0.25 s beep, then the caller talks 0.5 s after the beep
-        # for 1 s, and presses 1 at least 0.5 s after that.
-        self.rec_start = seconds(len(self.record_prompt)) + 0.25
-        self.rec_waits = waits_until(self.rec_start + 2.0)
-        self.rec_key = script_time(self.rec_waits)
-
-        # cancel_playback: the key comes during the second time round the loop.
-        self.loop_waits = waits_until(1.5 * seconds(len(self.my_sound)))
-        self.loop_key = script_time(self.loop_waits)
-
-        # menu 9999: the code is complete at 1.6 s, then the record prompt (during which
-        # a # is pressed at 1.8 s, too early to count) and the beep; the caller talks as
-        # above, then presses 1 (ignored) and #.
-        self.vm_rec_start = 1.6 + self.rec_start
-        self.vm_waits = waits_until(self.vm_rec_start + 2.0, now=2.0)
-        self.vm_hash = script_time(self.vm_waits, now=2.0) + KEY_STEP
-
-
-@pytest.fixture(scope="module")
-def plan() -> Plan:
-    return Plan()
-
-
-@pytest.fixture(scope="module")
-def results(
-    plan: Plan, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Future[Run]]]:
-    """Start every run at once; each test waits for its own."""
-    tmp = tmp_path_factory.mktemp("examples")
-    other_dir = tmp_path_factory.mktemp("elsewhere")
-    p = plan
-    jobs: dict[str, dict[str, object]] = {
-        "hello": dict(script="hello.py"),
-        "custom_sound": dict(script="custom_sound.py", cwd=other_dir),
-        "keypad": dict(script="keypad.py", keys="w5"),
-        "keypad_four": dict(script="keypad_four.py", keys="w1#2*3A4"),
-        "timeout_keys": dict(script="timeout.py", keys="w1234", env={"TIMEOUT_SECONDS": "60"}),
-        "timeout_none": dict(script="timeout.py", keys="", env={"TIMEOUT_SECONDS": "1"}),
-        "record_playback": dict(
-            script="record_playback.py",
-            keys=p.rec_waits + "1",
-            mic=speaking(p.rec_start + 0.5, 1.0),
-            hangup_after=60,
-        ),
-        "echo": dict(script="echo.py", keys="wwwwww1", mic=speaking(1.0, 1.0, total=4.0)),
-        "cancel_one": dict(script="cancel_playback.py", keys=p.loop_waits + "1"),
-        "cancel_other": dict(script="cancel_playback.py", keys=p.loop_waits + "2"),
-        "tts": dict(script="tts.py", hangup_after=60),
-        "menu_0000": dict(script="menu.py", keys="ww0000"),
-        "menu_retry": dict(script="menu.py", keys="ww11110000"),
-        "menu_three_bad": dict(script="menu.py", keys="ww111122223333", hangup_after=40),
-        "menu_echo": dict(script="menu.py", keys="ww1234wwwwww5", mic=speaking(2.0, 1.0)),
-        "menu_voicemail": dict(
-            script="menu.py",
-            keys="ww9999#" + p.vm_waits + "1#",
-            mic=speaking(p.vm_rec_start + 0.5, 1.0),
-            hangup_after=60,
-        ),
-        "menu_timeout": dict(script="menu.py", env={"TIMEOUT_SECONDS": "1"}),
-    }
-    pool = ThreadPoolExecutor(max_workers=len(jobs))
-    futures = {name: pool.submit(run_example, tmp, name, **job) for name, job in jobs.items()}
-    yield futures
-    pool.shutdown(wait=True)
-
-
-def get(results: dict[str, Future[Run]], name: str) -> Run:
-    run = results[name].result(timeout=PROC_TIMEOUT + 30)
-    run.check_ok()
-    return run
-
-
-# -- the tests -------------------------------------------------------------------------
-
-
-def assert_three_tones(heard: np.ndarray, start_near: int | None = None) -> None:
-    """420, 560 and 650 Hz, 0.5 s (25 frames) each, one after the other."""
-    starts = [assert_tone_run(heard, f, 25)[0] for f in (420, 560, 650)]
-    if start_near is not None:
-        assert abs(starts[0] - start_near) <= SLACK, f"tones started at frame {starts[0]}"
-    assert 24 <= starts[1] - starts[0] <= 26 and 24 <= starts[2] - starts[1] <= 26, starts
-
-
-def test_hello_plays_three_tones(results):
-    heard = get(results, "hello").heard
-    assert_three_tones(heard, start_near=0)
-    # nothing else: the three tones are all there is
-    loud = loud_frames(heard)
-    assert 74 <= loud.sum() <= 76, f"{loud.sum()} loud frames"
-
-
-def test_custom_sound_plays_the_asset_from_any_directory(results, plan):
-    heard = get(results, "custom_sound").heard
-    at = assert_copy(heard, plan.my_sound, what="my_sound.wav")
-    assert at <= SLACK * FRAME
-    assert_silent(heard[:at], "before the sound")
-    assert_silent(heard[at + len(plan.my_sound) :], "after the sound")
-
-
-def test_keypad_prints_the_key(results):
-    run = get(results, "keypad")
-    assert run.proc.stdout == "5\n"
-    assert_tone_run(run.heard, 1000, 12, near=0)  # the 0.25 s beep (12.5 frames)
-
-
-def test_keypad_four_skips_filtered_keys(results):
-    run = get(results, "keypad_four")
-    assert run.proc.stdout == "1234\n"  # '#', '*' and 'A' were not in the filter
-    assert_tone_run(run.heard, 1000, 12, near=0)
-    # the call ended once the fourth digit came (at 0.5 + 6 * 0.2 s)
-    assert abs(seconds(len(run.heard)) - 1.7) < 0.15
-
-
-def test_timeout_prints_the_keys(results):
-    run = get(results, "timeout_keys")
-    assert run.proc.stdout == "1234\n"
-    assert abs(seconds(len(run.heard)) - (0.5 + 3 * KEY_STEP)) < 0.15
-
-
-def test_timeout_message_when_no_keys(results):
-    run = get(results, "timeout_none")
-    assert run.proc.stdout == "not enough keys pressed in the alloted time\n"
-    # beep (0.25 s) then the 1 s time-out
-    assert abs(seconds(len(run.heard)) - 1.25) < 0.15
-
-
-def test_record_playback_plays_the_recording_back(results, plan):
-    heard = get(results, "record_playback").heard
-    assert_copy(heard, plan.record_prompt, what="record_prompt.wav")
-    beep = assert_tone_run(heard, 1000, 12, near=round(seconds(len(plan.record_prompt)) * 50))
-    back = assert_copy(heard, plan.playing_back, beep[0] * FRAME, "playing_back.wav")
-    assert abs(back - plan.rec_key * RATE) <= SLACK * FRAME, "playback did not follow the key"
-    # The caller's 1 s of 'voice' comes back after "playing back", 0.5 s into the
-    # recording, and only there (nobody heard it while it was being recorded).
-    end_prompt = (back + len(plan.playing_back)) // FRAME
-    assert_tone_run(heard, MIC_TONE, 50, near=end_prompt + 25)
-    # the whole recording was played: from the beep's end to the key
-    rec_len = plan.rec_key - plan.rec_start
-    assert abs(seconds(len(heard)) - (seconds(back + len(plan.playing_back)) + rec_len)) < 0.15
-
-
-def test_echo_plays_the_caller_back(results):
-    heard = get(results, "echo").heard
-    mic = speaking(1.0, 1.0)
-    start, _ = assert_tone_run(heard, MIC_TONE, 50, near=51)
-    at = assert_copy(heard, mic[RATE:], start=RATE - FRAME, what="the caller's voice")
-    assert 0 <= at - RATE <= 2 * FRAME, f"echo delayed by {at - RATE} samples"
-    assert_silent(heard[:RATE], "before the caller spoke")
-    assert_silent(heard[at + RATE :], "after the echo")
-    assert abs(seconds(len(heard)) - 3.0) < 0.15, "the key should end the echo"
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    async with dial(module.handler) as phone:
+        assert await phone.heard_sound(asset("my_sound.wav")) == 0.0
+        assert await phone.hung_up() == "app"
+    assert phone.now == pytest.approx(len(asset("my_sound.wav")) / 8000, abs=0.02)
 
 
 @pytest.mark.parametrize(
-    "name, freq, other", [("cancel_one", 880, 440), ("cancel_other", 440, 880)]
+    "name, keys, printed, ends",
+    [
+        ("keypad", "5", "5", 0.26),
+        # '#', '*' and 'A' are not in the filter: the fourth digit is the seventh key
+        ("keypad_four", "1#2*3A4", "1234", 0.26 + 6 * 0.2),
+        ("timeout", "1234", "1234", 0.26 + 3 * 0.2),
+    ],
 )
-def test_cancel_playback_stops_the_loop_at_the_key(results, plan, name, freq, other):
-    heard = get(results, name).heard
-    key = round(plan.loop_key * RATE)
-    # Before the key: the sound, over and over (the key comes in its second round).
-    looped = np.tile(plan.my_sound, 3)[: key - SLACK * FRAME]
-    at = assert_copy(heard[: key + 2 * len(plan.my_sound)], looped, what="the looping sound")
-    assert at <= SLACK * FRAME
-    # After it: the branch's tone, and nothing of the sound any more. (Searched from the
-    # key on only: the jingle itself may well hold a 440 or 880 Hz note.)
-    tail = heard[key // FRAME * FRAME :]
-    start, _ = assert_tone_run(tail, freq, 25, near=1)
-    # the tone alone, sample for sample: the loop is not mixed under it
-    assert assert_copy(tail, tone(freq, 0.5, amp=1.0), what=f"{freq} Hz alone") == start * FRAME
-    assert not tone_frames(tail, other).any()
-    after = loud_frames(tail[start * FRAME :])
-    assert after[:25].all() and not after[26:].any(), "something else played after the tone"
-    # the sound stopped within a frame of the key: nothing but the tone after that
-    assert not loud_frames(tail[2 * FRAME : start * FRAME]).any(), "the sound went on"
+async def test_the_keys_are_printed(capsys, name, keys, printed, ends):
+    async with dial(example(name).handler) as phone:
+        await phone.heard_tone(1000, 0.25)
+        await phone.press(keys)
+        assert await phone.hung_up() == "app"
+    assert capsys.readouterr().out == printed + "\n"
+    assert phone.now == pytest.approx(ends)  # the call ended with the last key it wanted
 
 
-def envelope(x: np.ndarray) -> np.ndarray:
-    """Loudness (RMS) of each 20 ms frame."""
-    return np.sqrt(np.mean(frames(x) ** 2, axis=1))
+async def test_timeout_says_so_after_its_60_seconds(capsys):
+    async with dial(example("timeout").handler) as phone:
+        await phone.heard_tone(1000, 0.25)
+        await phone.hung_up(timeout=70)
+    assert capsys.readouterr().out == "not enough keys pressed in the alloted time\n"
+    assert phone.now == pytest.approx(0.26 + 60, abs=0.02)
 
 
-def find_envelope(heard: np.ndarray, ref: np.ndarray, start_frame: int) -> tuple[int, float]:
-    """The frame from ``start_frame`` on where the loudness contour of ``ref`` best matches
-    ``heard`` (Pearson correlation), and that correlation."""
-    h, r = envelope(heard), envelope(ref)
-    best = (-1, -1.0)
-    for k in range(start_frame, len(h) - len(r) + 1):
-        c = float(np.corrcoef(h[k : k + len(r)], r)[0, 1])
-        if c > best[1]:
-            best = (k, c)
-    return best
+async def test_record_playback_plays_the_recording_back():
+    voice = tone(MIC_TONE, 1.0, amp=0.5)
+    async with dial(example("record_playback").handler) as phone:
+        await phone.heard_sound(asset("record_prompt.wav"))
+        await phone.press("9")  # during the prompt: too early, flushed
+        await phone.heard_tone(1000, 0.25)
+        await phone.silence(0.5)
+        await phone.speak(voice)
+        await phone.silence(0.5)
+        await phone.press("1")
+        await phone.heard_sound(asset("playing_back.wav"))
+        # the caller's voice comes back 0.5 s into the recording, and only there
+        back = await phone.heard_silence(0.4)
+        voice_at = await phone.heard_tone(MIC_TONE, 1.0)
+        assert voice_at == pytest.approx(back + 0.5, abs=0.04)
+        await phone.hung_up()
+    heard = phone.heard
+    assert find_pcm(heard, voice)[0] > 0.99
+    assert not any(
+        isinstance(what, TonePlayed) and what.freq == MIC_TONE for what, _ in played(phone)
+    )
 
 
-def test_tts_speaks(results):
-    heard = get(results, "tts").heard
-    # espeak-ng's output varies by a few samples and in phase from one synthesis to the
-    # next (its pitch flutter runs on across utterances), so the speech is compared by
-    # its loudness contour: 0.999 for the same text and voice, 0.86 for another voice.
-    parts = [
-        TTStoPCM(TTS_TEXT),
-        TTStoPCM(TTS_TEXT, opts=["-v", "en-us"]),
-        TTStoPCM("goodbye", ["-v", "en-us", "-s", "140"]),
-    ]
-    at = 0
-    offsets = []
-    for i, part in enumerate(parts):
-        found, match = find_envelope(heard, part, at)
-        offsets.append(found)
-        assert match > 0.97, f"speech part {i + 1} not heard after frame {at} ({match:.3f})"
-        # (synthesis runs between the phrases: a short gap is fine)
-        assert found - at <= 25, f"gap before speech part {i + 1}"
-        spoken = heard[found * FRAME : found * FRAME + len(part)]
-        assert float(np.sqrt(np.mean(spoken.astype(np.float64) ** 2))) > 0.03, "too quiet"
-        at = found + len(part) // FRAME
-    assert abs(len(heard) // FRAME - at) <= SLACK, "more than the three phrases was heard"
-    # the second phrase really is in the en-us voice, not the default one again
-    second = heard[offsets[1] * FRAME : offsets[2] * FRAME]
-    assert find_envelope(second, parts[0][: len(second)], 0)[1] < 0.95
+async def test_echo_plays_the_caller_back():
+    voice = tone(MIC_TONE, 1.0, amp=0.5)
+    async with dial(example("echo").handler) as phone:
+        await phone.silence(1.0)
+        await phone.speak(voice)
+        echo = await phone.heard_tone(MIC_TONE, 1.0)
+        assert echo == pytest.approx(1.0, abs=0.04)  # at once: within a frame or two
+        await phone.heard_silence(0.5)
+        await phone.press("1")
+        assert await phone.hung_up() == "app"
+    heard = phone.heard
+    assert not heard[:7600].any()  # nothing before the caller spoke
+    assert find_pcm(heard, voice)[0] > 0.99
 
 
-def assert_barged_in(heard: np.ndarray, welcome: np.ndarray, key: float) -> None:
+@pytest.mark.parametrize("key, freq, other", [("1", 880, 440), ("2", 440, 880)])
+async def test_cancel_playback_stops_the_loop_at_the_key(key, freq, other):
+    my_sound = asset("my_sound.wav")
+    async with dial(example("cancel_playback").handler) as phone:
+        await phone.heard_sound(my_sound)
+        await phone.wait(0.5)  # into its second time round
+        await phone.press(key)
+        at = await phone.heard_tone(freq, 0.5)
+        await phone.hung_up()
+    (loop, loop_done), (beep, beep_done) = played(phone)
+    assert loop == SoundPlayed(len(my_sound) / 8000, True, at=0.0) and not loop_done
+    assert beep == TonePlayed(freq, 0.5, at=beep.at) and beep_done
+    stopped = phone.events[2]
+    assert stopped == PlaybackEnded(loop, False, at=beep.at)  # at the key, then the tone
+    assert at == pytest.approx(beep.at, abs=0.02)
+    heard = phone.heard
+    # before the key: the sound over and over; after it, the tone alone, sample for sample
+    key_at = round(beep.at * 8000)
+    np.testing.assert_allclose(heard[: len(my_sound)], my_sound, atol=1e-6)
+    np.testing.assert_allclose(heard[key_at : key_at + 4000], tone(freq, 0.5, amp=1.0), atol=1e-6)
+    with pytest.raises(HeardTimeout):
+        await phone.heard_tone(other, 0.1, timeout=1)
+
+
+async def test_tts_speaks():
+    text = "this is a test of speech to text"
+    async with dial(example("tts").handler) as phone:
+        # played as audio (TTStoPCM, then playPCM): heard by their sound
+        await phone.heard_say(text)
+        await phone.heard_say(text, opts=["-v", "en-us"])
+        # call.say: heard by its text
+        assert await phone.heard_say("GOODBYE") == "goodbye"
+        await phone.hung_up()
+    (first, _), (second, _), (third, _) = played(phone)
+    assert first == SoundPlayed(len(TTStoPCM(text)) / 8000, at=0.0)
+    assert second.at == pytest.approx(first.seconds, abs=0.02)
+    assert third == Said("goodbye", at=third.at)
+    assert phone.said == ["goodbye"]
+    # the second phrase is the en-us voice, not the default one again
+    heard = phone.heard[round(second.at * 8000) : round(third.at * 8000)]
+    assert find_pcm(heard, TTStoPCM(text, ["-v", "en-us"]))[0] > 0.99
+
+
+# -- the menu --------------------------------------------------------------------------
+
+
+async def enter(phone: Phone, code: str) -> None:
+    """Wait a second into the welcome prompt, then type ``code``."""
+    await phone.wait(1.0)
+    await phone.press(code)
+
+
+def assert_barged_in(phone: Phone, at: float = 1.0) -> None:
     """The welcome prompt played from the start and stopped at the first key."""
-    part = welcome[: round((key - 0.1) * RATE)]
-    assert len(welcome) > (key + 0.5) * RATE, "welcome.wav is too short to test barge-in"
-    assert assert_copy(heard, part, what="welcome.wav") <= SLACK * FRAME
-    # the prompt's continuation is not heard
-    cut = round(key * RATE) + 2 * FRAME
-    _, match = find(heard, welcome[cut : cut + RATE // 2], cut - 2 * FRAME)
-    assert match < 0.9, "the welcome prompt went on after the first key"
+    welcome = asset("menu/welcome.wav")
+    (prompt, completed), *_ = played(phone)
+    assert prompt == SoundPlayed(len(welcome) / 8000, at=prompt.at) and not completed
+    cut = next(e for e in phone.events if isinstance(e, PlaybackEnded))
+    assert cut.at == pytest.approx(prompt.at + at)
+    heard = phone.heard
+    start = round(prompt.at * 8000)
+    np.testing.assert_allclose(heard[start : start + 8000 - 160], welcome[: 8000 - 160], atol=1e-6)
+    assert not heard[start + 8000 + 160 : start + 8000 + 1600].any(), "the prompt went on"
 
 
-def test_menu_code_0000_plays_the_tones(results, plan):
-    heard = get(results, "menu_0000").heard
-    assert_barged_in(heard, plan.welcome, 1.0)
-    assert_three_tones(heard, start_near=round(1.6 * 50))  # after the 4th key, at 1.6 s
-    assert_silent(heard[round(1.05 * RATE) : round(1.55 * RATE)], "while the code was typed")
+async def test_menu_code_0000_plays_the_tones():
+    async with dial(example("menu").handler) as phone:
+        await enter(phone, "0000")
+        await assert_three_tones(phone, start=1.6)  # after the 4th key
+        await phone.hung_up()
+    assert_barged_in(phone)
 
 
-def test_menu_bad_code_says_invalid_then_asks_again(results, plan):
-    heard = get(results, "menu_retry").heard
-    assert_barged_in(heard, plan.welcome, 1.0)
-    inv = assert_copy(heard, plan.invalid, round(1.0 * RATE), "menu/invalid.wav")
-    assert abs(inv - 1.6 * RATE) <= SLACK * FRAME
-    # 0000 was typed ahead: the second welcome is cut at once and the tones follow
-    assert_three_tones(heard, start_near=(inv + len(plan.invalid)) // FRAME)
+async def test_menu_bad_code_says_invalid_then_asks_again():
+    async with dial(example("menu").handler) as phone:
+        await enter(phone, "1111")
+        await phone.press("0000")  # typed ahead, during "invalid code"
+        invalid = await phone.heard_sound(asset("menu/invalid.wav"))
+        assert invalid == pytest.approx(1.6)
+        # the second welcome is cut at once by the keys typed ahead: the tones follow
+        await assert_three_tones(phone, start=invalid + len(asset("menu/invalid.wav")) / 8000)
+        await phone.hung_up()
+    assert_barged_in(phone)
 
 
-def test_menu_three_bad_codes_say_goodbye(results, plan):
-    heard = get(results, "menu_three_bad").heard
-    assert_barged_in(heard, plan.welcome, 1.0)
-    at = round(1.6 * RATE) - SLACK * FRAME
-    for i in range(3):
-        # the next attempt's welcome is cut at once by the keys typed ahead
-        at = assert_copy(heard, plan.invalid, at, f"invalid.wav #{i + 1}", 2 * SLACK * FRAME)
-        at += len(plan.invalid)
-    bye = assert_copy(heard, plan.goodbye, at, "menu/goodbye.wav")
-    assert bye - at <= SLACK * FRAME
-    assert abs(len(heard) - (bye + len(plan.goodbye))) <= SLACK * FRAME, "call went on"
+async def test_menu_three_bad_codes_say_goodbye():
+    invalid = asset("menu/invalid.wav")
+    async with dial(example("menu").handler) as phone:
+        await enter(phone, "111122223333")
+        for _ in range(3):
+            await phone.heard_sound(invalid)
+        bye = await phone.heard_sound(asset("menu/goodbye.wav"))
+        assert await phone.hung_up() == "app"
+    assert phone.now == pytest.approx(bye + len(asset("menu/goodbye.wav")) / 8000, abs=0.02)
 
 
-def test_menu_code_1234_is_the_echo_test(results):
-    heard = get(results, "menu_echo").heard
-    # the caller speaks from 2.0 s to 3.0 s and hears it back at once
-    assert_tone_run(heard, MIC_TONE, 50, near=101)
-    # key 5 (at 1.8 + 6 * 0.5 s) ends the echo test and the call
-    assert abs(seconds(len(heard)) - 4.8) < 0.15
+async def test_menu_code_1234_is_the_echo_test():
+    async with dial(example("menu").handler) as phone:
+        await enter(phone, "1234")
+        await phone.speak(tone(MIC_TONE, 1.0, amp=0.5))
+        assert await phone.heard_tone(MIC_TONE, 1.0) == pytest.approx(1.8, abs=0.04)
+        await phone.press("5")  # any key ends the echo test, and the call: at 2.8 s
+        assert await phone.hung_up() == "app"
+    assert phone.now == pytest.approx(2.8, abs=0.04)
 
 
-def test_menu_code_9999_records_a_voicemail(results, plan):
-    heard = get(results, "menu_voicemail").heard
-    prompt = assert_copy(heard, plan.record_prompt, round(1.5 * RATE), "record_prompt.wav")
-    assert abs(prompt - 1.6 * RATE) <= SLACK * FRAME
-    assert_tone_run(heard, 1000, 12, near=(prompt + len(plan.record_prompt)) // FRAME)
-    back = assert_copy(heard, plan.playing_back, prompt, "playing_back.wav")
-    # '#' ends the message, not the '1' before it
-    assert abs(back - plan.vm_hash * RATE) <= SLACK * FRAME
-    end_prompt = back + len(plan.playing_back)
-    assert_tone_run(heard, MIC_TONE, 50, near=end_prompt // FRAME + 25)
-    bye = assert_copy(heard, plan.goodbye, end_prompt, "menu/goodbye.wav")
-    message = plan.vm_hash - plan.vm_rec_start
-    assert abs(seconds(bye - end_prompt) - message) < 0.15, "message length"
-    assert abs(len(heard) - (bye + len(plan.goodbye))) <= SLACK * FRAME
+async def test_menu_code_9999_records_a_voicemail():
+    voice = tone(MIC_TONE, 1.0, amp=0.5)
+    async with dial(example("menu").handler) as phone:
+        await enter(phone, "9999#")  # the # during the prompt does not end the message
+        prompt = await phone.heard_sound(asset("record_prompt.wav"))
+        assert prompt == pytest.approx(1.6)
+        await phone.heard_tone(1000, 0.25)
+        await phone.silence(0.5)
+        await phone.speak(voice)
+        await phone.press("1#")  # '#' ends the message, not the '1'
+        await phone.heard_sound(asset("playing_back.wav"))
+        await phone.heard_tone(MIC_TONE, 1.0)
+        bye = await phone.heard_sound(asset("menu/goodbye.wav"))
+        await phone.hung_up()
+    # the message: 0.5 s of silence, the voice, the key's 0.2 s, played back in full
+    message = [e for e in phone.events if isinstance(e, PlaybackEnded)][-2].what
+    assert isinstance(message, SoundPlayed)
+    assert message.seconds == pytest.approx(0.5 + 1.0 + 0.2, abs=0.04)
+    assert bye == pytest.approx(message.at + message.seconds, abs=0.02)
 
 
-def test_menu_time_out(results, plan):
-    heard = get(results, "menu_timeout").heard
-    assert_copy(heard[:RATE], plan.welcome[: RATE - SLACK * FRAME], what="welcome.wav")
-    slow = assert_copy(heard, plan.timeout, round(0.9 * RATE), "timeout.wav")
-    assert abs(slow - RATE) <= SLACK * FRAME
-    bye = assert_copy(heard, plan.goodbye, slow + len(plan.timeout), "menu/goodbye.wav")
-    assert abs(len(heard) - (bye + len(plan.goodbye))) <= SLACK * FRAME
+async def test_menu_time_out():
+    async with dial(example("menu").handler) as phone:
+        slow = await phone.heard_sound(asset("timeout.wav"), timeout=70)
+        assert slow == pytest.approx(60.0, abs=0.02)  # menu.py's 60 s, on virtual time
+        await phone.heard_sound(asset("menu/goodbye.wav"))
+        await phone.hung_up()
+    welcome = asset("menu/welcome.wav")
+    assert played(phone)[0] == (SoundPlayed(len(welcome) / 8000, at=0.0), True)
+
+
+# -- the demo, test.py -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code, answer", [("1234", "correct"), ("9999", "incorrect")])
+async def test_demo_reads_the_number_back_then_checks_the_code(code, answer):
+    other = {"correct": "incorrect", "incorrect": "correct"}[answer]
+    demo = load(ROOT / "test.py", "voip_demo")
+    async with dial(demo.handler, caller="5551234") as phone:
+        await assert_three_tones(phone, start=0.0)
+        await phone.heard_say("You are calling from 5 5 5 1 2 3 4")
+        await phone.wait(0.5)  # into the "enter your code" prompt: the first key stops it
+        await phone.press(code)
+        await phone.heard_sound(asset(f"password_{answer}.wav"))
+        assert await phone.hung_up() == "app"
+    assert phone.said == ["You are calling from 5 5 5 1 2 3 4"]
+    assert find_pcm(phone.heard, asset(f"password_{other}.wav"))[0] < 0.5
+    prompt, completed = played(phone)[4]
+    assert prompt == SoundPlayed(len(asset("enter_code.wav")) / 8000, at=prompt.at)
+    assert not completed  # barged in
+
+
+async def test_demo_too_slow():
+    demo = load(ROOT / "test.py", "voip_demo")
+    async with dial(demo.handler) as phone:
+        assert await phone.heard_sound(asset("timeout.wav"), timeout=70) > 60
+        await phone.hung_up()

@@ -1,4 +1,9 @@
-"""The simulator as a user runs it: real processes, real files, the real PyAudio stack."""
+"""The simulator as a user runs it: real processes, real files, the real PyAudio stack.
+
+What apps do (the examples, the demo's logic) is tested in-process through the test kit
+(tests/test_examples.py); these tests prove the simulator itself: its --speaker
+timeline in real time, PyAudio through ALSA, exit statuses, options, the keypad.
+"""
 
 import os
 import pty
@@ -7,10 +12,8 @@ import subprocess
 import sys
 import textwrap
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pytest
 
 from voip import loadWAVtoPCM, savePCMtoWAV
 from voip.audio.pcm import FRAME_SAMPLES
@@ -25,7 +28,6 @@ from .helpers import (
     read_pty,
     read_raw,
     run_app,
-    segments,
     tone,
     write_app,
 )
@@ -43,48 +45,6 @@ def runs_of(freqs):
         else:
             out.append([key, 1])
     return [tuple(r) for r in out]
-
-
-@pytest.fixture(scope="module")
-def demo_runs(tmp_path_factory):
-    """The demo run headless twice at once: with the right code and a wrong one."""
-    tmp = tmp_path_factory.mktemp("demo")
-
-    def run(keys):
-        out = tmp / f"{keys}.wav"
-        proc = run_app("test.py", "--keys", keys, "--speaker", str(out), "--hangup-after", "40")
-        return proc, loadWAVtoPCM(out)
-
-    with ThreadPoolExecutor(2) as pool:
-        good, bad = pool.map(run, ["ww1234", "ww9999"])
-    return {"good": good, "bad": bad}
-
-
-def test_demo_plays_three_tones_first(demo_runs):
-    proc, heard = demo_runs["good"]
-    assert proc.returncode == 0, proc.stderr
-    tones = [r for r in runs_of(frame_freqs(heard[: 8000 * 2])) if r[0] is not None]
-    assert [f for f, _ in tones[:3]] == [420, 560, 650]
-    assert all(abs(n - 25) <= 1 for _, n in tones[:3])  # 0.5 s = 25 frames each
-
-
-def test_demo_with_1234_says_password_correct(demo_runs):
-    proc, heard = demo_runs["good"]
-    correct, _ = find_pcm(heard, loadWAVtoPCM(ASSETS / "password_correct.wav"))
-    incorrect, _ = find_pcm(heard, loadWAVtoPCM(ASSETS / "password_incorrect.wav"))
-    assert correct > 0.99 > incorrect
-    assert "key 4" in proc.stderr
-
-
-def test_demo_with_wrong_code_says_password_incorrect(demo_runs):
-    proc, heard = demo_runs["bad"]
-    assert proc.returncode == 0, proc.stderr
-    correct, _ = find_pcm(heard, loadWAVtoPCM(ASSETS / "password_correct.wav"))
-    incorrect, at = find_pcm(heard, loadWAVtoPCM(ASSETS / "password_incorrect.wav"))
-    assert incorrect > 0.99 > correct
-    # The caller's number was spoken between the tones and the prompt.
-    speech = [s for s in segments(heard[:at]) if s[0] > 8000 * 1.5]
-    assert sum(e - s for s, e in speech) > 8000 * 2
 
 
 def test_voip_run_is_python_app(tmp_path):

@@ -6,19 +6,21 @@ resolving ``getDTMF``'s future as keys arrive. Backends report to the call with
 :meth:`Call.feed_dtmf` and :meth:`Call.mark_ended`, which, when the caller hung up,
 cancels the handler's task, then stops the call's audio and fails a waiting ``getDTMF``.
 Everything here runs on the event loop's thread: backends' other threads reach it through
-the bridge (``bridge.post``).
+the bridge (``bridge.post``). A watcher (the test kit) sets :attr:`Call.listener` to hear
+of what the app does (:mod:`voip.events`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 
@@ -37,6 +39,18 @@ from .bridge import MediaBridge
 from .callstate import EndedBy
 from .dtmf import DTMFCollector, normalize_key
 from .errors import CallEndedError, InvalidArgumentError
+from .events import (
+    CallEvent,
+    DtmfSent,
+    HungUp,
+    Listener,
+    PlaybackEnded,
+    Played,
+    RecordingStarted,
+    RecordingStopped,
+    Said,
+    played,
+)
 
 if TYPE_CHECKING:
     from .gather import Gathered
@@ -46,6 +60,8 @@ if TYPE_CHECKING:
 __all__ = ["Call", "CallInfo", "CallLog", "Playback", "Recording", "RecordController"]
 
 log = logging.getLogger(__name__)
+
+_Event = TypeVar("_Event", bound=CallEvent)
 
 MAX_SECONDS = 24 * 3600
 """Longest tone accepted: longer is almost surely a unit mistake (ms for s)."""
@@ -174,6 +190,9 @@ class Call:
         self.handler_goes_on = False
         """True when the caller hung up during such a verb: the handler was not cancelled."""
         self._verbs = 0
+        self.listener: Listener | None = None
+        """Called on the loop with each :mod:`voip.events` event (what the app played,
+        recorded, sent, and the end of the call); None: no events are made."""
 
     # -- who is calling ------------------------------------------------------------------
 
@@ -245,12 +264,18 @@ class Call:
         self._check_active()
         pcm = speech_future(text, list(opts))
         label = f"speech {text[:24]!r}"
-        return self._play_when_ready(pcm, lambda samples: PCMSource(samples, label=label))
+        return self._play_when_ready(
+            pcm, lambda samples: PCMSource(samples, label=label), Said(text)
+        )
 
     def _play_when_ready(
-        self, pending: asyncio.Future[Any], source: Callable[[Any], Source]
+        self,
+        pending: asyncio.Future[Any],
+        source: Callable[[Any], Source],
+        event: Played | None = None,
     ) -> Playback:
-        """A :class:`Playback` of ``source(result)`` once ``pending`` has its result."""
+        """A :class:`Playback` of ``source(result)`` once ``pending`` has its result
+        (``event``: what the listener is told it is)."""
         outer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         playback = Playback(self._bridge, 0, outer)
 
@@ -264,7 +289,7 @@ class Call:
             if done.cancelled() or not self.active:
                 outer.set_result(False)
                 return
-            inner = self.play_source(source(done.result()))
+            inner = self.play_source(source(done.result()), event)
             playback._handle = inner._handle
             inner.add_done_callback(lambda _p: _chain(inner._fut, outer))
 
@@ -279,11 +304,15 @@ class Call:
         outer.add_done_callback(abandoned)
         return playback
 
-    def play_source(self, source: Source) -> Playback:
+    def play_source(self, source: Source, event: Played | None = None) -> Playback:
         """Play a :class:`~voip.audio.engine.Source` (for backends and extensions: a
-        handler plays with :meth:`playPCM`, :meth:`playTone` and the like)."""
+        handler plays with :meth:`playPCM`, :meth:`playTone` and the like). ``event``
+        tells the :attr:`listener` what it is (by default, from the source)."""
         self._check_active()
         handle, fut = self._bridge.play(source)
+        if self.listener is not None:
+            started = self._emit(event or played(source))
+            fut.add_done_callback(lambda f: self._emit(PlaybackEnded(started, _value(f) is True)))
         return Playback(self._bridge, handle, fut)
 
     # -- recording -----------------------------------------------------------------------
@@ -380,6 +409,9 @@ class Call:
         backends and extensions: a handler records with :meth:`recordPCM`)."""
         self._check_active()
         handle, fut = self._bridge.record(sink)
+        if self.listener is not None:
+            self._emit(RecordingStarted())
+            fut.add_done_callback(lambda f: self._emit(RecordingStopped(_length(_value(f)))))
         return Recording(self._bridge, handle, fut)
 
     # -- keys ----------------------------------------------------------------------------
@@ -478,7 +510,11 @@ class Call:
             return None
         self.log.info("sending keys %s (%s)", keys, method)
         if method == "inband":
-            return self.play_source(PCMSource(dtmf_tones(keys), label=f"keys {keys}"))
+            return self.play_source(
+                PCMSource(dtmf_tones(keys), label=f"keys {keys}"), DtmfSent(keys, method)
+            )
+        if self.listener is not None:
+            self._emit(DtmfSent(keys, method))
         if self._send_dtmf is not None:
             self._send_dtmf(keys, method)
         return None
@@ -530,6 +566,8 @@ class Call:
             return
         self.ended_by = by
         self.ended.set()
+        if self.listener is not None:
+            self._emit(HungUp(by))
         if by == "remote" and self.handler_task is not None:
             if self._verbs:
                 self.handler_goes_on = True
@@ -547,10 +585,28 @@ class Call:
         if not self.active:
             raise CallEndedError("the call has ended")
 
+    def _emit(self, event: _Event) -> _Event:
+        """Stamp ``event`` with the loop's time, hand it to the listener, return it."""
+        if self.listener is None:  # gone since the sound started
+            return event
+        stamped = dataclasses.replace(event, at=self._bridge.loop.time())
+        self.listener(stamped)
+        return stamped
+
     def status(self) -> tuple[list[str], list[str], float]:
         """What is playing, what is recording, and the last received peak level."""
         playing, recording = self._bridge.describe()
         return playing, recording, self._bridge.mixer.level
+
+
+def _value(fut: asyncio.Future[Any]) -> Any:
+    """What a finished future holds, or None if it was cancelled or failed."""
+    return None if fut.cancelled() or fut.exception() is not None else fut.result()
+
+
+def _length(result: Any) -> float | None:
+    """Seconds of audio in a recording's result (None for ``recordCustom``'s True)."""
+    return len(result) / SAMPLE_RATE if isinstance(result, np.ndarray) else None
 
 
 def _chain(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:

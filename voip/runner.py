@@ -14,8 +14,8 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import Literal
 
@@ -25,7 +25,7 @@ from .backends.sim import DEFAULT_CALLER, SimBackend, SimOptions
 from .caller import CallerScript
 from .errors import InvalidArgumentError, VoipError
 from .lifecycle import Handler, check_handler
-from .runtime import LOG_LEVELS, configure_logging, run_loop
+from .runtime import LOG_LEVELS, collecting, configure_logging, run_loop
 from .settings import add_arguments, flags_given, resolve
 
 __all__ = ["runVoipClient", "build_parser", "ENV_OPTIONS", "AppRole", "watch_runs"]
@@ -137,13 +137,7 @@ def runVoipClient(handler: Handler, argv: Sequence[str] | None = None) -> None:
         raise SystemExit(status)
 
 
-@contextmanager
-def watch_runs() -> Iterator[list[Handler]]:
+def watch_runs() -> AbstractContextManager[list[Handler]]:
     """Within it, the handlers :func:`runVoipClient` was started with (``voip run``
     uses it to tell whether an app script started itself)."""
-    runs: list[Handler] = []
-    token = _runs.set(runs)
-    try:
-        yield runs
-    finally:
-        _runs.reset(token)
+    return collecting(_runs)

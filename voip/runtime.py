@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
-__all__ = ["configure_logging", "run_loop", "CANCEL_GRACE", "LOG_LEVELS"]
+__all__ = ["configure_logging", "run_loop", "collecting", "CANCEL_GRACE", "LOG_LEVELS"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -51,3 +55,15 @@ def run_loop(main: Coroutine[Any, Any, int]) -> int:
             log.warning("tasks that ignored cancellation were abandoned at exit")
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
+
+
+@contextmanager
+def collecting(var: ContextVar[list[T] | None]) -> Iterator[list[T]]:
+    """Within it, ``var`` holds a new list, which it yields: code in this context adds
+    what it wants known to ``var.get()`` (when not None)."""
+    found: list[T] = []
+    token = var.set(found)
+    try:
+        yield found
+    finally:
+        var.reset(token)
