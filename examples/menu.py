@@ -1,98 +1,69 @@
 #!/usr/bin/env python3
-"""A small phone tree: a welcome prompt, a four digit code, and a branch for each code.
+"""A small phone tree, as data: ``voip.Menu``.
 
-Shows barge-in (the first key stops the prompt through ``on_first``), a time-out, retries
-and reusing other apps' handlers as sub-menus:
+* 1: the tones demo (hello.py)
+* 2: the echo test (echo.py); press any key to leave it
+* 3: leave a message: after the beep, until you stop talking (or press #); you hear it
+  back
+* 4: opening hours, a menu of its own: 1 weekdays, 2 weekends, * back to the first menu
 
-* 0000: the tones demo (hello.py)
-* 1234: the echo test (echo.py); press any key to leave it
-* 9999: voicemail: record until # (or 30 s), hear it back, goodbye
-* anything else: "invalid code" and the question again, three tries in all
+The first key stops the welcome (barge-in). A key that is not a choice says so and asks
+again, and so does silence for ``TIMEOUT_SECONDS`` (10); after three tries it says
+goodbye and hangs up. Other apps' handlers (hello.py, echo.py) are options as they are.
 
-Typing nothing for 60 seconds (``TIMEOUT_SECONDS`` to change it) says "too slow" and
-goodbye.
+Headless (the tones demo, chosen a second into the welcome):
 
-Headless (code 0000 after one second):
-
-    python examples/menu.py --no-audio --keys ww0000 --speaker out.wav --hangup-after 30
+    python examples/menu.py --no-audio --keys ww1 --speaker out.wav --hangup-after 30
 """
 
-import asyncio
 import os
-from pathlib import Path
 
 from echo import handler as echo_test
 from hello import handler as tones_demo
 
-from voip import RecordController, loadWAVtoPCM, runVoipClient
+from voip import Menu, runVoipClient
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+TIMEOUT_SECONDS = float(os.environ.get("TIMEOUT_SECONDS", "10"))
+"""Seconds of silence before a menu asks again."""
 
-welcome = loadWAVtoPCM(ASSETS / "menu" / "welcome.wav")
-invalid = loadWAVtoPCM(ASSETS / "menu" / "invalid.wav")
-goodbye = loadWAVtoPCM(ASSETS / "menu" / "goodbye.wav")
-too_slow = loadWAVtoPCM(ASSETS / "timeout.wav")
-record_prompt = loadWAVtoPCM(ASSETS / "record_prompt.wav")
-playing_back = loadWAVtoPCM(ASSETS / "playing_back.wav")
-
-CODE_TIMEOUT = float(os.environ.get("TIMEOUT_SECONDS", "60"))
-"""Seconds the caller has to enter a code (TIMEOUT_SECONDS overrides the 60)."""
-TRIES = 3
-VOICEMAIL_SECONDS = 30
+WELCOME = (
+    "Welcome to the demo phone tree. For the tones demo, press 1. For the echo test, "
+    "press 2. To leave a message, press 3. For our opening hours, press 4."
+)
 
 
 async def voicemail(call):
-    """Record a message until # (or 30 seconds), play it back, say goodbye."""
-    await call.playPCM(record_prompt)
-    await call.playTone(1000, 0.25)
-    call.flushDTMF()  # a # pressed during the prompt must not end the message
-    controller = RecordController()
-    recorder = call.recordPCM(controller, maxlen=8000 * VOICEMAIL_SECONDS)
-    try:
-        await asyncio.wait_for(call.getDTMF(filter="#"), VOICEMAIL_SECONDS)
-    except TimeoutError:
-        pass
-    controller.stop()
-    message = await recorder
-    await call.playPCM(playing_back)
-    await call.playPCM(message)
-    await call.playPCM(goodbye)
+    """Record a message until the caller stops talking, then play it back."""
+    await call.say("Please speak after the tone. Press hash when you are done.")
+    message = await call.record(silence_timeout=2, max_seconds=30)
+    if not call.active:  # they hung up: the message is what they said
+        call.log.info("message of %.1f s left (%s)", message.seconds, message.reason)
+        return
+    if message.seconds:
+        await call.say("Here is what you said.")
+        await call.playPCM(message.pcm)
+    await call.say("Goodbye.")
 
 
-ROUTES = {
-    "0000": tones_demo,
-    "1234": echo_test,
-    "9999": voicemail,
-}
+async def weekdays(call):
+    await call.say("On weekdays we are open from nine to five.")
 
 
-async def ask_code(call):
-    """Play the welcome prompt and return the four digits typed; the first one stops it."""
-    prompt = call.playPCM(welcome)
-    try:
-        # barge-in: the first digit stops the prompt
-        return await asyncio.wait_for(
-            call.getDTMF(n=4, filter="0123456789", on_first=lambda key: prompt.cancel()),
-            CODE_TIMEOUT,
-        )
-    finally:
-        prompt.cancel()
+async def weekends(call):
+    await call.say("On weekends we are closed.")
 
 
-async def handler(call):
-    for _ in range(TRIES):
-        try:
-            code = await ask_code(call)
-        except TimeoutError:
-            await call.playPCM(too_slow)
-            break
-        route = ROUTES.get(code)
-        if route is not None:
-            call.flushDTMF()  # keys typed after the code are not for the sub-menu
-            await route(call)
-            return
-        await call.playPCM(invalid)
-    await call.playPCM(goodbye)
+hours = Menu(
+    "For weekdays, press 1. For weekends, press 2. To go back, press star.",
+    {"1": weekdays, "2": weekends},
+    timeout=TIMEOUT_SECONDS,
+)
+
+handler = Menu(
+    WELCOME,
+    {"1": tones_demo, "2": echo_test, "3": voicemail, "4": hours},
+    timeout=TIMEOUT_SECONDS,
+)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,98 +205,138 @@ async def test_tts_speaks():
     assert find_pcm(heard, TTStoPCM(text, ["-v", "en-us"]))[0] > 0.99
 
 
-# -- the menu --------------------------------------------------------------------------
+# -- the menu (voip.Menu) -----------------------------------------------------------------
+
+NO_INPUT = "Sorry, I did not hear a choice."
+INVALID = "Sorry, that is not one of the choices."
 
 
-async def enter(phone: Phone, code: str) -> None:
-    """Wait a second into the welcome prompt, then type ``code``."""
+async def choose(phone: Phone, keys: str) -> None:
+    """A second into the welcome, press ``keys``: the first one cuts it short."""
     await phone.wait(1.0)
-    await phone.press(code)
+    await phone.press(keys)
 
 
-def assert_barged_in(phone: Phone, at: float = 1.0) -> None:
-    """The welcome prompt played from the start and stopped at the first key."""
-    welcome = asset("menu/welcome.wav")
-    (prompt, completed), *_ = played(phone)
-    assert prompt == SoundPlayed(len(welcome) / 8000, at=prompt.at) and not completed
-    cut = next(e for e in phone.events if isinstance(e, PlaybackEnded))
-    assert cut.at == pytest.approx(prompt.at + at)
-    heard = phone.heard
-    start = round(prompt.at * 8000)
-    np.testing.assert_allclose(heard[start : start + 8000 - 160], welcome[: 8000 - 160], atol=1e-6)
-    assert not heard[start + 8000 + 160 : start + 8000 + 1600].any(), "the prompt went on"
+def welcome_cut(phone: Phone) -> bool:
+    """Whether the first welcome was cut off by a key, a second in."""
+    first = next(e for e in phone.events if isinstance(e, PlaybackEnded))
+    return first.what == Said(example("menu").WELCOME, at=0.0) and not first.completed
 
 
-async def test_menu_code_0000_plays_the_tones():
+async def test_menu_1_is_the_tones_demo_and_the_first_key_cuts_the_welcome():
     async with dial(example("menu").handler) as phone:
-        await enter(phone, "0000")
-        await assert_three_tones(phone, start=1.6)  # after the 4th key
-        await phone.hung_up()
-    assert_barged_in(phone)
-
-
-async def test_menu_bad_code_says_invalid_then_asks_again():
-    async with dial(example("menu").handler) as phone:
-        await enter(phone, "1111")
-        await phone.press("0000")  # typed ahead, during "invalid code"
-        invalid = await phone.heard_sound(asset("menu/invalid.wav"))
-        assert invalid == pytest.approx(1.6)
-        # the second welcome is cut at once by the keys typed ahead: the tones follow
-        await assert_three_tones(phone, start=invalid + len(asset("menu/invalid.wav")) / 8000)
-        await phone.hung_up()
-    assert_barged_in(phone)
-
-
-async def test_menu_three_bad_codes_say_goodbye():
-    invalid = asset("menu/invalid.wav")
-    async with dial(example("menu").handler) as phone:
-        await enter(phone, "111122223333")
-        for _ in range(3):
-            await phone.heard_sound(invalid)
-        bye = await phone.heard_sound(asset("menu/goodbye.wav"))
+        await choose(phone, "1")
+        await assert_three_tones(phone, start=1.0)  # at once: the key cut the welcome
         assert await phone.hung_up() == "app"
-    assert phone.now == pytest.approx(bye + len(asset("menu/goodbye.wav")) / 8000, abs=0.02)
+    assert welcome_cut(phone)
 
 
-async def test_menu_code_1234_is_the_echo_test():
+async def test_menu_a_wrong_key_says_so_and_asks_again():
+    menu = example("menu")
+    async with dial(menu.handler) as phone:
+        await choose(phone, "7")
+        await phone.heard_say(INVALID)
+        await phone.heard_say(menu.WELCOME)
+        await phone.press("1")
+        await assert_three_tones(phone)
+        await phone.hung_up()
+    assert phone.said[:3] == [menu.WELCOME, INVALID, menu.WELCOME]
+
+
+async def test_menu_silence_three_times_says_goodbye_and_hangs_up():
+    menu = example("menu")
+    async with dial(menu.handler) as phone:
+        assert await phone.hung_up(timeout=120) == "app"
+    assert phone.said == [menu.WELCOME, NO_INPUT, menu.WELCOME, NO_INPUT, menu.WELCOME, "Goodbye."]
+    # Each time it waited its 10 s after the welcome, on virtual time.
+    ends = [e.at for e in phone.events if isinstance(e, PlaybackEnded)]
+    starts = [e.at for e in phone.events if isinstance(e, Said)]
+    assert starts[1] == pytest.approx(ends[0] + menu.TIMEOUT_SECONDS, abs=0.04)
+
+
+async def test_menu_2_is_the_echo_test():
     async with dial(example("menu").handler) as phone:
-        await enter(phone, "1234")
+        await choose(phone, "2")
         await phone.speak(tone(MIC_TONE, 1.0, amp=0.5))
-        assert await phone.heard_tone(MIC_TONE, 1.0) == pytest.approx(1.8, abs=0.04)
-        await phone.press("5")  # any key ends the echo test, and the call: at 2.8 s
+        assert await phone.heard_tone(MIC_TONE, 1.0) == pytest.approx(1.2, abs=0.04)
+        await phone.press("5")  # any key ends the echo test, and the call
         assert await phone.hung_up() == "app"
-    assert phone.now == pytest.approx(2.8, abs=0.04)
 
 
-async def test_menu_code_9999_records_a_voicemail():
-    voice = tone(MIC_TONE, 1.0, amp=0.5)
+async def test_menu_3_records_a_message_until_silence_and_plays_it_back():
+    voice = TTStoPCM("Hello, this is a message for the demo phone tree.")
     async with dial(example("menu").handler) as phone:
-        await enter(phone, "9999#")  # the # during the prompt does not end the message
-        prompt = await phone.heard_sound(asset("record_prompt.wav"))
-        assert prompt == pytest.approx(1.6)
+        await choose(phone, "3")
+        await phone.heard_say("Please speak after the tone")
         await phone.heard_tone(1000, 0.25)
-        await phone.silence(0.5)
         await phone.speak(voice)
-        await phone.press("1#")  # '#' ends the message, not the '1'
-        await phone.heard_sound(asset("playing_back.wav"))
-        await phone.heard_tone(MIC_TONE, 1.0)
-        bye = await phone.heard_sound(asset("menu/goodbye.wav"))
+        await phone.silence(3)  # the message ends 2 s into this silence
+        await phone.heard_say("Here is what you said")
+        back = await phone.heard_sound(voice)
+        await phone.heard_say("Goodbye")
         await phone.hung_up()
-    # the message: 0.5 s of silence, the voice, the key's 0.2 s, played back in full
-    message = [e for e in phone.events if isinstance(e, PlaybackEnded)][-2].what
+    message = [e.what for e in phone.events if isinstance(e, PlaybackEnded)][-2]
     assert isinstance(message, SoundPlayed)
-    assert message.seconds == pytest.approx(0.5 + 1.0 + 0.2, abs=0.04)
-    assert bye == pytest.approx(message.at + message.seconds, abs=0.02)
+    # Trimmed to the speech, with about 0.1 s kept each side and the detector's hangover.
+    assert len(voice) / 8000 < message.seconds < len(voice) / 8000 + 0.5
+    assert back == pytest.approx(message.at, abs=0.2)
 
 
-async def test_menu_time_out():
+async def test_menu_3_a_caller_hanging_up_leaves_the_message(caplog):
+    caplog.set_level(logging.INFO, logger="voip")
+    voice = TTStoPCM("Call me back, please.")
     async with dial(example("menu").handler) as phone:
-        slow = await phone.heard_sound(asset("timeout.wav"), timeout=70)
-        assert slow == pytest.approx(60.0, abs=0.02)  # menu.py's 60 s, on virtual time
-        await phone.heard_sound(asset("menu/goodbye.wav"))
-        await phone.hung_up()
-    welcome = asset("menu/welcome.wav")
-    assert played(phone)[0] == (SoundPlayed(len(welcome) / 8000, at=0.0), True)
+        await choose(phone, "3")
+        await phone.heard_tone(1000, 0.25)
+        await phone.speak(voice)
+        await phone.hang_up()
+    assert "message of" in caplog.text and "(hangup)" in caplog.text
+
+
+async def test_menu_4_opening_hours_and_back_with_star():
+    menu = example("menu")
+    async with dial(menu.handler) as phone:
+        await choose(phone, "4")
+        await phone.heard_say("For weekdays, press 1")
+        await phone.press("*")
+        await phone.heard_say(menu.WELCOME)  # back at the top
+        await phone.press("4")
+        await phone.heard_say("For weekdays, press 1")
+        await phone.press("1")
+        await phone.heard_say("On weekdays we are open from nine to five")
+        assert await phone.hung_up() == "app"
+
+
+# -- the voice mail box --------------------------------------------------------------------
+
+
+async def test_voicemail_box_keeps_each_message_as_a_wav(tmp_path, monkeypatch):
+    box = example("voicemail_box")
+    monkeypatch.setattr(box, "MESSAGES", tmp_path)
+    voice = TTStoPCM("Hi, it is Ann. The meeting moved to Tuesday.")
+    async with dial(box.handler, caller="5551234") as phone:
+        await phone.heard_tone(1000, 0.25)
+        await phone.speak(voice)
+        await phone.silence(4)
+        await phone.heard_say("Your message has been recorded")
+        assert await phone.hung_up() == "app"
+    (kept,) = tmp_path.glob("5551234-*.wav")
+    message = loadWAVtoPCM(kept)
+    assert find_pcm(message, voice[8000:16000])[0] > 0.99
+    assert len(voice) / 8000 < len(message) / 8000 < len(voice) / 8000 + 0.5
+
+
+async def test_voicemail_box_hang_up_is_the_end_of_the_message(tmp_path, monkeypatch):
+    box = example("voicemail_box")
+    monkeypatch.setattr(box, "MESSAGES", tmp_path)
+    voice = TTStoPCM("Hi, it is Bob, call me.")
+    async with dial(box.handler, caller="5559876") as phone:
+        await phone.heard_tone(1000, 0.25)
+        await phone.speak(voice)
+        await phone.hang_up()  # no silence: the caller just goes
+    (kept,) = tmp_path.glob("5559876-*.wav")
+    assert find_pcm(loadWAVtoPCM(kept), voice[4000:12000])[0] > 0.99
+    assert "Your message has been recorded" not in " ".join(phone.said)
 
 
 # -- the demo, test.py -------------------------------------------------------------------
