@@ -17,13 +17,14 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from . import gather as _gather
+from . import record as _record
 from .audio.engine import (
     CustomRecorder,
     CustomSource,
@@ -51,11 +52,6 @@ from .events import (
     Said,
     played,
 )
-
-if TYPE_CHECKING:
-    from .gather import Gathered
-    from .prompts import Prompt
-    from .record import Recorded
 
 __all__ = ["Call", "CallInfo", "CallLog", "Playback", "Recording", "RecordController"]
 
@@ -347,55 +343,6 @@ class Call:
             controller._attach(rec.stop)
         return rec
 
-    async def record(
-        self,
-        *,
-        max_seconds: float = 60.0,
-        silence_timeout: float = 3.0,
-        finish_on_key: str = "#",
-        beep: bool = True,
-        trim: bool = True,
-        path: str | os.PathLike[str] | None = None,
-    ) -> Recorded:
-        """Record the caller until they stop talking; returns a
-        :class:`~voip.record.Recorded` (``.pcm``, ``.seconds``, ``.reason``, ``.key``,
-        ``.path``).
-
-        After a beep (1 kHz, 0.25 s; ``beep=False``: none) it records until
-        ``silence_timeout`` seconds pass without speech once the caller has spoken (0:
-        silence never ends it), a key of ``finish_on_key`` (``""``: none), ``max_seconds``,
-        or the caller hanging up. A hang-up is the normal end of a message: the recording
-        is kept and the handler goes on (see :mod:`voip.lifecycle`). ``trim`` removes the
-        silence before and after the speech (0.1 s kept) and the finish key's tone if it
-        leaked into the audio. ``path``: also write it to that WAV file as it is recorded
-        (a crash loses at most the last half second), trimmed at the end.
-        """
-        from .record import record
-
-        return await record(
-            self,
-            max_seconds=max_seconds,
-            silence_timeout=silence_timeout,
-            finish_on_key=finish_on_key,
-            beep=beep,
-            trim=trim,
-            path=path,
-        )
-
-    async def wait_for_speech(self, timeout: float) -> bool:
-        """True as soon as the caller starts talking; False if they have not within
-        ``timeout`` seconds (or the call ended)."""
-        from .record import wait_for_speech
-
-        return await wait_for_speech(self, timeout)
-
-    async def wait_for_silence(self, seconds: float) -> bool:
-        """True once the caller has been silent for ``seconds`` in a row; False if the
-        call ended first."""
-        from .record import wait_for_silence
-
-        return await wait_for_silence(self, seconds)
-
     def recordCustom(self, fn: Callable[[float], Any]) -> Recording:
         """Call ``fn(sample)`` for each received sample until it returns False.
 
@@ -414,55 +361,14 @@ class Call:
             fut.add_done_callback(lambda f: self._emit(RecordingStopped(_length(_value(f)))))
         return Recording(self._bridge, handle, fut)
 
+    # -- verbs, each in a module of its own ------------------------------------------------
+
+    gather = _gather.gather
+    record = _record.record
+    wait_for_speech = _record.wait_for_speech
+    wait_for_silence = _record.wait_for_silence
+
     # -- keys ----------------------------------------------------------------------------
-
-    async def gather(
-        self,
-        prompt: Prompt = None,
-        *,
-        num_digits: int | None = None,
-        finish_on_key: str = "#",
-        timeout: float = 5.0,
-        inter_digit_timeout: float | None = None,
-        barge_in: bool = True,
-        filter: str | Iterable[str] | None = None,
-        attempts: int = 1,
-        valid: str | Callable[[str], object] | None = None,
-        invalid_prompt: Prompt = None,
-        no_input_prompt: Prompt = None,
-    ) -> Gathered:
-        """Play ``prompt`` and collect the caller's answer, trying again if it is empty or
-        invalid; returns a :class:`~voip.gather.Gathered` (true when it holds a valid
-        answer: ``if answer := await call.gather(...)``).
-
-        ``prompt`` (and the other two): text (spoken), PCM, a WAV path (a
-        :class:`~pathlib.Path` or a str ending in ``.wav``), or a list of these played in
-        turn. With ``barge_in`` the first accepted key stops the prompt; keys typed during
-        the prompt (or before) count. An answer ends on ``num_digits`` keys, on a key of
-        ``finish_on_key`` (not in the digits; ``""``: none), ``timeout`` seconds after the
-        prompt with no key, or ``inter_digit_timeout`` (default ``timeout``) seconds after
-        the last key. ``filter`` lists the keys accepted (others are ignored). ``valid`` is
-        a regular expression the whole answer must match, or a function of the digits.
-        An empty answer plays ``no_input_prompt``, an invalid one ``invalid_prompt``, then
-        the prompt again, up to ``attempts`` attempts in all. The caller hanging up ends it
-        with reason ``"hangup"``; the handler goes on (see :mod:`voip.lifecycle`).
-        """
-        from .gather import gather
-
-        return await gather(
-            self,
-            prompt,
-            num_digits=num_digits,
-            finish_on_key=finish_on_key,
-            timeout=timeout,
-            inter_digit_timeout=inter_digit_timeout,
-            barge_in=barge_in,
-            filter=filter,
-            attempts=attempts,
-            valid=valid,
-            invalid_prompt=invalid_prompt,
-            no_input_prompt=no_input_prompt,
-        )
 
     def getDTMF(
         self,

@@ -92,7 +92,22 @@ async def gather(
     invalid_prompt: Prompt = None,
     no_input_prompt: Prompt = None,
 ) -> Gathered:
-    """See :meth:`voip.call.Call.gather`."""
+    """Play ``prompt`` and collect the caller's answer, trying again if it is empty or
+    invalid; returns a :class:`~voip.gather.Gathered` (true when it holds a valid
+    answer: ``if answer := await call.gather(...)``).
+
+    ``prompt`` (and the other two): text (spoken), PCM, a WAV path (a
+    :class:`~pathlib.Path` or a str ending in ``.wav``), or a list of these played in
+    turn. With ``barge_in`` the first accepted key stops the prompt; keys typed during
+    the prompt (or before) count. An answer ends on ``num_digits`` keys, on a key of
+    ``finish_on_key`` (not in the digits; ``""``: none), ``timeout`` seconds after the
+    prompt with no key, or ``inter_digit_timeout`` (default ``timeout``) seconds after
+    the last key. ``filter`` lists the keys accepted (others are ignored). ``valid`` is
+    a regular expression the whole answer must match, or a function of the digits.
+    An empty answer plays ``no_input_prompt``, an invalid one ``invalid_prompt``, then
+    the prompt again, up to ``attempts`` attempts in all. The caller hanging up ends it
+    with reason ``"hangup"``; the handler goes on (see :mod:`voip.lifecycle`).
+    """
     if num_digits is not None and (
         isinstance(num_digits, bool) or not isinstance(num_digits, int) or num_digits < 1
     ):

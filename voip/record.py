@@ -144,7 +144,19 @@ async def record(
     trim: bool = True,
     path: str | os.PathLike[str] | None = None,
 ) -> Recorded:
-    """See :meth:`voip.call.Call.record`."""
+    """Record the caller until they stop talking; returns a
+    :class:`~voip.record.Recorded` (``.pcm``, ``.seconds``, ``.reason``, ``.key``,
+    ``.path``).
+
+    After a beep (1 kHz, 0.25 s; ``beep=False``: none) it records until
+    ``silence_timeout`` seconds pass without speech once the caller has spoken (0:
+    silence never ends it), a key of ``finish_on_key`` (``""``: none), ``max_seconds``,
+    or the caller hanging up. A hang-up is the normal end of a message: the recording
+    is kept and the handler goes on (see :mod:`voip.lifecycle`). ``trim`` removes the
+    silence before and after the speech (0.1 s kept) and the finish key's tone if it
+    leaked into the audio. ``path``: also write it to that WAV file as it is recorded
+    (a crash loses at most the last half second), trimmed at the end.
+    """
     if _seconds("max_seconds", max_seconds) <= 0:
         raise InvalidArgumentError(f"max_seconds must be above 0, got {max_seconds!r}")
     _seconds("silence_timeout", silence_timeout)
@@ -242,12 +254,14 @@ def _key_tone_start(pcm: PCM, key: str, look_back: float = 1.0) -> int:
 
 
 async def wait_for_speech(call: Call, timeout: float) -> bool:
-    """See :meth:`voip.call.Call.wait_for_speech`."""
+    """True as soon as the caller starts talking; False if they have not within
+    ``timeout`` seconds (or the call ended)."""
     return await _wait_for(call, _seconds("timeout", timeout), speech=True)
 
 
 async def wait_for_silence(call: Call, seconds: float) -> bool:
-    """See :meth:`voip.call.Call.wait_for_silence`."""
+    """True once the caller has been silent for ``seconds`` in a row; False if the
+    call ended first."""
     return await _wait_for(call, _seconds("seconds", seconds), speech=False)
 
 
