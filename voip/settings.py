@@ -123,7 +123,10 @@ def settings_of(cls: type, role: str | None = None) -> list[tuple[str, Setting]]
     return found
 
 
-def _flag(name: str, meta: Setting) -> str:
+def _flag_of(cls: type, name: str, meta: Setting, role: str) -> str:
+    """The setting's flag for ``role``: a switch on by default has its ``negative``."""
+    if meta.kind == "switch" and meta.negative and _default(cls, name, meta, role):
+        return meta.negative
     return meta.flag or "--" + name.replace("_", "-")
 
 
@@ -158,19 +161,19 @@ def add_arguments(
         if meta.flag is None:
             continue
         default = _default(cls, name, meta, role)
+        flag = _flag_of(cls, name, meta, role)
         if meta.kind == "switch":
-            off_flag = meta.negative if default else None
             parser.add_argument(
-                off_flag or _flag(name, meta),
+                flag,
                 dest=name,
-                action="store_false" if off_flag else "store_true",
+                action="store_false" if flag == meta.negative else "store_true",
                 default=None,
                 help=argparse.SUPPRESS if hidden else meta.help,
             )
             continue
         shown = meta.show_default if meta.show_default is not None else _shown(default)
         parser.add_argument(
-            _flag(name, meta),
+            flag,
             dest=name,
             action="append" if meta.kind == "list" else "store",
             default=None,
@@ -186,7 +189,7 @@ def add_arguments(
 def flags_given(cls: type, role: str, args: argparse.Namespace) -> list[str]:
     """The flags of ``cls``'s settings for ``role`` that ``args`` holds a value for."""
     return [
-        (meta.negative if meta.kind == "switch" and meta.negative else _flag(name, meta))
+        _flag_of(cls, name, meta, role)
         for name, meta in settings_of(cls, role)
         if meta.flag is not None and getattr(args, name, None) is not None
     ]
@@ -206,27 +209,25 @@ def resolve(
     declared = settings_of(cls, role)
     values: dict[str, Any] = {}
     if config:
+        metas = dict(declared)
         for name, value in _read_toml(cls, role, config, section).items():
-            meta = dict(declared)[name]
-            values[name] = _parse(meta, name, value, value, f"{name} in {config}")
+            values[name] = _parse(metas[name], name, value, f"{name} in {config}")
     env = os.environ if environ is None else environ
     for name, meta in declared:
         variable = ENV_PREFIX + name.upper()
         if meta.env and variable in env:
-            written = env[variable]
-            value = _split(written) if meta.kind == "list" else written
-            values[name] = _parse(meta, name, value, written, f"{variable} in the environment")
+            # A list's parser splits text at its commas itself.
+            values[name] = _parse(meta, name, env[variable], f"{variable} in the environment")
     extended: dict[str, Any] = {}
     for name, meta in declared:
         given = getattr(args, name, None) if args is not None else None
         if given is None:
             continue
-        where = f"{_flag(name, meta)} on the command line"
+        where = f"{_flag_of(cls, name, meta, role)} on the command line"
         if meta.kind != "list":
-            values[name] = _parse(meta, name, given, given, where)
+            values[name] = _parse(meta, name, given, where)
             continue
-        value = [part for text in given for part in _split(text)]
-        parsed = _parse(meta, name, value, ",".join(given), where)
+        parsed = _parse(meta, name, ",".join(given), where)  # a repeated flag, or commas
         if meta.extends:
             parsed = (*values.get(name, _default(cls, name, meta, role)), *parsed)
         extended[name] = parsed
@@ -241,13 +242,13 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _parse(meta: Setting, name: str, value: Any, given: Any, where: str) -> Any:
-    """``value`` parsed; ``given`` (as written) and ``where`` name it in the error."""
+def _parse(meta: Setting, name: str, value: Any, where: str) -> Any:
+    """``value`` parsed; ``where`` names the layer it came from in the error."""
     try:
         return meta.parse(value)
     except ValueError as exc:
         raise InvalidArgumentError(
-            f"{name} = {given!r} (from {where}) is not accepted: {exc}"
+            f"{name} = {value!r} (from {where}) is not accepted: {exc}"
         ) from None
 
 
@@ -345,8 +346,9 @@ def choice(*options: str) -> Parser:
     return parse
 
 
-def items(each: Parser, *, unique: bool = True, empty: bool = True) -> Parser:
-    """A list (TOML array, or comma-separated text) of values ``each`` parses, as a tuple."""
+def items(each: Parser, *, empty: bool = True) -> Parser:
+    """A list (TOML array, or comma-separated text) of values ``each`` parses, as a tuple
+    without repeats."""
 
     def parse(value: Any) -> tuple[Any, ...]:
         if isinstance(value, str):
@@ -356,6 +358,6 @@ def items(each: Parser, *, unique: bool = True, empty: bool = True) -> Parser:
         parsed = [each(v) for v in value]
         if not parsed and not empty:
             raise ValueError("at least one value")
-        return tuple(dict.fromkeys(parsed)) if unique else tuple(parsed)
+        return tuple(dict.fromkeys(parsed))
 
     return parse
