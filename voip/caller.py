@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from .audio.pcm import PCM
 from .audio.wav import loadWAVtoPCM
@@ -86,7 +86,7 @@ class CallerScript:
     dtmf: DtmfMethod = _script(
         "rfc4733",
         help="how keys are sent: rfc4733, info (SIP INFO) or inband (tones)",
-        parse=choice("rfc4733", "info", "inband"),
+        parse=choice(*get_args(DtmfMethod)),
         metavar="METHOD",
         roles=("dialler",),
     )

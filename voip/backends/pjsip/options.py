@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from ...guard import SCANNER_USER_AGENTS
 from ...settings import (
@@ -45,7 +45,7 @@ CODECS = ("PCMU", "PCMA", "G722")
 SrtpMode = Literal["off", "optional", "mandatory"]
 """``srtp`` settings: plain RTP only; SRTP when the other side offers or accepts it;
 SRTP or no call."""
-SRTP_MODES: tuple[SrtpMode, ...] = ("off", "optional", "mandatory")
+SRTP_MODES: tuple[SrtpMode, ...] = get_args(SrtpMode)
 
 InbandMode = Literal["auto", "on", "off"]
 """``inband_dtmf`` settings: listen for DTMF tones in the audio when RFC 4733 was not
@@ -261,7 +261,7 @@ class SipOptions:
     inband_dtmf: InbandMode = setting(
         "auto",
         help="detect DTMF tones in the audio: auto (when RFC 4733 is not negotiated), on, off",
-        parse=choice("auto", "on", "off"),
+        parse=choice(*get_args(InbandMode)),
         metavar="MODE",
     )
     """In-band DTMF detection: ``auto`` (when RFC 4733 is not negotiated), ``on``, ``off``."""
