@@ -89,7 +89,7 @@ async def play_prompt(call: Call, parts: Sequence[PromptPart], stop: asyncio.Eve
             if stop.is_set():
                 return False
             playback = _start(call, part)
-            playing = asyncio.ensure_future(_finish(playback))
+            playing = asyncio.ensure_future(playback)
             await asyncio.wait({playing, stopped}, return_when=asyncio.FIRST_COMPLETED)
             if not playing.done():
                 playback.cancel()
@@ -105,7 +105,3 @@ async def play_prompt(call: Call, parts: Sequence[PromptPart], stop: asyncio.Eve
 def _ignore(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():
         fut.exception()
-
-
-async def _finish(playback: Playback) -> bool:
-    return bool(await playback)

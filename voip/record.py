@@ -180,7 +180,7 @@ async def record(
         flushing = asyncio.ensure_future(_flush(sink, writer))
         key = call.getDTMF(1, filter=finish) if finish is not None else None
         try:
-            pending: set[asyncio.Future[Any]] = {asyncio.ensure_future(_result(recording))}
+            pending: set[asyncio.Future[Any]] = {asyncio.ensure_future(recording)}
             if key is not None:
                 pending.add(key)
             await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -206,10 +206,6 @@ async def record(
                 _replace(target, pcm)
         call.log.info("recorded %.1f s (%s)", len(pcm) / SAMPLE_RATE, reason)
         return Recorded(pcm, reason, pressed, target)
-
-
-async def _result(recording: Any) -> Any:
-    return await recording
 
 
 async def _flush(sink: SpeechRecorder, writer: WAVWriter | None) -> None:
@@ -297,6 +293,6 @@ async def _wait_for(call: Call, seconds: float, *, speech: bool) -> bool:
     if not speech:  # ends by itself, or with the call
         return bool(await listening)
     try:
-        return bool(await asyncio.wait_for(_result(listening), seconds))
+        return bool(await asyncio.wait_for(listening, seconds))
     except TimeoutError:
         return False
