@@ -98,6 +98,20 @@ async def test_ends_on_the_finish_key_and_drops_its_tone():
     assert spoken - 0.3 < got.seconds < spoken + 0.45
 
 
+async def test_the_file_holds_the_result_even_untrimmed(tmp_path):
+    """The finish key's tone is cut from the file too, trim or no trim."""
+    audio, _spoken = speaking("en", after=0.3, then=0.2)
+    key_tone = dtmf_tones("#", on=0.12, off=0.0)
+    audio = np.concatenate([audio, key_tone, silence(3)])
+    key_at = BEEP_SECONDS + len(audio[: -len(key_tone) - 24000]) / 8000 + 0.06
+    with Line(audio) as line:
+        asyncio.get_running_loop().call_later(key_at, line.call.feed_dtmf, "#")
+        got = await line.call.record(trim=False, path=tmp_path / "m.wav", silence_timeout=5)
+    assert got.reason == "finish_on_key"
+    np.testing.assert_allclose(loadWAVtoPCM(got.path), got.pcm, atol=1 / 32768)
+    assert goertzel_power(got.pcm[-800:], 1477) < 0.001
+
+
 async def test_max_seconds_and_no_trim():
     audio = np.tile(SPEECH["en"], 3)
     with Line(audio) as line:

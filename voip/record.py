@@ -155,7 +155,7 @@ async def record(
     is kept and the handler goes on (see :mod:`voip.lifecycle`). ``trim`` removes the
     silence before and after the speech (0.1 s kept) and the finish key's tone if it
     leaked into the audio. ``path``: also write it to that WAV file as it is recorded
-    (a crash loses at most the last half second), trimmed at the end.
+    (a crash loses at most the last half second), at the end the same as ``.pcm``.
     """
     if _seconds("max_seconds", max_seconds) <= 0:
         raise InvalidArgumentError(f"max_seconds must be above 0, got {max_seconds!r}")
@@ -177,7 +177,7 @@ async def record(
         except CallEndedError:
             return Recorded(_EMPTY.copy(), "hangup", path=None)
         writer = WAVWriter(target) if target is not None else None
-        flushing = asyncio.ensure_future(_flush(sink, writer))
+        flushing = asyncio.ensure_future(_flush(sink, writer)) if writer is not None else None
         key = call.getDTMF(1, filter=finish) if finish is not None else None
         try:
             pending: set[asyncio.Future[Any]] = {asyncio.ensure_future(recording)}
@@ -192,24 +192,26 @@ async def record(
         finally:
             if key is not None:
                 key.cancel()
-            flushing.cancel()
+            if flushing is not None:
+                flushing.cancel()
         # Not ended by a key or by the sink itself: by the call's end.
         reason: RecordReason = "finish_on_key" if pressed else sink.reason or "hangup"
         if writer is not None:
             writer.write(sink.take_new())
             writer.close()
+        recorded = len(pcm)
         if reason == "finish_on_key":
             pcm = pcm[: _key_tone_start(pcm, pressed)]
         if trim:
             pcm = _trim(pcm)
-            if target is not None:
-                _replace(target, pcm)
+        if target is not None and len(pcm) != recorded:  # cut: the file must match
+            _replace(target, pcm)
         call.log.info("recorded %.1f s (%s)", len(pcm) / SAMPLE_RATE, reason)
         return Recorded(pcm, reason, pressed, target)
 
 
-async def _flush(sink: SpeechRecorder, writer: WAVWriter | None) -> None:
-    while writer is not None:
+async def _flush(sink: SpeechRecorder, writer: WAVWriter) -> None:
+    while True:
         await asyncio.sleep(FLUSH_EVERY)
         writer.write(sink.take_new())
 
