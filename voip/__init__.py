@@ -21,6 +21,7 @@ from .errors import (
 from .gather import Gathered
 from .menu import Menu
 from .outgoing import dial
+from .record import Recorded
 from .runner import runVoipClient
 from .tts import TTStoPCM, TTStoPCMAsync
 
@@ -29,6 +30,7 @@ __all__ = [
     "dial",
     "Menu",
     "Gathered",
+    "Recorded",
     "Call",
     "CallInfo",
     "Playback",
