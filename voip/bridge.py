@@ -43,7 +43,7 @@ import numpy as np
 from .audio.engine import Finished, Mixer, Sink, Source
 from .audio.pcm import PCM
 
-__all__ = ["MediaBridge", "MediaOffload"]
+__all__ = ["MediaBridge", "MediaOffload", "NativeLink"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,21 @@ class MediaOffload(Protocol):
         """A short human description of an item, for status displays."""
 
 
+class NativeLink(Protocol):
+    """A backend's own way to let one call hear another, outside the mixer (SIP: PJSIP's
+    conference bridge, in C). Called on the loop; see :mod:`voip.linking`."""
+
+    def reaches(self, other: NativeLink) -> bool:
+        """Whether this call's audio can go to ``other`` this way (both on one stack)."""
+
+    def transmit(self, to: NativeLink, on: bool) -> None:
+        """Start (``on``) or stop sending this call's received audio to ``to``'s caller."""
+
+    def set_open(self, open_: bool) -> None:
+        """Whether the calls this one transmits to hear it now (False: gated or muted).
+        Any thread, the audio clock's included."""
+
+
 class MediaBridge:
     """Owns one call's mixer and the futures of its playbacks and recordings."""
 
@@ -78,6 +93,8 @@ class MediaBridge:
         self.mixer = mixer or Mixer()
         self.offload: MediaOffload | None = None
         """The backend's own player and recorder, if it has one (see the module)."""
+        self.link: NativeLink | None = None
+        """The backend's own way to connect this call's audio to other calls, if any."""
         self.on_activity: Callable[[], None] | None = None
         """Called on the loop when :attr:`active` may have changed."""
         self._lock = threading.Lock()

@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from . import bridging as _bridging
 from . import gather as _gather
 from . import record as _record
 from .audio.engine import (
@@ -52,6 +53,7 @@ from .events import (
     Said,
     played,
 )
+from .linking import Links, Place
 
 __all__ = ["Call", "CallInfo", "CallLog", "Playback", "Recording", "RecordController"]
 
@@ -189,6 +191,11 @@ class Call:
         self.listener: Listener | None = None
         """Called on the loop with each :mod:`voip.events` event (what the app played,
         recorded, sent, and the end of the call); None: no events are made."""
+        self.links = Links(bridge)
+        """Which calls this one hears and is heard by (:mod:`voip.linking`)."""
+        self.place: Place | None = None
+        """The bridge, room or queue the call is in, if any (one at a time)."""
+        self._end_callbacks: list[Callable[[], None]] = []
 
     # -- who is calling ------------------------------------------------------------------
 
@@ -215,6 +222,12 @@ class Call:
     def active(self) -> bool:
         """True until the call ends."""
         return not self.ended.is_set()
+
+    @property
+    def bridged_to(self) -> Call | None:
+        """The call this one is bridged to (:meth:`bridge`), or None."""
+        place = self.place
+        return place.other(self) if isinstance(place, _bridging.Bridge) else None
 
     # -- playing -------------------------------------------------------------------------
 
@@ -363,6 +376,8 @@ class Call:
 
     # -- verbs, each in a module of its own ------------------------------------------------
 
+    bridge = _bridging.bridge
+    unbridge = _bridging.unbridge
     gather = _gather.gather
     record = _record.record
     wait_for_speech = _record.wait_for_speech
@@ -486,6 +501,24 @@ class Call:
             self.dtmf.abandon(req)
             if req.future is not None and not req.future.done():
                 req.future.set_exception(CallEndedError("the call ended while waiting for keys"))
+        callbacks, self._end_callbacks = self._end_callbacks, []
+        for fn in callbacks:
+            try:
+                fn()
+            except Exception:  # one bridge's or room's bug must not stop the others'
+                self.log.exception("error after the call ended")
+        self.links.leave_all()
+
+    def on_end(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Call ``fn()`` on the loop once the call has ended (for bridges, rooms and
+        queues); returns a function that cancels it."""
+        self._end_callbacks.append(fn)
+
+        def forget() -> None:
+            if fn in self._end_callbacks:
+                self._end_callbacks.remove(fn)
+
+        return forget
 
     def _check_active(self) -> None:
         if not self.active:

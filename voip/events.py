@@ -3,7 +3,8 @@
 A :class:`~voip.call.Call` whose ``listener`` is set calls it on the loop with each event
 as it happens: a sound starting (:class:`Said`, :class:`TonePlayed`, :class:`SoundPlayed`,
 or :class:`DtmfSent` for keys sent as tones) and its :class:`PlaybackEnded`, recordings
-starting and stopping, keys sent, and the end of the call (:class:`HungUp`). Each event's
+starting and stopping, keys sent, bridges (:class:`Bridged`, :class:`Unbridged`), and
+the end of the call (:class:`HungUp`). Each event's
 ``at`` is the loop's time when it happened. With no listener nothing is made: backends
 pay nothing for it. Pure: frozen dataclasses and one function.
 """
@@ -27,6 +28,8 @@ __all__ = [
     "RecordingStarted",
     "RecordingStopped",
     "HungUp",
+    "Bridged",
+    "Unbridged",
     "CallEvent",
     "Listener",
     "played",
@@ -117,7 +120,27 @@ class HungUp:
     at: float = 0.0
 
 
-CallEvent = Played | PlaybackEnded | RecordingStarted | RecordingStopped | HungUp
+@dataclass(frozen=True)
+class Bridged:
+    """The caller now hears another call (``call.bridge``), and it hears them."""
+
+    other: str
+    """The other caller's number (or URI)."""
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Unbridged:
+    """The bridge ended."""
+
+    reason: str
+    """Why, from this call's side: ``hung up``, ``other hung up`` or ``unbridged``."""
+    at: float = 0.0
+
+
+CallEvent = (
+    Played | PlaybackEnded | RecordingStarted | RecordingStopped | HungUp | Bridged | Unbridged
+)
 
 Listener = Callable[[CallEvent], None]
 """Called on the loop with each event; it must not raise (the call does not catch)."""

@@ -26,6 +26,7 @@ from ...sipmsg import info_dtmf_keys
 from ...sipuri import parse_name_addr
 from .conference import Conference
 from .frames import FrameBuffer, keep_thread_state, read_pcm
+from .links import SipLink
 from .native import NativePorts
 from .offload import NativeMedia
 from .options import InbandMode
@@ -208,6 +209,9 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
         if native is not None and native.available:
             self.media = NativeMedia(native, stack, bridge)
             bridge.offload = self.media
+        self.link = SipLink(stack)
+        """The call's audio in PJSIP's bridge, for other calls to hear (``call.bridge``)."""
+        bridge.link = self.link
         self.call: Call | None = None
         self.port: FramePort | None = None
         self.life = CallStateMachine()
@@ -333,6 +337,7 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
                 self.port.attach(self.bridge, _weakly(self._me, SipCall._digit), inband)
             media.startTransmit(self.port)
             self.port.startTransmit(media)
+            self.link.attach(media)
             if self.media is not None:
                 self.media.media_moved(media.getPortId())
 
@@ -388,6 +393,7 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
         port, self.port = self.port, None
         if port is not None:
             self.ports.give(port)
+        self.link.detach()
         if self.media is not None:
             self.media.end()
 
