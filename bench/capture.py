@@ -133,6 +133,7 @@ class RtpPacket:
 
     time: float
     sport: int
+    dport: int
     ssrc: int
     seq: int
     timestamp: int
@@ -158,6 +159,7 @@ def rtp_packets(packets: list[Packet]) -> list[RtpPacket]:
             RtpPacket(
                 time=p.time,
                 sport=p.sport,
+                dport=p.dport,
                 ssrc=int.from_bytes(data[8:12], "big"),
                 seq=int.from_bytes(data[2:4], "big"),
                 timestamp=int.from_bytes(data[4:8], "big"),

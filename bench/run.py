@@ -41,6 +41,7 @@ BENCHMARKS = [
     "bench.vad",
     "bench.verbs",
     "bench.kit",
+    "bench.bridge",
 ]
 DOC = ROOT / "docs" / "benchmarks.md"
 

@@ -8,7 +8,10 @@ period starts and ends:
    as pyVoIP does, may start only now: the REGISTER gets an answer);
 2. on the line ``CALL <uri>`` it places ``--calls`` calls to ``<uri>`` at once, the first
    one with the header ``X-Bench-Block: 1`` if ``--block-one`` is given, and sends a
-   440 Hz tone (PJSIP's ToneGenerator) on each as soon as its media is up;
+   440 Hz tone (PJSIP's ToneGenerator) on each as soon as its media is up; with
+   ``--bursts``, call ``k`` (header ``X-Bench-Index: k``) sends bursts instead, 100 ms
+   of tone then ``300 + 50 k`` ms of silence, from a generator of its own (each call's
+   pattern its own, so that whose bursts a stream carries can be told);
 3. once every call is answered and has media it prints ``UP <time.time()>``;
 4. on the line ``HANGUP`` (or after ``--max-seconds``) it hangs up every call, waits for
    them to end and prints one JSON line: per call its status, whether it was the marked
@@ -34,6 +37,8 @@ import pjsua2 as pj  # noqa: E402
 from pjsua_endpoint import account_config, start_endpoint, tone_generator  # noqa: E402
 
 BLOCK_HEADER = "X-Bench-Block"
+INDEX_HEADER = "X-Bench-Index"
+BURST_MS = 100
 """Marks the call whose handler is to block the app's event loop (bench/sip/media_app.py)."""
 ANSWER_TIMEOUT = 20.0
 """Seconds for every call to be answered (pyVoIP answers a second after the INVITE)."""
@@ -85,14 +90,15 @@ class Call(pj.Call):
                 self.media = True
 
 
-def place(acc: pj.Account, tone: pj.ToneGenerator, uri: str, block: bool) -> Call:
+def place(acc: pj.Account, tone: pj.ToneGenerator, uri: str, block: bool, index: int) -> Call:
     call = Call(acc, tone, block)
     prm = pj.CallOpParam(True)
-    if block:
-        header = pj.SipHeader()
-        header.hName = BLOCK_HEADER
-        header.hValue = "1"
-        prm.txOption.headers.append(header)
+    for name, value in ((BLOCK_HEADER, "1" if block else ""), (INDEX_HEADER, str(index))):
+        if value:
+            header = pj.SipHeader()
+            header.hName = name
+            header.hValue = value
+            prm.txOption.headers.append(header)
     call.makeCall(uri, prm)
     return call
 
@@ -118,6 +124,7 @@ def main() -> int:
     p.add_argument("--rtp-range", type=int, default=100)
     p.add_argument("--calls", type=int, default=4, help="concurrent calls (1-4)")
     p.add_argument("--block-one", action="store_true", help=f"send {BLOCK_HEADER} on one call")
+    p.add_argument("--bursts", action="store_true", help="tone bursts, a pattern per call")
     p.add_argument("--max-seconds", type=float, default=600, help="hang up after this anyway")
     args = p.parse_args()
 
@@ -129,6 +136,10 @@ def main() -> int:
     # the packets). Every app gets the same plain INVITE and ACK instead.
     cfg.mediaConfig.lockCodecEnabled = False
     acc.create(cfg, True)
+    tones = [
+        tone_generator(on_msec=BURST_MS, off_msec=300 + 50 * k) if args.bursts else None
+        for k in range(args.calls)
+    ]
     tone = tone_generator()
     stdin = Lines()
     print("READY", flush=True)
@@ -142,7 +153,8 @@ def main() -> int:
             if line.startswith("CALL ") and not calls:
                 uri = line.split(None, 1)[1]
                 calls = [
-                    place(acc, tone, uri, args.block_one and i == 0) for i in range(args.calls)
+                    place(acc, tones[i] or tone, uri, args.block_one and i == 0, i)
+                    for i in range(args.calls)
                 ]
                 placed = time.monotonic()
             elif line == "HANGUP":
@@ -159,7 +171,7 @@ def main() -> int:
     del acc
     gc.collect()
     ep.audDevManager().setNoDev()  # stop the clock before the tone generator goes
-    del tone
+    del tone, tones
     ep.libDestroy()
     print(json.dumps(result), flush=True)
     return 0

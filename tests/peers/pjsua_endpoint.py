@@ -95,8 +95,9 @@ def account_config(
     return acfg
 
 
-def tone_generator(freq: int = 440) -> pj.ToneGenerator:
-    """A PJSIP ToneGenerator playing ``freq`` Hz without end (a C port: no Python per frame).
+def tone_generator(freq: int = 440, on_msec: int = 10_000, off_msec: int = 0) -> pj.ToneGenerator:
+    """A PJSIP ToneGenerator playing ``freq`` Hz without end (a C port: no Python per frame),
+    or bursts of it: ``on_msec`` of tone, ``off_msec`` of silence, over and over.
 
     Connect it to a call's audio with ``startTransmit``; one generator can feed every call.
     Keep it until the endpoint goes: it is never destroyed while the conference clock runs
@@ -107,8 +108,8 @@ def tone_generator(freq: int = 440) -> pj.ToneGenerator:
     tone = pj.ToneDesc()
     tone.freq1 = freq
     tone.freq2 = 0
-    tone.on_msec = 10_000
-    tone.off_msec = 0
+    tone.on_msec = on_msec
+    tone.off_msec = off_msec
     tones = pj.ToneDescVector()
     tones.append(tone)
     gen.play(tones, True)
