@@ -29,6 +29,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ from voip.errors import InvalidArgumentError
 
 from .baresip import MODULES, Baresip
 from .baresip import missing as baresip_missing
-from .helpers import run_app, tone, tone_spans, write_app
+from .helpers import ROOT, run_app, tone, tone_spans, write_app
 from .pcap import mulaw_decode, mulaw_encode
 from .sip import next_ports, serving, voip_dial
 
@@ -419,6 +420,51 @@ def test_tls_srtp_call_with_voip_dial_is_encrypted_on_the_wire(tmp_path, pair):
     # Both directions of the audio: the app's tones and the caller's 700 Hz.
     assert_audio_encrypted(audio_packets(packets, app.rtp, sent=True), at_least=100)
     assert_audio_encrypted(audio_packets(packets, app.rtp, sent=False), at_least=50)
+
+
+@needs_openssl
+def test_connect_by_id_over_tls_and_srtp_is_encrypted_on_the_wire(tmp_path, pair):
+    """examples/connect_by_id.py as meant: two callers over TLS with mandatory SRTP enter
+    their IDs, are bridged and hear each other's tones; when one hangs up the other is
+    told and hung up; the capture shows TLS records and SRTP packets only."""
+    tls_port, _ = next_ports()
+    pcap = tmp_path / "calls.pcap"
+    mics = {name: tmp_path / f"{name}.wav" for name in ("ann", "bob")}
+    heard = {name: tmp_path / f"{name}-heard.wav" for name in ("ann", "bob")}
+    savePCMtoWAV(tone(600, 30, 0.3), mics["ann"])
+    savePCMtoWAV(tone(900, 30, 0.3), mics["bob"])
+    example = ROOT / "examples" / "connect_by_id.py"
+
+    def caller(name: str, keys: str, hangup_after: str, delay: float):
+        time.sleep(delay)
+        return voip_dial(
+            f"sips:app@127.0.0.1:{tls_port}",
+            *("--srtp", "mandatory", "--tls-ca", str(pair.cert), "--mic", str(mics[name])),
+            *("--keys", keys, "--speaker", str(heard[name]), "--hangup-after", hangup_after),
+        )
+
+    with serving(example, *tls_app_args(pair, tls_port)) as app:
+        bpf = f"tcp port {tls_port} or udp portrange {app.rtp}-{app.rtp + 99}"
+        with capture(pcap, bpf), ThreadPoolExecutor(2) as pool:
+            ann = pool.submit(caller, "ann", "ww12#34#", "14", 0.0)
+            bob = pool.submit(caller, "bob", "ww34#12#", "40", 2.0)
+            ann_proc, bob_proc = ann.result(), bob.result()
+    assert ann_proc.returncode == 0, ann_proc.stderr
+    assert bob_proc.returncode == 0, bob_proc.stderr
+    assert "bridged to" in app.log, app.log
+    ann_heard, bob_heard = loadWAVtoPCM(heard["ann"]), loadWAVtoPCM(heard["bob"])
+    # Bridged from about 5 s (Bob's IDs) to 14 s (Ann hangs up): several seconds each way.
+    assert sum(length for _, length in tone_spans(ann_heard, 900)) > 4
+    assert sum(length for _, length in tone_spans(bob_heard, 600)) > 4
+    assert not tone_spans(ann_heard, 600) and not tone_spans(bob_heard, 900)
+    assert len(bob_heard) / 8000 < 30  # told, then hung up by the app, long before 40 s
+    assert "call ended (we hung up)" in app.log
+
+    packets = read_capture(pcap)
+    assert_sip_encrypted(packets, {tls_port})
+    for rtp_port in (app.rtp, app.rtp + 2):  # Ann's call, then Bob's: both ways
+        assert_audio_encrypted(audio_packets(packets, rtp_port, sent=True), at_least=200)
+        assert_audio_encrypted(audio_packets(packets, rtp_port, sent=False), at_least=200)
 
 
 @needs_openssl
