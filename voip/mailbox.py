@@ -130,8 +130,7 @@ class Mailbox:
             isolation_level=None,
             check_same_thread=False,
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._set_up(self._db)
 
     def __repr__(self) -> str:
         return f"Mailbox({str(self.directory)!r})"
@@ -285,6 +284,22 @@ class Mailbox:
         folder = self.directory / box
         folder.mkdir(exist_ok=True)
         return folder
+
+    @staticmethod
+    def _set_up(db: sqlite3.Connection) -> None:
+        """WAL mode and the table. Changing the journal mode does not wait for a lock as
+        other statements do: while another process makes the index it fails at once
+        with "database is locked", so it is tried again until :data:`BUSY_TIMEOUT`."""
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _insert(
         self, box: str, path: Path, caller: str, received: float, seconds: float, complete: bool
