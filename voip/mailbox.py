@@ -30,11 +30,11 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any
 
 from .audio.pcm import PCM, SAMPLE_RATE, as_pcm
 from .audio.wav import loadWAVtoPCM, savePCMtoWAV
@@ -90,7 +90,7 @@ class Message:
     for ``call.gather``."""
 
 
-class Mailbox:
+class Mailbox(AbstractContextManager["Mailbox"]):
     """Voice mail boxes in ``directory`` (created if need be): one WAV file per message
     and an SQLite index, safe to share between processes on one machine.
 
@@ -261,15 +261,7 @@ class Mailbox:
         if db is not None:
             db.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     # -- inside ----------------------------------------------------------------------------
