@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from voip import InvalidArgumentError, Mailbox, Message, Recorded, loadWAVtoPCM,
 from voip.audio.wav import WAVWriter
 from voip.tts import TTStoPCM
 
-from .helpers import ROOT, dominant_freq, find_pcm, tone
+from .helpers import ROOT, dominant_freq, find_pcm, popen, sigkill, tone, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -224,31 +223,23 @@ def test_a_message_cut_by_sigkill_is_kept_up_to_its_last_second(tmp_path, caplog
     voice = np.tile(TTStoPCM("Please call me back about my order."), 8)
     savePCMtoWAV(voice, mic)
     boxes = tmp_path / "voicemail"
-    proc = subprocess.Popen(
+    with popen(
         [sys.executable, "examples/voicemail.py", "--no-audio", "--mic", str(mic)]
         + ["--keys", "w100#", "5551234"],
         cwd=ROOT,
         env={**os.environ, "VOICEMAIL": str(boxes)},
         stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
+    ) as proc:
 
         def recorded() -> float:
+            """Seconds of audio in the box's one WAV file so far."""
             wavs = list((boxes / "100").glob("*.wav")) if (boxes / "100").exists() else []
-            assert time.monotonic() < deadline and proc.poll() is None, "no recording"
             return max(0, wavs[0].stat().st_size - 44) / 16000 if wavs else 0.0
 
-        while recorded() < 1.0:
-            time.sleep(0.02)
+        wait_until(proc, lambda: recorded() >= 1.0, timeout=60)
         assert Mailbox(boxes).messages("100") == []  # being recorded: not listed yet
-        while recorded() < 2.0:
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        wait_until(proc, lambda: recorded() >= 2.0)
+        sigkill(proc)
 
     with caplog.at_level(logging.WARNING, logger="voip.mailbox"):
         (message,) = Mailbox(boxes).messages("100")
