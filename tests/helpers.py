@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,6 +82,35 @@ def segments(x: np.ndarray, quiet: float = 0.01) -> list[tuple[int, int]]:
 def tone(freq: float, seconds: float, amp: float = 0.5, rate: int = SAMPLE_RATE) -> np.ndarray:
     n = np.arange(int(round(seconds * rate)))
     return (amp * np.sin(2 * np.pi * freq * n / rate)).astype(np.float32)
+
+
+@contextmanager
+def popen(args: Sequence[str], **kwargs: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """A process (``subprocess.Popen(args, **kwargs)``), killed on leaving the block if
+    it is still running."""
+    proc: subprocess.Popen[bytes] = subprocess.Popen(args, **kwargs)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def wait_until(
+    proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float = 30
+) -> None:
+    """Poll ``ready()`` until it is true; fail if ``proc`` ends or ``timeout`` passes first."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline and proc.poll() is None, "never ready"
+        time.sleep(0.02)
+
+
+def sigkill(proc: subprocess.Popen[bytes]) -> None:
+    """Kill ``proc`` as a crash would (no clean-up of any kind) and reap it."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
 
 
 def run_app(

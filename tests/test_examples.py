@@ -22,7 +22,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from voip import loadWAVtoPCM
+from voip import Mailbox, loadWAVtoPCM
 from voip.audio.match import find_pcm
 from voip.events import PlaybackEnded, Said, SoundPlayed, TonePlayed
 from voip.testing import HeardTimeout, Phone, app, dial
@@ -394,6 +394,114 @@ async def test_voicemail_box_hang_up_is_the_end_of_the_message(tmp_path, monkeyp
     (kept,) = tmp_path.glob("5559876-*.wav")
     assert find_pcm(loadWAVtoPCM(kept), voice[4000:12000])[0] > 0.99
     assert "Your message has been recorded" not in " ".join(phone.said)
+
+
+# -- voice mail boxes (voip.Mailbox) ------------------------------------------------------
+
+ANN = "Hi, it is Ann. The meeting moved to Tuesday."
+BOB = "Hi, it is Bob, call me back."
+
+
+@pytest.fixture
+def voicemail(tmp_path, monkeypatch) -> ModuleType:
+    """examples/voicemail.py, its messages kept in tmp_path."""
+    module = example("voicemail")
+    monkeypatch.setattr(module, "VOICEMAIL", tmp_path)
+    return module
+
+
+async def leave(phone: Phone, voice: np.ndarray, box: str = "100") -> None:
+    """Dial ``box`` and leave ``voice`` after the beep, then stay silent until it ends."""
+    await phone.press(box + "#")
+    await phone.heard_say(f"Mailbox {' '.join(box)}. Please leave a message")
+    await phone.heard_tone(1000, 0.25)
+    await phone.speak(voice)
+    await phone.silence(4)
+    await phone.heard_say("Your message has been recorded")
+    assert await phone.hung_up() == "app"
+
+
+async def listen_to(phone: Phone, intro: str, key: str) -> None:
+    """Wait for a message whose introduction says ``intro``, and after it press ``key``."""
+    await phone.heard_say(intro)
+    await phone.heard_say("To delete it, press 7")
+    await phone.press(key)
+
+
+async def test_voicemail_the_owner_hears_a_message_left_then_deletes_it(voicemail, tmp_path):
+    voice = TTStoPCM(ANN)
+    async with app(voicemail.handler) as running:
+        await leave(await running.dial("5551234"), voice)
+        (left,) = Mailbox(tmp_path).messages("100")
+        assert (left.caller, left.heard) == ("5551234", False)
+        when = left.received.astimezone()
+
+        owner = await running.dial("5550000")
+        await owner.press("100#*1234#")  # star during the greeting, then the PIN
+        await owner.heard_say("You have 1 new message and no old messages")
+        await listen_to(owner, f"Message 1, left {when:%A at %H:%M} by 5 5 5 1 2 3 4", "7")
+        await owner.heard_say("Message deleted")
+        await owner.heard_say("No more messages")
+        assert await owner.hung_up() == "app"
+    assert find_pcm(owner.heard, voice[8000:16000])[0] > 0.99  # the message itself
+    assert Mailbox(tmp_path).messages("100") == []
+    assert not left.path.exists()
+
+
+async def test_voicemail_two_callers_at_once_then_the_owner_keeps_one(voicemail, tmp_path):
+    ann, bob = TTStoPCM(ANN), TTStoPCM(BOB)
+    async with app(voicemail.handler) as running:
+        first, second = await running.dial("5551234"), await running.dial("5559876")
+
+        async def later() -> None:
+            await second.wait(0.5)  # Bob starts after Ann, and records while she does
+            await leave(second, bob)
+
+        await asyncio.gather(leave(first, ann), later())
+        owner = await running.dial("5550000")
+        await owner.press("100#*1234#")
+        await owner.heard_say("You have 2 new messages")
+        await listen_to(owner, "by 5 5 5 1 2 3 4", "9")  # the oldest first: Ann's
+        await owner.heard_say("Message kept")
+        await listen_to(owner, "by 5 5 5 9 8 7 6", "7")
+        await owner.heard_say("Message deleted")
+        assert await owner.hung_up() == "app"
+
+        again = await running.dial("5550000")
+        await again.press("100#*1234#")
+        await again.heard_say("You have no new messages and 1 old message")
+        await listen_to(again, "by 5 5 5 1 2 3 4", "9")
+        await again.hung_up()
+    heard = owner.heard
+    (ann_at, _), (bob_at, _) = find_pcm(heard, ann[8000:16000]), find_pcm(heard, bob[4000:12000])
+    assert ann_at > 0.99 and bob_at > 0.99
+    assert find_pcm(heard, ann[8000:16000])[1] < find_pcm(heard, bob[4000:12000])[1]
+    (kept,) = Mailbox(tmp_path).messages("100")
+    assert (kept.caller, kept.heard) == ("5551234", True)
+    assert find_pcm(loadWAVtoPCM(kept.path), ann[8000:16000])[0] > 0.99
+
+
+async def test_voicemail_a_wrong_pin_is_refused(voicemail, tmp_path):
+    Mailbox(tmp_path).save("100", tone(MIC_TONE, 1.0), caller="5551234")
+    async with dial(voicemail.handler, caller="5550000") as phone:
+        await phone.press("100#*")
+        for _attempt in range(3):
+            await phone.heard_say("Please enter your PIN")
+            await phone.press("4321#")  # box 101's PIN, not 100's
+        await phone.heard_say("Goodbye")
+        assert await phone.hung_up() == "app"
+    assert phone.said.count("That PIN is wrong.") == 2  # before the second and third tries
+    assert phone.said[-1] == "Goodbye." and not any("You have" in t for t in phone.said)
+    (message,) = Mailbox(tmp_path).messages("100", unheard=True)  # still new
+    assert message.caller == "5551234"
+
+
+async def test_voicemail_no_such_box(voicemail):
+    async with dial(voicemail.handler) as phone:
+        await phone.press("999#")
+        await phone.heard_say("There is no such mailbox")
+        await phone.hung_up(timeout=60)
+    assert "Please leave a message" not in " ".join(phone.said)
 
 
 # -- the demo, test.py -------------------------------------------------------------------

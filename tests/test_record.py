@@ -8,12 +8,9 @@ plays (the beep).
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -24,7 +21,7 @@ from voip.lifecycle import serve_call
 from voip.record import BEEP_SECONDS, Recorded
 from voip.tts import TTStoPCM
 
-from .helpers import ROOT, find_pcm, goertzel_power, tone_spans
+from .helpers import ROOT, find_pcm, goertzel_power, popen, sigkill, tone_spans, wait_until
 from .pcap import mulaw_decode, mulaw_encode
 from .test_call import Line
 
@@ -194,22 +191,14 @@ def test_a_process_killed_mid_record_leaves_a_playable_wav(tmp_path):
     wav, mic = tmp_path / "message.wav", tmp_path / "mic.wav"
     voice = np.tile(SPEECH["en"], 4)
     savePCMtoWAV(voice, mic)
-    proc = subprocess.Popen(
+    with popen(
         [sys.executable, str(app), str(wav), "--no-audio", "--mic", str(mic)],
         cwd=ROOT,
         stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
+    ) as proc:
         # Killed as soon as 3 s are in the file: the app has recorded 3 to 3.5 s by then.
-        while not (wav.exists() and wav.stat().st_size >= 44 + 2 * 8000 * 3):
-            assert time.monotonic() < deadline and proc.poll() is None, "no recording"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        wait_until(proc, lambda: wav.exists() and wav.stat().st_size >= 44 + 2 * 8000 * 3)
+        sigkill(proc)
     kept = loadWAVtoPCM(wav)  # a valid WAV: its header was kept up to date
     assert 3.0 <= len(kept) / 8000 <= 3.6
     # What it holds is the caller's voice, as sent (after the beep).

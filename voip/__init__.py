@@ -19,6 +19,7 @@ from .errors import (
     WAVError,
 )
 from .gather import Gathered
+from .mailbox import Mailbox, Message
 from .menu import Menu
 from .outgoing import dial
 from .record import Recorded
@@ -31,6 +32,8 @@ __all__ = [
     "Menu",
     "Gathered",
     "Recorded",
+    "Mailbox",
+    "Message",
     "Call",
     "CallInfo",
     "Playback",
