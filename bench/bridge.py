@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import capture
-from .common import Context, Row, Section, fmt, percentile, proc_cpu_seconds
+from .common import Context, Row, Section, fmt, measured, percentile, proc_cpu_seconds
 from .sip import launch
 
 NAME = "bridge"
@@ -171,15 +171,10 @@ def run(ctx: Context) -> Section:
         return section
     seconds = ctx.pick(SECONDS, QUICK_SECONDS)
     results: dict[str, Result] = {}
-    for setup in SETUPS:
-        ctx.log(f"bridge: {setup.label}, {CALLS} calls held {seconds} s")
-        try:
-            results[setup.key] = _session(setup, seconds, tshark)
-        except Exception as exc:  # noqa: BLE001 - reported; the others are still measured
-            section.notes.append(f"**{setup.label}: failed: {exc}**")
-            ctx.log(f"bridge: {setup.label} failed: {exc}")
-            continue
-        section.notes.append(results[setup.key].describe(setup.label))
+    ctx.log(f"bridge: {CALLS} calls held {seconds} s by each app")
+    for setup, result in measured(ctx, section, SETUPS, lambda s: _session(s, seconds, tshark)):
+        results[setup.key] = result
+        section.notes.append(result.describe(setup.label))
     voip, bare, idle = results.get("bridged"), results.get("bare"), results.get("idle")
     for q in (50, 99):
         row = Row(

@@ -11,9 +11,10 @@ import math
 import os
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 """The repository's root (the folder holding ``voip/`` and ``bench/``)."""
@@ -75,6 +76,39 @@ class Context:
     def log(self, message: str) -> None:
         """Progress, to stderr (stdout may carry the rendered table)."""
         print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+class Labelled(Protocol):
+    """A set-up a benchmark measures in turn: a short key and a label for the notes."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
+
+
+_Setup = TypeVar("_Setup", bound=Labelled)
+_Result = TypeVar("_Result")
+
+
+def measured(
+    ctx: Context,
+    section: Section,
+    setups: Sequence[_Setup],
+    measure: Callable[[_Setup], _Result],
+) -> Iterator[tuple[_Setup, _Result]]:
+    """Each set-up with what ``measure`` found, in turn; one that fails is noted in the
+    section (and the log) and skipped, so that the others are still measured."""
+    for setup in setups:
+        ctx.log(f"{section.name}: {setup.label}")
+        try:
+            result = measure(setup)
+        except Exception as exc:  # noqa: BLE001 - reported; the others are still measured
+            section.notes.append(f"**{setup.label}: failed: {exc}**")
+            ctx.log(f"{section.name}: {setup.label} failed: {exc}")
+            continue
+        yield setup, result
 
 
 def percentile(values: Sequence[float], p: float) -> float:

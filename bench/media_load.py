@@ -16,6 +16,7 @@ from .common import (
     Row,
     Section,
     fmt,
+    measured,
     percentile,
     proc_cpu_seconds,
     proc_memory_bytes,
@@ -452,15 +453,10 @@ def run(ctx: Context) -> Section:
         return section
     seconds = ctx.pick(SECONDS, QUICK_SECONDS)
     results: dict[str, Result] = {}
-    for setup in SETUPS:
-        ctx.log(f"media: {setup.label}, {CALLS} calls held {seconds} s")
-        try:
-            results[setup.key] = _session(setup, seconds, tshark)
-        except Exception as exc:  # noqa: BLE001 - reported; the other apps are still measured
-            section.notes.append(f"**{setup.label}: failed: {exc}**")
-            ctx.log(f"media: {setup.label} failed: {exc}")
-            continue
-        section.notes.append(results[setup.key].describe(setup.label, setup.records))
+    ctx.log(f"media: {CALLS} calls held {seconds} s by each app")
+    for setup, result in measured(ctx, section, SETUPS, lambda s: _session(s, seconds, tshark)):
+        results[setup.key] = result
+        section.notes.append(result.describe(setup.label, setup.records))
     _resource_rows(section, results, seconds)
     _cadence_rows(section, results)
     section.notes.append(HISTORY)

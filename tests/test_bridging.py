@@ -18,6 +18,16 @@ from .helpers import goertzel_power, tone
 pytestmark = pytest.mark.timeout(60)
 
 
+async def waits_first(waiting: list, call) -> bool:
+    """The first caller waits in ``waiting`` until it hangs up (True); any later one
+    returns False at once, to be bridged to ``waiting[0]``."""
+    if waiting:
+        return False
+    waiting.append(call)
+    await call.ended.wait()
+    return True
+
+
 def lobby_app(after: str = "goodbye"):
     """The first caller waits; the second is bridged to them. Each handler says how its
     bridge ended, then (``after``) hangs up or stays for a tone."""
@@ -25,9 +35,7 @@ def lobby_app(after: str = "goodbye"):
     results: dict[str, str] = {}
 
     async def handler(call):
-        if not waiting:
-            waiting.append(call)
-            await call.ended.wait()
+        if await waits_first(waiting, call):
             return
         first = waiting[0]
         why = await call.bridge(first)
@@ -72,15 +80,13 @@ async def test_each_hears_the_other_and_not_itself():
 
 
 async def test_unbridge_leaves_both_calls_up():
-    waiting: asyncio.Future = asyncio.get_running_loop().create_future()
+    waiting: list = []
     results: list[str] = []
 
     async def handler(call):
-        if not waiting.done():
-            waiting.set_result(call)
-            await call.ended.wait()
+        if await waits_first(waiting, call):
             return
-        first = waiting.result()
+        first = waiting[0]
         bridged = asyncio.ensure_future(call.bridge(first))
         await asyncio.sleep(1.0)
         assert call.bridged_to is first and first.bridged_to is call
@@ -102,14 +108,12 @@ async def test_unbridge_leaves_both_calls_up():
 
 
 async def test_the_whisper_is_heard_by_its_own_caller_only():
-    waiting: asyncio.Future = asyncio.get_running_loop().create_future()
+    waiting: list = []
 
     async def handler(call):
-        if not waiting.done():
-            waiting.set_result(call)
-            await call.ended.wait()
+        if await waits_first(waiting, call):
             return
-        bridged = asyncio.ensure_future(call.bridge(waiting.result()))
+        bridged = asyncio.ensure_future(call.bridge(waiting[0]))
         await asyncio.sleep(0.5)
         await call.playTone(1200, 1.0)  # to this caller alone
         await bridged
@@ -149,14 +153,12 @@ async def test_both_handlers_awaiting_the_same_bridge():
 
 async def test_bad_bridges_are_refused_clearly():
     seen: list[BaseException | str] = []
-    waiting: asyncio.Future = asyncio.get_running_loop().create_future()
+    waiting: list = []
 
     async def handler(call):
-        if not waiting.done():
-            waiting.set_result(call)
-            await call.ended.wait()
+        if await waits_first(waiting, call):
             return
-        first = waiting.result()
+        first = waiting[0]
         for bad in (call, "sip:someone@example.com"):
             try:
                 await call.bridge(bad)

@@ -311,22 +311,23 @@ async def test_menu_4_opening_hours_and_back_with_star():
 # -- connect by ID ------------------------------------------------------------------------
 
 
+async def enter_ids(phone: Phone, me: str, them: str) -> None:
+    await phone.heard_say("Enter your I D")
+    await phone.press(f"{me}#")
+    await phone.heard_say("Enter the I D of the person you want")
+    await phone.press(f"{them}#")
+
+
 async def test_connect_by_id_bridges_two_callers_who_asked_for_each_other(monkeypatch):
     by_id = example("connect_by_id")
     monkeypatch.setattr(by_id, "waiting", {})
     async with app(by_id.handler) as running:
         ann = await running.dial("5551234")
-        await ann.heard_say("Enter your I D")
-        await ann.press("12#")
-        await ann.heard_say("Enter the I D of the person you want")
-        await ann.press("34#")
+        await enter_ids(ann, "12", "34")
         await ann.heard_say("Waiting for 3 4")
         await ann.wait(10)  # alone for a while: ticks
         bob = await running.dial("5559876")
-        await bob.heard_say("Enter your I D")
-        await bob.press("34#")
-        await bob.heard_say("Enter the I D of the person you want")
-        await bob.press("12#")
+        await enter_ids(bob, "34", "12")
         await asyncio.gather(bob.speak(tone(600, 1.0)), ann.speak(tone(900, 1.0)))
         assert await ann.heard_tone(600, 0.9) > 0
         assert await bob.heard_tone(900, 0.9) > 0
@@ -342,10 +343,7 @@ async def test_connect_by_id_nobody_comes(monkeypatch):
     by_id = example("connect_by_id")
     monkeypatch.setattr(by_id, "waiting", {})
     async with dial(by_id.handler) as phone:
-        await phone.heard_say("Enter your I D")
-        await phone.press("12#")
-        await phone.heard_say("Enter the I D of the person you want")
-        await phone.press("34#")
+        await enter_ids(phone, "12", "34")
         await phone.heard_say("Nobody came", timeout=by_id.WAIT_SECONDS + 10)
         assert await phone.hung_up() == "app"
     assert by_id.waiting == {}
@@ -355,10 +353,7 @@ async def test_connect_by_id_a_waiting_caller_who_hangs_up_is_forgotten(monkeypa
     by_id = example("connect_by_id")
     monkeypatch.setattr(by_id, "waiting", {})
     async with dial(by_id.handler) as phone:
-        await phone.heard_say("Enter your I D")
-        await phone.press("12#")
-        await phone.heard_say("Enter the I D of the person you want")
-        await phone.press("34#")
+        await enter_ids(phone, "12", "34")
         await phone.heard_say("Waiting for 3 4")
         await phone.hang_up()
     assert by_id.waiting == {}
