@@ -23,6 +23,7 @@ from .menu import Menu
 from .outgoing import dial
 from .record import Recorded
 from .runner import runVoipClient
+from .transfer import Transferred
 from .tts import TTStoPCM, TTStoPCMAsync
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Menu",
     "Gathered",
     "Recorded",
+    "Transferred",
     "Call",
     "CallInfo",
     "Playback",

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import gather as _gather
 from . import record as _record
+from . import transfer as _transfer
 from .audio.engine import (
     CustomRecorder,
     CustomSource,
@@ -189,6 +190,8 @@ class Call:
         self.listener: Listener | None = None
         """Called on the loop with each :mod:`voip.events` event (what the app played,
         recorded, sent, and the end of the call); None: no events are made."""
+        self.transferer: _transfer.Transferer | None = None
+        """How the backend carries out :meth:`transfer` (None: it cannot)."""
 
     # -- who is calling ------------------------------------------------------------------
 
@@ -367,6 +370,7 @@ class Call:
     record = _record.record
     wait_for_speech = _record.wait_for_speech
     wait_for_silence = _record.wait_for_silence
+    transfer = _transfer.transfer
 
     # -- keys ----------------------------------------------------------------------------
 
