@@ -15,7 +15,7 @@ from voip import loadWAVtoPCM
 from voip.tts import TTStoPCM
 
 from .baresip import Baresip, missing
-from .helpers import ROOT, find_pcm, frame_freqs, tone_spans, write_app
+from .helpers import ROOT, find_pcm, frame_freqs, tone_runs, tone_spans, write_app
 from .sip import serving
 
 pytestmark = pytest.mark.skipif(bool(missing()), reason=missing() or "baresip is available")
@@ -103,3 +103,61 @@ def test_baresip_gathers_keys_and_leaves_a_message_that_ends_on_silence(tmp_path
     # The phone heard the beep: 1 kHz for a quarter of a second.
     beeps = [length for _start, length in tone_spans(heard, 1000)]
     assert any(abs(length - 0.25) < 0.04 for length in beeps), beeps
+
+
+TRANSFER_TARGET_APP = """
+from voip import runVoipClient
+
+async def handler(call):
+    call.log.info("TARGET answered %s", call.caller)
+    await call.playTone(900, 2.0)
+
+runVoipClient(handler)
+"""
+
+TRANSFERRING_APP = """
+from voip import runVoipClient
+
+async def handler(call):
+    await call.playTone(500, 1.5)
+    result = await call.transfer(TARGET)
+    call.log.info(
+        "TRANSFER %s %s %s active=%s by=%s",
+        result.ok, result.status, result.reason, call.active, call.ended_by,
+    )
+    if not result:
+        await call.playTone(300, 1.0)
+
+runVoipClient(handler)
+"""
+
+
+def test_baresip_is_transferred_to_another_app_and_hears_it(tmp_path):
+    """Blind transfer: the app REFERs baresip to a second app, baresip calls it and
+    hears its 900 Hz tone, and the first app's call ends with transfer() true."""
+    target_path = write_app(tmp_path, TRANSFER_TARGET_APP, "target.py")
+    with serving(target_path) as target:
+        source = TRANSFERRING_APP.replace("TARGET", repr(target.uri))
+        first_path = write_app(tmp_path, source, "first.py")
+        with serving(first_path) as first, Baresip(tmp_path) as phone:
+            phone.command("dial", first.uri)
+            phone.wait_event("CALL_ESTABLISHED", timeout=10)
+            # The first call closes on the transfer, the second once the tone has played.
+            phone.wait_event("CALL_CLOSED", timeout=10)
+            phone.wait_event("CALL_CLOSED", timeout=10)
+            phone.stop()
+            dumps = phone.heard_calls()
+            log = phone.log
+    assert "TRANSFER True 200 OK active=False by=local" in first.log, first.log
+    assert "call ended (we hung up)" in first.log, first.log
+    assert "transferring call" in log and target.uri in log, log
+    assert "TARGET answered baresip" in target.log, target.log
+    assert len(dumps) == 2, (dumps, log)
+    first_heard, second_heard = (loadWAVtoPCM(d) for d in dumps)
+    # The first app's 500 Hz, then, on the call baresip placed, the second app's 900 Hz
+    # for its whole 2 s; never the 300 Hz the first app plays when a transfer fails.
+    # (The first dump misses the tone's first frames, played as the call came up.)
+    runs = [(f, length) for f, _start, length in tone_runs(first_heard, [300, 500, 900])]
+    assert [f for f, _ in runs] == [500] and 1.2 < runs[0][1] <= 1.5, runs
+    runs = [(f, length) for f, _start, length in tone_runs(second_heard, [300, 500, 900])]
+    assert [f for f, _ in runs] == [900] and abs(runs[0][1] - 2.0) < 0.1, runs
