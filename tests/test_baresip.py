@@ -161,3 +161,52 @@ def test_baresip_is_transferred_to_another_app_and_hears_it(tmp_path):
     assert [f for f, _ in runs] == [500] and 1.2 < runs[0][1] <= 1.5, runs
     runs = [(f, length) for f, _start, length in tone_runs(second_heard, [300, 500, 900])]
     assert [f for f, _ in runs] == [900] and abs(runs[0][1] - 2.0) < 0.1, runs
+
+
+ATTENDED_APP = """
+import voip
+from voip import runVoipClient
+
+async def handler(call):
+    await call.playTone(500, 1.5)
+
+    async def consult(agent):
+        await agent.playTone(400, 0.5)
+        result = await call.transfer(agent)
+        agent.log.info(
+            "TRANSFER %s %s %s active=%s agent_active=%s",
+            result.ok, result.status, result.reason, call.active, agent.active,
+        )
+
+    await voip.dial(TARGET, consult)
+
+runVoipClient(handler)
+"""
+
+
+def test_baresip_is_transferred_to_a_call_the_app_placed(tmp_path):
+    """Attended transfer: the app calls a second app, then REFERs baresip to that call
+    with Replaces naming its dialog; baresip calls the second app and hears it, and both
+    of the first app's calls end."""
+    target_path = write_app(tmp_path, TRANSFER_TARGET_APP, "target.py")
+    with serving(target_path) as target:
+        source = ATTENDED_APP.replace("TARGET", repr(target.uri))
+        first_path = write_app(tmp_path, source, "first.py")
+        with serving(first_path) as first, Baresip(tmp_path) as phone:
+            phone.command("dial", first.uri)
+            phone.wait_event("CALL_ESTABLISHED", timeout=10)
+            phone.wait_event("CALL_CLOSED", timeout=10)
+            phone.wait_event("CALL_CLOSED", timeout=10)
+            phone.stop()
+            dumps = phone.heard_calls()
+            log = phone.log
+    assert "TRANSFER True 200 OK active=False agent_active=False" in first.log, first.log
+    assert f"attended transfer to {target.uri}" in first.log, first.log
+    # The Refer-To names the target and our dialog with it (Replaces: its Call-ID and tags).
+    refer_to = re.search(r"transferring call \S+ to '(.*)'", log)
+    assert refer_to is not None, log
+    assert target.uri in refer_to[1] and "Replaces=" in refer_to[1], refer_to[1]
+    assert target.log.count("TARGET answered") == 2, target.log  # the app, then baresip
+    assert len(dumps) == 2, (dumps, log)
+    runs = [(f, length) for f, _start, length in tone_runs(loadWAVtoPCM(dumps[1]), [500, 900])]
+    assert [f for f, _ in runs] == [900] and abs(runs[0][1] - 2.0) < 0.1, runs

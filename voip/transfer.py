@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import InvalidArgumentError, VoipError
+from .sipuri import parse_name_addr
 
 if TYPE_CHECKING:
     from .call import Call
@@ -80,7 +81,7 @@ def target_of(call: Call, target: object) -> str:
     """The URI to REFER ``call`` to: ``target`` itself (checked), or the remote URI of
     ``target``, a call like ``call``."""
     if isinstance(target, type(call)):
-        return target.info.remote_uri
+        return parse_name_addr(target.info.remote_uri)[1]
     if not isinstance(target, str) or not target.lower().startswith(("sip:", "sips:")):
         raise InvalidArgumentError(
             f"transfer needs a SIP URI such as 'sip:sales@pbx.example.com' or a Call, "
@@ -99,8 +100,9 @@ async def transfer(
     target (attended transfer: the other side replaces our call to the target).
 
     Returns a :class:`Transferred`, true once the other side reports that it reached
-    the target: the call is then over (we hung up; ``call.ended_by`` is ``"local"``,
-    and the ``target`` call of an attended transfer is ended by the target). False
+    the target: the call is then over (we hung up; ``call.ended_by`` is ``"local"``),
+    and so is the ``target`` call of an attended transfer (the target ends it on taking
+    the replacing call; we hang it up if it has not). False
     with the status and reason otherwise (the REFER refused, the target busy or not
     answering, no outcome within ``timeout`` seconds): the call is still ours. The
     caller hanging up meanwhile ends the wait (false, status 0) without cancelling the
@@ -154,6 +156,8 @@ async def transfer(
     if result:
         call.log.info("transferred to %s", uri)
         call.hangup()
+        if other is not None:  # the target should have ended it; if not, we leave it
+            other.hangup()
     else:
         call.log.info("transfer to %s failed: %s %s", uri, status or "-", reason)
     return result

@@ -30,7 +30,13 @@ from .native import NativePorts
 from .offload import NativeMedia
 from .options import InbandMode
 from .stack import SipStack, pj
-from .transfer import PendingTransfer, SipTransferer, refuse_transfer_request, transfer_status
+from .transfer import (
+    PendingTransfer,
+    SipTransferer,
+    refuse_replaces,
+    refuse_transfer_request,
+    transfer_status,
+)
 
 __all__ = ["SipCall", "FramePort", "PortPool", "callback"]
 
@@ -370,6 +376,10 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
     @callback
     def onCallTransferRequest(self, prm: Any) -> None:
         refuse_transfer_request(self, prm)
+
+    @callback
+    def onCallReplaceRequest(self, prm: Any) -> None:
+        refuse_replaces(self, prm)
 
     def _digit(self, key: str) -> None:
         if self.call is not None:

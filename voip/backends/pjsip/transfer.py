@@ -11,7 +11,9 @@ which feeds the outcome back as ``TRANSFERRED`` or ``TRANSFER_FAILED``; ``SETTLE
 hands it to the loop (:func:`settle`).
 
 A REFER for one of our calls (someone transferring us) is declined with 603: following it
-would make PJSIP place a call the agent knows nothing of.
+would make PJSIP place a call the agent knows nothing of. So is an INVITE that would
+replace one of our calls (``Replaces``: we are the target of someone's attended
+transfer): PJSIP would answer it by itself, and the new call would have no handler.
 """
 
 from __future__ import annotations
@@ -30,7 +32,15 @@ if TYPE_CHECKING:
     from ...call import Call
     from .calls import SipCall
 
-__all__ = ["PendingTransfer", "SipTransferer", "send_refer", "settle", "transfer_status"]
+__all__ = [
+    "PendingTransfer",
+    "SipTransferer",
+    "refuse_replaces",
+    "refuse_transfer_request",
+    "send_refer",
+    "settle",
+    "transfer_status",
+]
 
 log = logging.getLogger("voip.sip")
 
@@ -127,3 +137,11 @@ def refuse_transfer_request(sip_call: SipCall, prm: Any) -> None:
     prm.statusCode = 603
     where = sip_call.call.log if sip_call.call is not None else log
     where.info("declined a transfer to %s (voip does not follow REFER)", prm.dstUri)
+
+
+def refuse_replaces(sip_call: SipCall, prm: Any) -> None:
+    """SIP thread, ``onCallReplaceRequest``: an INVITE would replace this call: 603."""
+    prm.statusCode = 603
+    prm.reason = "Decline"
+    where = sip_call.call.log if sip_call.call is not None else log
+    where.info("declined an INVITE replacing this call (voip does not take Replaces)")
