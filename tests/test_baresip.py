@@ -132,14 +132,14 @@ runVoipClient(handler)
 """
 
 
-def test_baresip_is_transferred_to_another_app_and_hears_it(tmp_path):
-    """Blind transfer: the app REFERs baresip to a second app, baresip calls it and
-    hears its 900 Hz tone, and the first app's call ends with transfer() true."""
+def transferred(tmp_path, first_app: str):
+    """baresip calls ``first_app`` (its ``TARGET`` the URI of a second app playing 900 Hz
+    for 2 s) and stays until its second call closes. Returns the first app's log, the
+    second's, baresip's, and what baresip heard on each call."""
     target_path = write_app(tmp_path, TRANSFER_TARGET_APP, "target.py")
     with serving(target_path) as target:
-        source = TRANSFERRING_APP.replace("TARGET", repr(target.uri))
-        first_path = write_app(tmp_path, source, "first.py")
-        with serving(first_path) as first, Baresip(tmp_path) as phone:
+        source = first_app.replace("TARGET", repr(target.uri))
+        with serving(write_app(tmp_path, source, "first.py")) as first, Baresip(tmp_path) as phone:
             phone.command("dial", first.uri)
             phone.wait_event("CALL_ESTABLISHED", timeout=10)
             # The first call closes on the transfer, the second once the tone has played.
@@ -148,19 +148,26 @@ def test_baresip_is_transferred_to_another_app_and_hears_it(tmp_path):
             phone.stop()
             dumps = phone.heard_calls()
             log = phone.log
-    assert "TRANSFER True 200 OK active=False by=local" in first.log, first.log
-    assert "call ended (we hung up)" in first.log, first.log
-    assert "transferring call" in log and target.uri in log, log
-    assert "TARGET answered baresip" in target.log, target.log
     assert len(dumps) == 2, (dumps, log)
-    first_heard, second_heard = (loadWAVtoPCM(d) for d in dumps)
-    # The first app's 500 Hz, then, on the call baresip placed, the second app's 900 Hz
-    # for its whole 2 s; never the 300 Hz the first app plays when a transfer fails.
-    # (The first dump misses the tone's first frames, played as the call came up.)
-    runs = [(f, length) for f, _start, length in tone_runs(first_heard, [300, 500, 900])]
-    assert [f for f, _ in runs] == [500] and 1.2 < runs[0][1] <= 1.5, runs
-    runs = [(f, length) for f, _start, length in tone_runs(second_heard, [300, 500, 900])]
+    heard = [loadWAVtoPCM(d) for d in dumps]
+    # On the call baresip placed, the second app's 900 Hz for its whole 2 s.
+    runs = [(f, length) for f, _start, length in tone_runs(heard[1], [300, 500, 900])]
     assert [f for f, _ in runs] == [900] and abs(runs[0][1] - 2.0) < 0.1, runs
+    return first.log, target.log, log, target.uri, heard
+
+
+def test_baresip_is_transferred_to_another_app_and_hears_it(tmp_path):
+    """Blind transfer: the app REFERs baresip to a second app, baresip calls it and
+    hears its 900 Hz tone, and the first app's call ends with transfer() true."""
+    first_log, target_log, log, target_uri, heard = transferred(tmp_path, TRANSFERRING_APP)
+    assert "TRANSFER True 200 OK active=False by=local" in first_log, first_log
+    assert "call ended (we hung up)" in first_log, first_log
+    assert "transferring call" in log and target_uri in log, log
+    assert "TARGET answered baresip" in target_log, target_log
+    # On the first call, the first app's 500 Hz, never the 300 Hz it plays when a
+    # transfer fails. (The dump misses the tone's first frames, played as the call came up.)
+    runs = [(f, length) for f, _start, length in tone_runs(heard[0], [300, 500, 900])]
+    assert [f for f, _ in runs] == [500] and 1.2 < runs[0][1] <= 1.5, runs
 
 
 ATTENDED_APP = """
@@ -188,25 +195,11 @@ def test_baresip_is_transferred_to_a_call_the_app_placed(tmp_path):
     """Attended transfer: the app calls a second app, then REFERs baresip to that call
     with Replaces naming its dialog; baresip calls the second app and hears it, and both
     of the first app's calls end."""
-    target_path = write_app(tmp_path, TRANSFER_TARGET_APP, "target.py")
-    with serving(target_path) as target:
-        source = ATTENDED_APP.replace("TARGET", repr(target.uri))
-        first_path = write_app(tmp_path, source, "first.py")
-        with serving(first_path) as first, Baresip(tmp_path) as phone:
-            phone.command("dial", first.uri)
-            phone.wait_event("CALL_ESTABLISHED", timeout=10)
-            phone.wait_event("CALL_CLOSED", timeout=10)
-            phone.wait_event("CALL_CLOSED", timeout=10)
-            phone.stop()
-            dumps = phone.heard_calls()
-            log = phone.log
-    assert "TRANSFER True 200 OK active=False agent_active=False" in first.log, first.log
-    assert f"attended transfer to {target.uri}" in first.log, first.log
+    first_log, target_log, log, target_uri, _heard = transferred(tmp_path, ATTENDED_APP)
+    assert "TRANSFER True 200 OK active=False agent_active=False" in first_log, first_log
+    assert f"attended transfer to {target_uri}" in first_log, first_log
     # The Refer-To names the target and our dialog with it (Replaces: its Call-ID and tags).
     refer_to = re.search(r"transferring call \S+ to '(.*)'", log)
     assert refer_to is not None, log
-    assert target.uri in refer_to[1] and "Replaces=" in refer_to[1], refer_to[1]
-    assert target.log.count("TARGET answered") == 2, target.log  # the app, then baresip
-    assert len(dumps) == 2, (dumps, log)
-    runs = [(f, length) for f, _start, length in tone_runs(loadWAVtoPCM(dumps[1]), [500, 900])]
-    assert [f for f, _ in runs] == [900] and abs(runs[0][1] - 2.0) < 0.1, runs
+    assert target_uri in refer_to[1] and "Replaces=" in refer_to[1], refer_to[1]
+    assert target_log.count("TARGET answered") == 2, target_log  # the app, then baresip
