@@ -197,10 +197,17 @@ class Baresip:
 
     def heard(self) -> Path:
         """The WAV of what baresip decoded from the far end (one call per process)."""
-        dumps = sorted(self.dump_dir.glob("dump-*-dec.wav"))
+        dumps = self.heard_calls()
         if len(dumps) != 1:
             raise BaresipError(f"expected one decoder dump, found {dumps}:\n{self.log}")
         return dumps[0]
+
+    def heard_calls(self) -> list[Path]:
+        """The WAVs of what baresip decoded, one per call, in the order the calls began.
+
+        Named after the second each call's audio started: calls must start at least a
+        second apart, or the later one's dump overwrites the earlier's."""
+        return sorted(self.dump_dir.glob("dump-*-dec.wav"))
 
     # -- control socket ------------------------------------------------------------------
 

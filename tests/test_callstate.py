@@ -33,20 +33,37 @@ up          hangup_requested -> draining:   start_drain_timer
 up          hangup           -> hanging_up: hang_up
 up          disconnected     -> ended:      log_ended release
 up          ack_timeout      -> up
+up          transfer         -> transferring: refer
+up          transferred      -> up
+up          transfer_failed  -> up
+transferring transferred     -> hanging_up: settle_transfer hang_up
+transferring transfer_failed -> up:         settle_transfer
+transferring hangup_requested -> draining:  start_drain_timer
+transferring hangup          -> hanging_up: hang_up
+transferring disconnected    -> ended:      log_ended release
+transferring ack_timeout     -> transferring
 draining    drained          -> hanging_up: hang_up
 draining    hangup           -> hanging_up: hang_up
 draining    disconnected     -> ended:      log_ended release
 draining    hangup_requested -> draining
 draining    ack_timeout      -> draining
+draining    transferred      -> draining
+draining    transfer_failed  -> draining
 hanging_up  disconnected     -> ended:      log_ended release
 hanging_up  hangup           -> hanging_up
 hanging_up  hangup_requested -> hanging_up
 hanging_up  drained          -> hanging_up
 hanging_up  ack_timeout      -> hanging_up
+hanging_up  transfer         -> hanging_up
+hanging_up  transferred      -> hanging_up
+hanging_up  transfer_failed  -> hanging_up
 ended       hangup           -> ended
 ended       hangup_requested -> ended
 ended       drained          -> ended
 ended       ack_timeout      -> ended
+ended       transfer         -> ended
+ended       transferred      -> ended
+ended       transfer_failed  -> ended
 """
 
 
@@ -128,6 +145,12 @@ placed confirmed disconnected                                            -> remo
 placed disconnected                                                      -> remote:
 placed hangup confirmed disconnected                                     -> local:
 placed place_failed hangup                                               -> remote:
+# Transferred: the other side reports success, we hang up; a NOTIFY after it is ignored.
+placed confirmed transfer transferred transferred disconnected          -> local: answered ended
+# The transfer fails (REFER refused): the call goes on until the caller hangs up.
+invite_received admitted confirmed transfer transfer_failed disconnected -> remote: answered ended
+# Failed, tried again, and the caller hangs up while the second one is under way.
+placed confirmed transfer transfer_failed transfer disconnected          -> remote: answered ended
 """
 
 
@@ -180,6 +203,12 @@ def test_what_holds_on_every_path():
         assert count(Action.START_HANDLER) <= count(Action.LOG_ANSWERED) <= 1, where
         # Whoever placed a call hears about it at most once.
         assert count(Action.SETTLE_ANSWERED) + count(Action.SETTLE_FAILED) <= 1, where
+        # Each transfer asked is settled at most once, before the next is asked, and
+        # only a call that was up is ever transferred.
+        refers = [a for a in actions if a in (Action.REFER, Action.SETTLE_TRANSFER)]
+        assert all(a is not b for a, b in zip(refers, refers[1:], strict=False)), where
+        assert refers[:1] != [Action.SETTLE_TRANSFER], where
+        assert not refers or count(Action.LOG_ANSWERED) == 1, where
         # Once over, nothing more happens, whatever comes late.
         assert after_end == [], where
         if m.state is not State.ENDED:

@@ -301,3 +301,31 @@ def test_interactive_keyboard_and_status_line(tmp_path):
     os.close(master)
     assert b"GOT 7*A" in seen
     assert proc.returncode == 0
+
+
+def test_a_transfer_puts_the_simulated_caller_through_and_ends_the_call(tmp_path):
+    """The script that transfers over SIP runs in the simulator: the transfer succeeds
+    at once, the call ends (we hung up) and the caller heard nothing after it."""
+    app = write_app(
+        tmp_path,
+        """
+        from voip import runVoipClient
+
+        async def handler(call):
+            await call.playTone(500, 0.5)
+            result = await call.transfer("sip:sales@pbx.example.com")
+            print("RESULT", result.ok, result.status, call.ended_by, flush=True)
+            if not result:
+                await call.playTone(300, 0.5)
+
+        runVoipClient(handler)
+        """,
+    )
+    out = tmp_path / "heard.wav"
+    proc = run_app(app, "--speaker", str(out), timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "RESULT True 200 local" in proc.stdout, proc.stdout
+    assert "transferred to sip:sales@pbx.example.com" in proc.stderr, proc.stderr
+    assert "call ended (we hung up)" in proc.stderr, proc.stderr
+    freqs = {round(f) for f in frame_freqs(loadWAVtoPCM(out)) if f is not None}
+    assert freqs == {500}, freqs

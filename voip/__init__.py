@@ -24,6 +24,7 @@ from .menu import Menu
 from .outgoing import dial
 from .record import Recorded
 from .runner import runVoipClient
+from .transfer import Transferred
 from .tts import TTStoPCM, TTStoPCMAsync
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "Recorded",
     "Mailbox",
     "Message",
+    "Transferred",
     "Call",
     "CallInfo",
     "Playback",

@@ -26,6 +26,7 @@ import numpy as np
 from . import bridging as _bridging
 from . import gather as _gather
 from . import record as _record
+from . import transfer as _transfer
 from .audio.engine import (
     CustomRecorder,
     CustomSource,
@@ -196,6 +197,8 @@ class Call:
         self.place: Place | None = None
         """The bridge, room or queue the call is in, if any (one at a time)."""
         self._end_callbacks: list[Callable[[], None]] = []
+        self.transferer: _transfer.Transferer | None = None
+        """How the backend carries out :meth:`transfer` (None: it cannot)."""
 
     # -- who is calling ------------------------------------------------------------------
 
@@ -382,6 +385,7 @@ class Call:
     record = _record.record
     wait_for_speech = _record.wait_for_speech
     wait_for_silence = _record.wait_for_silence
+    transfer = _transfer.transfer
 
     # -- keys ----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ flags (hung up by us? ACKed yet? handler started? outcome settled?) is the state
 Every pair of state and event is in :data:`TRANSITIONS` or is a mistake: feeding one
 that is not raises :class:`CallStateError`. Pairs that may happen and change nothing
 (a timer firing after the call moved on, a second hang-up) are in the table with no
-actions. Ringing out, bridging, transfers and rooms will be new states and rows here.
+actions. Bridging and rooms will be new states and rows here, as transfers are.
 
 The state is updated before the actions are returned, so an action whose execution
 reports a new event at once (a SIP stack's callbacks often come from inside the call
@@ -56,6 +56,10 @@ class State(enum.Enum):
     """Outgoing, given up before the answer (CANCEL sent)."""
     UP = "up"
     """Confirmed both ways: the handler runs."""
+    TRANSFERRING = "transferring"
+    """The handler asked the other side to call someone else (REFER sent): waiting for
+    the outcome it reports (the final NOTIFY). A success ends the call, a failure
+    leaves it up."""
     DRAINING = "draining"
     """The handler hung up: the last frames are on their way, the BYE follows."""
     HANGING_UP = "hanging up"
@@ -85,6 +89,13 @@ class Event(enum.Enum):
     """The ACK deadline passed."""
     DISCONNECTED = "disconnected"
     """The stack says the call is over (whoever ended it, with the final status)."""
+    TRANSFER = "transfer"
+    """The handler transfers the call: ask the other side to call the target (REFER)."""
+    TRANSFERRED = "transferred"
+    """The other side reports that the transfer succeeded (NOTIFY 2xx)."""
+    TRANSFER_FAILED = "transfer failed"
+    """The transfer failed (REFER refused, a final NOTIFY other than 2xx, or the handler
+    stopped waiting for it): the call is ours again."""
 
 
 class Action(enum.Enum):
@@ -112,6 +123,10 @@ class Action(enum.Enum):
     """Send the final response (with the event's status), CANCEL or BYE, as fits."""
     DROP = "drop"
     """End the call at once without a BYE (the ACK never came)."""
+    REFER = "refer"
+    """Send the REFER for the transfer asked (to a URI, or replacing another call)."""
+    SETTLE_TRANSFER = "settle transfer"
+    """Tell the handler how its transfer went, with the status (2xx: it succeeded)."""
     RELEASE = "release"
     """Stop the call's media, tell its :class:`~voip.call.Call` it ended, let go of the
     stack's objects."""
@@ -156,21 +171,42 @@ TRANSITIONS: Mapping[tuple[State, Event], _Row] = {
     (S.UP, E.HANGUP): (S.HANGING_UP, (A.HANG_UP,)),
     (S.UP, E.DISCONNECTED): (S.ENDED, (A.LOG_ENDED, A.RELEASE)),
     (S.UP, E.ACK_TIMEOUT): (S.UP, ()),
+    # -- transferring (REFER) --------------------------------------------------------
+    (S.UP, E.TRANSFER): (S.TRANSFERRING, (A.REFER,)),
+    # The transferee calls the target and says how it went; on success we hang up,
+    # as RFC 5589 has the transferor do once the NOTIFY 200 comes.
+    (S.TRANSFERRING, E.TRANSFERRED): (S.HANGING_UP, (A.SETTLE_TRANSFER, A.HANG_UP)),
+    (S.TRANSFERRING, E.TRANSFER_FAILED): (S.UP, (A.SETTLE_TRANSFER,)),
+    (S.TRANSFERRING, E.HANGUP_REQUESTED): (S.DRAINING, (A.START_DRAIN_TIMER,)),
+    (S.TRANSFERRING, E.HANGUP): (S.HANGING_UP, (A.HANG_UP,)),
+    (S.TRANSFERRING, E.DISCONNECTED): (S.ENDED, (A.LOG_ENDED, A.RELEASE)),
+    (S.TRANSFERRING, E.ACK_TIMEOUT): (S.TRANSFERRING, ()),
+    # A NOTIFY after the handler stopped waiting, or as the call ends, changes nothing.
+    (S.UP, E.TRANSFERRED): (S.UP, ()),
+    (S.UP, E.TRANSFER_FAILED): (S.UP, ()),
     (S.DRAINING, E.DRAINED): (S.HANGING_UP, (A.HANG_UP,)),
     (S.DRAINING, E.HANGUP): (S.HANGING_UP, (A.HANG_UP,)),
     (S.DRAINING, E.DISCONNECTED): (S.ENDED, (A.LOG_ENDED, A.RELEASE)),
     (S.DRAINING, E.HANGUP_REQUESTED): (S.DRAINING, ()),
     (S.DRAINING, E.ACK_TIMEOUT): (S.DRAINING, ()),
+    (S.DRAINING, E.TRANSFERRED): (S.DRAINING, ()),
+    (S.DRAINING, E.TRANSFER_FAILED): (S.DRAINING, ()),
     (S.HANGING_UP, E.DISCONNECTED): (S.ENDED, (A.LOG_ENDED, A.RELEASE)),
     (S.HANGING_UP, E.HANGUP): (S.HANGING_UP, ()),
     (S.HANGING_UP, E.HANGUP_REQUESTED): (S.HANGING_UP, ()),
     (S.HANGING_UP, E.DRAINED): (S.HANGING_UP, ()),
     (S.HANGING_UP, E.ACK_TIMEOUT): (S.HANGING_UP, ()),
+    (S.HANGING_UP, E.TRANSFER): (S.HANGING_UP, ()),
+    (S.HANGING_UP, E.TRANSFERRED): (S.HANGING_UP, ()),
+    (S.HANGING_UP, E.TRANSFER_FAILED): (S.HANGING_UP, ()),
     # -- over: late timers and hang-ups change nothing -------------------------------
     (S.ENDED, E.HANGUP): (S.ENDED, ()),
     (S.ENDED, E.HANGUP_REQUESTED): (S.ENDED, ()),
     (S.ENDED, E.DRAINED): (S.ENDED, ()),
     (S.ENDED, E.ACK_TIMEOUT): (S.ENDED, ()),
+    (S.ENDED, E.TRANSFER): (S.ENDED, ()),
+    (S.ENDED, E.TRANSFERRED): (S.ENDED, ()),
+    (S.ENDED, E.TRANSFER_FAILED): (S.ENDED, ()),
 }
 """``(state, event) -> (next state, actions)``: the whole of a call's life."""
 

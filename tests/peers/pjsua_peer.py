@@ -4,7 +4,10 @@
 It calls URI (from --sip-ip: 127.0.0.1, or ::1 over IPv6), plays --play into the call,
 records what it hears to --record, sends --dtmf digits (RFC 4733 or SIP INFO) at
 --dtmf-at seconds after the answer, and hangs up after --duration seconds unless the
-other side does first. The last line it prints is a JSON summary: {"status": final SIP
+other side does first. With --refuse-transfer it declines a REFER (603); "transfers" in
+its summary lists the Refer-To URIs it was asked to call. With --transfer-to it transfers
+the call itself (REFER) at --transfer-at seconds; "transfer_status" lists the statuses
+PJSIP reported for it. The last line it prints is a JSON summary: {"status": final SIP
 code, "answered": bool, "seconds": call length}.
 """
 
@@ -18,8 +21,11 @@ from pjsua_endpoint import account_config, start_endpoint
 
 
 class Call(pj.Call):
-    def __init__(self, acc, rec_path, play_path):
+    def __init__(self, acc, rec_path, play_path, refuse_transfer=False):
         super().__init__(acc)
+        self.refuse_transfer = refuse_transfer
+        self.transfers = []
+        self.transfer_status = []
         self.state = None
         self.status = 0
         self.answered_at = None
@@ -37,6 +43,14 @@ class Call(pj.Call):
             self.answered_at = time.monotonic()
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.ended_at = time.monotonic()
+
+    def onCallTransferStatus(self, prm):
+        self.transfer_status.append(prm.statusCode)
+
+    def onCallTransferRequest(self, prm):
+        self.transfers.append(prm.dstUri)
+        if self.refuse_transfer:
+            prm.statusCode = 603
 
     def onCallMediaState(self, prm):
         info = self.getInfo()
@@ -73,6 +87,9 @@ def main():
     p.add_argument("--header", action="append", default=[], help="'Name: value' for the INVITE")
     p.add_argument("--name", default="", help="display name in From")
     p.add_argument("--sip-ip", default="127.0.0.1", help="local SIP address (::1: over IPv6)")
+    p.add_argument("--refuse-transfer", action="store_true", help="answer a REFER with 603")
+    p.add_argument("--transfer-to", default="", help="REFER the other side to this URI")
+    p.add_argument("--transfer-at", type=float, default=1.0)
     args = p.parse_args()
 
     # PJSIP's default codecs: the offer of a stock PJSIP phone, some of which voip refuses.
@@ -84,7 +101,7 @@ def main():
         )
     )
 
-    call = Call(acc, args.record, args.play)
+    call = Call(acc, args.record, args.play, args.refuse_transfer)
     prm = pj.CallOpParam(True)
     for line in args.header:
         h = pj.SipHeader()
@@ -95,10 +112,14 @@ def main():
     call.makeCall(uri, prm)
     start = time.monotonic()
     sent = False
+    referred = False
     while call.ended_at is None and time.monotonic() - start < args.duration + 10:
         ep.libHandleEvents(10)
         now = time.monotonic()
         if call.answered_at is not None:
+            if args.transfer_to and not referred and now - call.answered_at >= args.transfer_at:
+                call.xfer(args.transfer_to, pj.CallOpParam(True))
+                referred = True
             if args.dtmf and not sent and now - call.answered_at >= args.dtmf_at:
                 if args.dtmf_method == "info-dtmf":
                     for key in args.dtmf:
@@ -129,6 +150,8 @@ def main():
     answered = call.answered_at is not None
     seconds = ((call.ended_at or time.monotonic()) - call.answered_at) if answered else 0
     status = call.status
+    transfers = call.transfers
+    transfer_status = call.transfer_status
     if call.recorder is not None:
         del call.recorder
     if call.player is not None:
@@ -138,7 +161,8 @@ def main():
     acc.shutdown()
     del acc
     ep.libDestroy()
-    print(json.dumps({"status": status, "answered": answered, "seconds": round(seconds, 3)}))
+    summary = {"status": status, "answered": answered, "seconds": round(seconds, 3)}
+    print(json.dumps({**summary, "transfers": transfers, "transfer_status": transfer_status}))
     sys.stdout.flush()
 
 

@@ -28,6 +28,7 @@ from ..errors import AudioDeviceError
 from ..lifecycle import Handler, serve_call
 from ..sound import FrameClock, SoundDevice
 from ..terminal import CallTerminal
+from ..transfer import Report
 from .base import Backend
 
 __all__ = ["SimOptions", "SimBackend", "DEFAULT_CALLER"]
@@ -98,6 +99,17 @@ class _Timeline:
                 self.speaker = None
 
 
+class _SimTransferer:
+    """The simulated caller accepts every transfer and reaches the target at once."""
+
+    def refer(self, target: str, replaces: Call | None, report: Report) -> None:
+        log.info("simulator: the caller is put through to %s", target)
+        asyncio.get_running_loop().call_soon(report, 200, "OK")
+
+    def abandon(self) -> None:
+        pass
+
+
 class SimBackend(Backend):
     """Runs the handler on one simulated call."""
 
@@ -111,6 +123,7 @@ class SimBackend(Backend):
         number = opts.caller
         uri = f'"{opts.name or number}" <sip:{number}@localhost>'
         call = Call(bridge, CallInfo(uri, number, opts.name, call_id="sim"))
+        call.transferer = _SimTransferer()
         timeline = _Timeline(opts.script, call, bridge)
         driver = self._open_driver(timeline)
         interactive = opts.script.interactive

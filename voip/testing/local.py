@@ -28,6 +28,7 @@ from ..call import Call, CallInfo
 from ..errors import CallEndedError
 from ..events import CallEvent
 from ..lifecycle import Handler, Outcome, check_handler, serve_call
+from ..transfer import Report
 from .clock import virtual_time
 from .phone import Phone
 from .timeline import Who, rebase
@@ -42,6 +43,7 @@ class _LocalLine:
         self.loop = asyncio.get_running_loop()
         self.bridge = MediaBridge(self.loop)
         self.call = Call(self.bridge, info, self._app_hung_up)
+        self.call.transferer = self
         self.start = self.loop.time()
         self._frames = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -90,6 +92,20 @@ class _LocalLine:
     def hang_up(self) -> None:
         self._ended("caller")
         self.call.mark_ended("remote")
+
+    # -- the app transfers the call (voip.transfer.Transferer) ----------------------------
+
+    def refer(self, target: str, replaces: Call | None, report: Report) -> None:
+        assert self._phone is not None
+        status, reason = self._phone._transfer_asked(target)
+        self.loop.call_soon(report, status, reason)
+        other = replaces.transferer if replaces is not None else None
+        if 200 <= status < 300 and isinstance(other, _LocalLine) and other.active:
+            # Attended: the target's call with the app is replaced by ours; it hangs up.
+            self.loop.call_soon(other.hang_up)
+
+    def abandon(self) -> None:
+        pass
 
     # -- the frames ----------------------------------------------------------------------
 
@@ -169,15 +185,19 @@ class RunningApp:
         *,
         name: str = "",
         headers: Mapping[str, str] | None = None,
+        refuses_transfer: bool = False,
     ) -> Phone:
         """Call the app from ``caller`` (a number; ``name``: a display name; ``headers``:
-        the request's headers, as ``call.headers`` shows them). The call is answered at
-        once and the handler starts; returns the caller's :class:`Phone`."""
+        the request's headers, as ``call.headers`` shows them; ``refuses_transfer``:
+        the phone declines ``call.transfer()`` with 603, see
+        :attr:`Phone.refuses_transfer`). The call is answered at once and the handler
+        starts; returns the caller's :class:`Phone`."""
         n = len(self._lines) + 1
         uri = f'"{name or caller}" <sip:{caller}@localhost>'
         info = CallInfo(uri, caller, name, dict(headers or {}), call_id=f"kit-{n}")
         line = _LocalLine(info)
         phone = Phone(line, with_events=True, name=f"phone {n}" if n > 1 else "phone")
+        phone.refuses_transfer = refuses_transfer
         line.connect(phone, self.handler)
         self._lines.append(line)
         self.phones.append(phone)
@@ -231,6 +251,7 @@ async def dial(
     *,
     name: str = "",
     headers: Mapping[str, str] | None = None,
+    refuses_transfer: bool = False,
 ) -> AsyncIterator[Phone]:
     """One call to ``handler`` on virtual time; yields the caller's :class:`Phone`::
 
@@ -239,7 +260,10 @@ async def dial(
             await phone.press("1")
 
     Leaving the block hangs up if the call is still up, waits for the handler to finish
-    and raises what it raised, so a broken handler fails its test.
+    and raises what it raised, so a broken handler fails its test. The phone accepts
+    ``call.transfer()`` unless ``refuses_transfer``.
     """
     async with app(handler) as running:
-        yield await running.dial(caller, name=name, headers=headers)
+        yield await running.dial(
+            caller, name=name, headers=headers, refuses_transfer=refuses_transfer
+        )

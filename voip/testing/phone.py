@@ -82,7 +82,8 @@ class Phone:
     """A caller on a call to the app.
 
     What it does: :meth:`press`, :meth:`speak`, :meth:`silence`, :meth:`wait`,
-    :meth:`hang_up`. What it heard: :attr:`heard`, :attr:`events`, :attr:`said`, and
+    :meth:`hang_up`, and accepting or refusing transfers (:attr:`refuses_transfer`,
+    :attr:`transferred_to`). What it heard: :attr:`heard`, :attr:`events`, :attr:`said`, and
     the waiters, each reading on from where the previous one matched:
     :meth:`heard_say`, :meth:`heard_tone`, :meth:`heard_sound`, :meth:`heard_silence`,
     :meth:`hung_up`. Times are seconds of call time from the answer.
@@ -95,6 +96,16 @@ class Phone:
         self._timeline = Timeline(with_events)
         self._cursor = Cursor()
         self._changed: asyncio.Future[None] | None = None
+        self.refuses_transfer = False
+        """Whether the phone declines the app's ``call.transfer()`` (603 Decline), which
+        then returns false and leaves the call up; by default it accepts, reaches the
+        target at once and the app hangs up. In-process only: over SIP voip's own phone
+        always declines."""
+        self.transfers: list[str] = []
+        """The URIs the app asked the phone to transfer to (``call.transfer()``), in
+        order, accepted or not."""
+        self.transferred_to: str | None = None
+        """The URI of the transfer the phone accepted, or None."""
         phones = _phones.get()
         if phones is not None:
             phones.append(self)
@@ -289,6 +300,14 @@ class Phone:
         self._timeline.add_event(event)
         if isinstance(event, PlaybackEnded):
             self._notify()
+
+    def _transfer_asked(self, target: str) -> tuple[int, str]:
+        """The app transfers the call to ``target``: the final status and reason."""
+        self.transfers.append(target)
+        if self.refuses_transfer:
+            return 603, "Decline"
+        self.transferred_to = target
+        return 200, "OK"
 
     def _on_end(self, by: Who) -> None:
         self._timeline.end(by)

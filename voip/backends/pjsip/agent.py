@@ -41,6 +41,7 @@ from .registration import registration_step
 from .security import check_security, configure_srtp
 from .stack import SipStack, pj
 from .terminate import CallTerminator
+from .transfer import send_refer, settle
 
 __all__ = ["SipAgent", "DialResult", "DialState", "Screen", "ACK_TIMEOUT"]
 
@@ -469,6 +470,10 @@ class SipAgent:
             case Action.DROP:
                 if not self._end_now(sip_call):
                     sip_call.send_hangup()  # PJSIP sends the BYE once the ACK comes
+            case Action.REFER:
+                send_refer(sip_call)
+            case Action.SETTLE_TRANSFER:
+                settle(sip_call, code, reason)
             case Action.RELEASE:
                 sip_call.release()
                 # Kept until now on purpose: a Python Call collected earlier can hang up

@@ -31,6 +31,13 @@ from .native import NativePorts
 from .offload import NativeMedia
 from .options import InbandMode
 from .stack import SipStack, pj
+from .transfer import (
+    PendingTransfer,
+    SipTransferer,
+    refuse_replaces,
+    refuse_transfer_request,
+    transfer_status,
+)
 
 __all__ = ["SipCall", "FramePort", "PortPool", "callback"]
 
@@ -225,6 +232,8 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
         counted in the guard's ``awaiting_ack`` while the call awaits its ACK)."""
         self.outcome: Any = None
         """For an outgoing call: the loop's future waiting for it to be answered or fail."""
+        self.transfer: PendingTransfer | None = None
+        """The transfer the handler asked for, until its outcome is settled (:mod:`.transfer`)."""
         self._on_event = on_event
         # Callbacks hold this weakly: the handler may keep its Call past the end of the
         # call, and this object must be gone before the endpoint is (pjsua2 asserts).
@@ -242,6 +251,7 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
             hangup=_weakly(self._me, SipCall.request_hangup),
             send_dtmf=_weakly(self._me, SipCall.request_dtmf),
         )
+        self.call.transferer = SipTransferer(self)
         return self.call
 
     # -- requests from the loop, carried out on the SIP thread ---------------------------
@@ -363,6 +373,18 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
             return
         for key in info_dtmf_keys(state.src.rdata.wholeMsg):
             self._digit(key)
+
+    @callback
+    def onCallTransferStatus(self, prm: Any) -> None:
+        transfer_status(self, prm)
+
+    @callback
+    def onCallTransferRequest(self, prm: Any) -> None:
+        refuse_transfer_request(self, prm)
+
+    @callback
+    def onCallReplaceRequest(self, prm: Any) -> None:
+        refuse_replaces(self, prm)
 
     def _digit(self, key: str) -> None:
         if self.call is not None:
