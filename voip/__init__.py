@@ -21,6 +21,7 @@ from .errors import (
 from .gather import Gathered
 from .menu import Menu
 from .outgoing import dial
+from .queues import Dequeued, Queue, Taken
 from .record import Recorded
 from .runner import runVoipClient
 from .tts import TTStoPCM, TTStoPCMAsync
@@ -31,6 +32,9 @@ __all__ = [
     "Menu",
     "Gathered",
     "Recorded",
+    "Queue",
+    "Dequeued",
+    "Taken",
     "Call",
     "CallInfo",
     "Playback",
