@@ -15,7 +15,7 @@ import pytest
 
 from voip import CallEndedError, Dequeued, InvalidArgumentError, Queue, Taken
 from voip.audio.tones import HOLD_NOTES
-from voip.events import LeftQueue, Queued
+from voip.events import LeftQueue, PlaybackEnded, Queued, Said
 from voip.testing import Phone, app
 
 from .helpers import tone, tone_runs
@@ -48,6 +48,17 @@ def center(queue: Queue, **wait: object):
             await call.say("Goodbye.")
 
     return handler, waited, taken
+
+
+def announcements(phone: Phone) -> list[PlaybackEnded]:
+    """The ends of the position announcements ``phone`` heard (``.what``: the start)."""
+    return [
+        e
+        for e in phone.events
+        if isinstance(e, PlaybackEnded)
+        and isinstance(e.what, Said)
+        and e.what.text.startswith("You are")
+    ]
 
 
 def runs(phone: Phone, since: float = 0.0, until: float | None = None) -> list[tuple]:
@@ -124,17 +135,26 @@ async def test_position_is_said_again_every_position_every_seconds():
         first = await running.dial("1001")
         second = await running.dial("1002")
         await second.heard_say("You are caller number 2")
-        said_2 = [e.at for e in second.events if getattr(e, "text", "").startswith("You are")]
         await first.hang_up()  # the first caller gives up: the second moves up
-        assert queue.callers == [c for c in queue.callers if c.caller == "1002"]
-        again = await second.heard_say("You are caller number 1", timeout=25)
-        assert again
-        said = [e for e in second.events if getattr(e, "text", "").startswith("You are")]
-        assert [e.text for e in said] == ["You are caller number 2.", "You are caller number 1."]
-        assert said[1].at - said_2[0] == pytest.approx(20, abs=0.05)
-        # the music was paused for the announcement and goes on after it
+        assert [c.caller for c in queue.callers] == ["1002"]
+        await second.heard_say("You are caller number 1", timeout=25)
         await second.wait(3.0)
-        assert notes(second, since=second.now - 2.0)
+    said = announcements(second)
+    assert [e.what.text for e in said] == ["You are caller number 2.", "You are caller number 1."]
+    assert said[1].what.at - said[0].what.at == pytest.approx(20, abs=0.05)
+    # The music stops for the announcement, and goes on after it.
+    assert notes(second, since=said[1].what.at + 0.05, until=said[1].at - 0.05) == []
+    assert len(notes(second, since=said[1].at, until=said[1].at + 3.0)) >= 6
+    # where it stopped: the notes around the announcement follow the tune's order
+    around = [
+        f
+        for f, _, _ in runs(second, said[1].what.at - 1.2, said[1].what.at)
+        + runs(second, said[1].at, said[1].at + 1.2)
+        if f in HOLD_NOTES
+    ]
+    merged = [f for k, f in enumerate(around) if k == 0 or f != around[k - 1]]
+    tune = list(HOLD_NOTES) * 3
+    assert any(tune[k : k + len(merged)] == merged for k in range(6)), merged
     assert waited["1001"].reason == "hung up"
     assert len(queue) == 0
 
@@ -177,21 +197,29 @@ async def test_hold_can_be_a_sound_text_or_silence():
         assert "You are caller" not in " ".join(sound.said + text.said)
 
 
-async def test_an_agent_waiting_first_takes_the_next_caller():
+async def test_agents_waiting_first_take_callers_in_the_order_they_came():
     queue = Queue("sales")
     handler, waited, taken = center(queue)
     async with app(handler) as running:
-        agent = await running.dial("9001")
-        await agent.wait(5.0)
+        agent_1 = await running.dial("9001")
+        await agent_1.wait(1.0)
+        agent_2 = await running.dial("9002")
+        await agent_2.wait(4.0)
         assert len(queue) == 0
         caller = await running.dial("1001")
         await caller.wait(0.2)
         assert len(queue) == 0
         await caller.speak(tone(CALLER_1, 0.5))
-        assert await agent.heard_tone(CALLER_1, 0.4) == pytest.approx(5.2, abs=0.1)
+        assert await agent_1.heard_tone(CALLER_1, 0.4) == pytest.approx(5.2, abs=0.1)
+        other = await running.dial("1002")
+        await other.speak(tone(CALLER_2, 0.5))
+        assert await agent_2.heard_tone(CALLER_2, 0.4) == pytest.approx(4.7, abs=0.1)
         await caller.hang_up()
-        await agent.heard_say("Next caller")
+        await agent_1.heard_say("Next caller")
     assert taken[0].waited == pytest.approx(0, abs=0.05)
+    assert [t.caller.caller for t in taken] == ["1001", "1002"]
+    assert taken[0].end == "other hung up"  # (the second: the kit hung the agent up first)
+    assert {CALLER_1, CALLER_2} & {f for f, _, _ in runs(agent_2)} == {CALLER_2}
 
 
 async def test_take_times_out_and_bad_calls_are_refused():

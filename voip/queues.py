@@ -227,6 +227,7 @@ class Queue:
             entry = await self._next(agent, timeout)
             if entry is None:
                 return None
+            self._check_free(agent)  # (bridged meanwhile by another task?)
             caller = entry.call
             self._remove(entry, "bridged")
             entry.stop_hold()
