@@ -28,7 +28,7 @@ from voip.events import PlaybackEnded, Said, SoundPlayed, TonePlayed
 from voip.testing import HeardTimeout, Phone, app, dial
 from voip.tts import TTStoPCM
 
-from .helpers import ROOT, tone
+from .helpers import ROOT, tone, tone_runs
 
 EXAMPLES = ROOT / "examples"
 ASSETS = ROOT / "assets"
@@ -497,6 +497,64 @@ async def test_voicemail_no_such_box(voicemail):
         await phone.heard_say("There is no such mailbox")
         await phone.hung_up(timeout=60)
     assert "Please leave a message" not in " ".join(phone.said)
+
+
+# -- callcenter.py: a queue, callers and agents -----------------------------------------
+
+
+async def test_callcenter_an_agent_takes_the_callers_in_order():
+    center = example("callcenter")
+    hold_notes = (400, 500, 600, 800)
+    async with app(center.handler) as running:
+        first = await running.dial("1001")
+        await first.press("1")
+        await first.heard_say("You are caller number 1")
+        second = await running.dial("1002")
+        await second.press("1")
+        await second.heard_say("You are caller number 2")
+        await second.wait(3.0)
+        runs = tone_runs(second.heard[-3 * 8000 :], [*hold_notes, 700, 900, 1100])
+        assert {f for f, _, length in runs if length > 0.3} == set(hold_notes)  # music
+
+        agent = await running.dial("9001")
+        await agent.press("9")
+        await agent.heard_say("Agent code")
+        await agent.press("4321")
+        await agent.heard_say("You are taking calls for sales")
+        await asyncio.gather(first.speak(tone(700, 1.0)), agent.speak(tone(1100, 1.0)))
+        await agent.heard_tone(700, 0.9)
+        await first.heard_tone(1100, 0.9)
+        await agent.press("#")  # this conversation is over
+        await first.heard_say("Thank you for calling")
+        assert await first.hung_up() == "app"
+        await agent.heard_say("Next caller")
+        await second.speak(tone(900, 1.0))
+        await agent.heard_tone(900, 0.9)
+        await second.hang_up()
+        await agent.heard_say("Next caller")  # and waits for the next one
+        assert len(center.sales) == 0
+        assert "Next caller." not in first.said + second.said
+
+
+async def test_callcenter_a_wrong_agent_code_says_goodbye():
+    async with dial(example("callcenter").handler) as phone:
+        await phone.press("9")
+        await phone.heard_say("Agent code")
+        await phone.press("1111")
+        await phone.heard_say("Goodbye")
+        assert await phone.hung_up() == "app"
+    assert "You are taking calls for sales." not in phone.said
+
+
+async def test_callcenter_a_caller_waits_five_minutes_at_most():
+    async with dial(example("callcenter").handler) as phone:
+        await phone.press("1")
+        await phone.heard_say("You are caller number 1")
+        await phone.heard_say("You are caller number 1")  # 30 s later, again
+        await phone.heard_say("all our agents are busy", timeout=300)
+        assert await phone.hung_up() == "app"
+    assert phone.said.count("You are caller number 1.") == 10  # at 0, 30 ... 270 s
+    assert phone.now == pytest.approx(300 + 4, abs=2)
 
 
 # -- the demo, test.py -------------------------------------------------------------------

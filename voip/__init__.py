@@ -22,6 +22,7 @@ from .gather import Gathered
 from .mailbox import Mailbox, Message
 from .menu import Menu
 from .outgoing import dial
+from .queues import Dequeued, Queue, Taken
 from .record import Recorded
 from .runner import runVoipClient
 from .transfer import Transferred
@@ -36,6 +37,9 @@ __all__ = [
     "Mailbox",
     "Message",
     "Transferred",
+    "Queue",
+    "Dequeued",
+    "Taken",
     "Call",
     "CallInfo",
     "Playback",

@@ -49,6 +49,17 @@ class Bridge:
         a, b = self.calls
         return f"bridged ({_who(a)} and {_who(b)})"
 
+    async def until_over(self, call: Call) -> BridgeEnd:
+        """Wait for the end of the bridge; returns why, from ``call``'s side. The caller
+        hanging up ends the bridge, not the handler; cancelling the task unbridges."""
+        with call.hangup_ends_verb():
+            try:
+                ended = await asyncio.shield(self.over)
+            except asyncio.CancelledError:
+                self.end()
+                raise
+        return _reason(call, ended)
+
     def end(self, ended: Call | None = None) -> None:
         """Unbridge (``ended``: the call whose end ends the bridge, None: on request)."""
         if self.over.done():
@@ -100,13 +111,7 @@ async def bridge(self: Call, other: Call) -> BridgeEnd:
                     "first (unbridge(), or leave the room or queue)"
                 )
         place = Bridge(self, other)
-    with self.hangup_ends_verb():
-        try:
-            ended = await asyncio.shield(place.over)
-        except asyncio.CancelledError:
-            place.end()
-            raise
-    return _reason(self, ended)
+    return await place.until_over(self)
 
 
 def unbridge(self: Call) -> bool:

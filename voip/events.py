@@ -3,7 +3,8 @@
 A :class:`~voip.call.Call` whose ``listener`` is set calls it on the loop with each event
 as it happens: a sound starting (:class:`Said`, :class:`TonePlayed`, :class:`SoundPlayed`,
 or :class:`DtmfSent` for keys sent as tones) and its :class:`PlaybackEnded`, recordings
-starting and stopping, keys sent, bridges (:class:`Bridged`, :class:`Unbridged`), and
+starting and stopping, keys sent, bridges (:class:`Bridged`, :class:`Unbridged`), queues
+(:class:`Queued`, :class:`LeftQueue`), and
 the end of the call (:class:`HungUp`). Each event's
 ``at`` is the loop's time when it happened. With no listener nothing is made: backends
 pay nothing for it. Pure: frozen dataclasses and one function.
@@ -30,6 +31,8 @@ __all__ = [
     "HungUp",
     "Bridged",
     "Unbridged",
+    "Queued",
+    "LeftQueue",
     "CallEvent",
     "Listener",
     "played",
@@ -138,8 +141,37 @@ class Unbridged:
     at: float = 0.0
 
 
+@dataclass(frozen=True)
+class Queued:
+    """The caller waits in a queue (``voip.Queue.wait``); told again each time they move up."""
+
+    queue: str
+    """The queue's name."""
+    position: int
+    """Their place in it: 1 is the next to be taken."""
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
+class LeftQueue:
+    """The caller is no longer waiting in the queue."""
+
+    queue: str
+    reason: str
+    """Why: ``bridged`` (to an agent), ``timeout``, ``hung up`` or ``left``."""
+    at: float = 0.0
+
+
 CallEvent = (
-    Played | PlaybackEnded | RecordingStarted | RecordingStopped | HungUp | Bridged | Unbridged
+    Played
+    | PlaybackEnded
+    | RecordingStarted
+    | RecordingStopped
+    | HungUp
+    | Bridged
+    | Unbridged
+    | Queued
+    | LeftQueue
 )
 
 Listener = Callable[[CallEvent], None]

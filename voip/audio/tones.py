@@ -1,4 +1,4 @@
-"""Signals made of tones: DTMF key tones (for sending keys in-band)."""
+"""Signals made of tones: DTMF key tones (for sending keys in-band) and hold music."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 from .pcm import PCM, SAMPLE_RATE
 
-__all__ = ["DTMF_FREQS", "dtmf_tones"]
+__all__ = ["DTMF_FREQS", "dtmf_tones", "HOLD_NOTES", "hold_music"]
 
 _ROWS = (697.0, 770.0, 852.0, 941.0)
 _COLS = (1209.0, 1336.0, 1477.0, 1633.0)
@@ -33,3 +33,22 @@ def dtmf_tones(keys: str, on: float = 0.1, off: float = 0.1, level: float = 0.25
         tone = level * (np.sin(2 * np.pi * low * t) + np.sin(2 * np.pi * high * t))
         parts += [tone.astype(np.float32), gap]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+HOLD_NOTES: tuple[float, ...] = (400.0, 500.0, 600.0, 800.0, 600.0, 500.0)
+"""The notes of :func:`hold_music`, in Hz: a major triad (4:5:6) up to the octave and
+down again. Multiples of 100 Hz, so that a test can tell each note apart in 10 ms."""
+
+
+def hold_music(note: float = 0.4, level: float = 0.3) -> PCM:
+    """A gentle arpeggio to loop while a caller waits (:class:`voip.Queue`): the
+    :data:`HOLD_NOTES`, ``note`` seconds each with 30 ms raised-cosine fades (no clicks),
+    peaking at ``level``. It loops seamlessly: it starts and ends at silence."""
+    n = int(round(note * SAMPLE_RATE))
+    t = np.arange(n) / SAMPLE_RATE
+    fade = int(0.03 * SAMPLE_RATE)
+    envelope = np.ones(n)
+    ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(fade) / fade)
+    envelope[:fade], envelope[n - fade :] = ramp, ramp[::-1]
+    notes = [level * envelope * np.sin(2 * np.pi * freq * t) for freq in HOLD_NOTES]
+    return np.concatenate(notes).astype(np.float32)

@@ -384,6 +384,12 @@ def _from_events(told: Sequence[CallEvent], now: float) -> list[tuple[float, str
         elif isinstance(event, events.RecordingStopped):
             length = "" if event.seconds is None else f" ({_s(event.seconds)} s)"
             items.append((event.at, f"recording stopped at {_s(event.at)} s{length}"))
+        elif isinstance(event, events.Queued):
+            where = f"queued in {event.queue!r} at position {event.position}"
+            items.append((event.at, f"{where} at {_s(event.at)} s"))
+        elif isinstance(event, events.LeftQueue):
+            left = f"left queue {event.queue!r} ({event.reason})"
+            items.append((event.at, f"{left} at {_s(event.at)} s"))
         elif isinstance(event, events.HungUp):
             who = "app" if event.by == "local" else "caller"
             items.append((event.at, f"hung up by the {who} at {_s(event.at)} s"))

@@ -1,0 +1,402 @@
+"""``voip.Queue``: callers wait on hold, in order, until an agent takes them.
+
+A :class:`Queue` is a first-in, first-out line of waiting calls, shared by the handlers
+of one process (a module-level object). A caller's handler ``await queue.wait(call)``:
+the caller hears hold music (looped, resumed where it was after each announcement) and,
+on entry and every ``position_every`` seconds, "You are caller number 2." An agent is
+just another call (someone who called in and gave a code, or one that :func:`voip.dial`
+placed); its handler ``await queue.take(agent)`` bridges it (:meth:`voip.call.Call.bridge`)
+to the caller who has waited longest, and returns when that conversation is over, so that
+it can loop to take the next. Both handlers keep running meanwhile.
+
+``wait`` returns a :class:`Dequeued` (``bridged``, then how the bridge ended; ``timeout``;
+``hung up``; ``left``: :meth:`Queue.leave` or the task cancelled), ``take`` a
+:class:`Taken` (who, how it ended), or None. While it waits, the queue is the call's
+:attr:`~voip.call.Call.place`.
+
+A queue holds the calls of one process, and one process holds at most 4 SIP calls (the
+``pjsua2`` wheel's limit): callers and agents together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .audio.engine import PCMSource
+from .audio.pcm import PCM, as_pcm
+from .audio.tones import hold_music
+from .bridging import Bridge, BridgeEnd, _who
+from .call import Call, Playback
+from .errors import CallEndedError, InvalidArgumentError
+from .events import LeftQueue, Queued
+from .prompts import Prompt, _ignore, parts_of
+from .tts import speech_future
+
+__all__ = ["Queue", "Dequeued", "Taken", "QueueReason", "POSITION_TEXT", "SPEECH_PAUSE"]
+
+QueueReason = Literal["bridged", "timeout", "hung up", "left"]
+"""Why :meth:`Queue.wait` returned."""
+
+POSITION_TEXT = "You are caller number {position}."
+"""What a waiting caller is told of their place (1: the next to be taken)."""
+
+SPEECH_PAUSE = 10.0
+"""Seconds of silence after each text of a ``hold`` prompt, before it is said again."""
+
+LIMIT = (
+    "a queue holds the calls of one process (and one process at most 4 SIP calls, "
+    "pjsua2's limit, callers and agents together)"
+)
+
+
+@dataclass(frozen=True)
+class Dequeued:
+    """What :meth:`Queue.wait` returns: why the caller no longer waits."""
+
+    reason: QueueReason
+    """``bridged`` (an agent took them, and the bridge is over: see :attr:`end`),
+    ``timeout``, ``hung up`` (while waiting) or ``left`` (:meth:`Queue.leave`)."""
+    waited: float
+    """Seconds spent waiting in the queue."""
+    agent: Call | None = None
+    """The agent's call, when bridged."""
+    end: BridgeEnd | None = None
+    """When bridged, how the bridge ended, from the caller's side: ``hung up`` (the
+    caller did), ``other hung up`` (the agent did) or ``unbridged``."""
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What :meth:`Queue.take` returns: the caller the agent talked with."""
+
+    caller: Call
+    """The caller's call (it may still be up: the agent unbridged, or hung up)."""
+    end: BridgeEnd
+    """How the bridge ended, from the agent's side: ``hung up`` (the agent did),
+    ``other hung up`` (the caller did) or ``unbridged``."""
+    waited: float
+    """Seconds the caller had waited in the queue."""
+
+
+@dataclass(eq=False)
+class _Waiting:
+    """One caller in the queue."""
+
+    call: Call
+    since: float
+    outcome: asyncio.Future[tuple[QueueReason, Call | None, Bridge | None]]
+    holding: asyncio.Task[None] | None = None
+    playing: Playback | None = None
+
+    def stop_hold(self) -> None:
+        """Stop the hold music and the announcements now (from the next frame)."""
+        if self.holding is not None:
+            self.holding.cancel()
+        if self.playing is not None:
+            self.playing.cancel()
+
+
+class Queue:
+    """Callers waiting, in order, for an agent: ``await queue.wait(call)`` on the
+    caller's side, ``await queue.take(agent)`` on the agent's.
+
+    ``len(queue)`` is the number of callers waiting, :attr:`callers` lists them (the
+    next to be taken first). A queue holds the calls of one process: one process
+    answers at most 4 SIP calls (callers and agents together).
+    """
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidArgumentError(f"a queue needs a name (a non-empty str), got {name!r}")
+        self.name = name
+        self._waiting: list[_Waiting] = []
+        self._takers: deque[asyncio.Future[None]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.name!r}: {len(self)} waiting>"
+
+    @property
+    def callers(self) -> list[Call]:
+        """The calls waiting, the next to be taken first."""
+        return [entry.call for entry in self._waiting]
+
+    def position(self, call: Call) -> int | None:
+        """``call``'s place in the queue (1: the next to be taken), or None."""
+        for n, entry in enumerate(self._waiting, 1):
+            if entry.call is call:
+                return n
+        return None
+
+    def describe(self) -> str:
+        return f"waiting in queue {self.name!r}"
+
+    # -- the caller's side -----------------------------------------------------------
+
+    async def wait(
+        self,
+        call: Call,
+        *,
+        hold: Prompt = None,
+        position_every: float | None = 30.0,
+        timeout: float | None = None,
+    ) -> Dequeued:
+        """Wait in the queue, on hold, until an agent takes the call and the bridge to
+        them is over, or ``timeout`` seconds pass, or the caller hangs up, or
+        :meth:`leave`; returns a :class:`Dequeued` saying which.
+
+        ``hold``: what the caller hears, looped: None for the default music
+        (:func:`voip.audio.tones.hold_music`), or a prompt (text, PCM, a WAV path, or a
+        list of these; each text is followed by :data:`SPEECH_PAUSE` seconds of
+        silence); an empty list for silence. ``position_every``: seconds between
+        announcements of their place (:data:`POSITION_TEXT`), the first on entry, the
+        music paused meanwhile; None: none. The caller hanging up ends the wait, not the
+        handler; cancelling the task leaves the queue (or, once bridged, unbridges).
+
+        Raises :class:`CallEndedError` if the call has ended, and
+        :class:`InvalidArgumentError` if it is not a call of this process or is in a
+        bridge, a room or a queue already.
+        """
+        _check_call("wait", call)
+        _check_seconds("position_every", position_every)
+        _check_seconds("timeout", timeout, zero=True)
+        self._check_free(call)
+        hold_parts = _hold_parts(hold)
+        loop = asyncio.get_running_loop()
+        entry = _Waiting(call, loop.time(), loop.create_future())
+        self._waiting.append(entry)
+        call.place = self
+        forget = call.on_end(lambda: self._drop(entry, "hung up"))
+        call.log.info("waiting in queue %r at position %d", self.name, len(self))
+        call._emit(Queued(self.name, len(self)))
+        self._wake_taker()
+        entry.holding = asyncio.create_task(self._hold(entry, hold_parts, position_every))
+        with call.hangup_ends_verb():
+            try:
+                await asyncio.wait({entry.outcome}, timeout=timeout)
+            except asyncio.CancelledError:
+                self._drop(entry, "left")
+                raise
+            finally:
+                forget()
+                entry.stop_hold()
+            self._drop(entry, "timeout")  # (nothing, if it is over already)
+            reason, agent, bridge = entry.outcome.result()
+            waited = loop.time() - entry.since
+            if bridge is None:
+                return Dequeued(reason, waited)
+            return Dequeued(reason, waited, agent, await bridge.until_over(call))
+
+    def leave(self, call: Call) -> bool:
+        """Take ``call`` out of the queue: its :meth:`wait` returns ``left``. Returns
+        False if it was not waiting."""
+        for entry in self._waiting:
+            if entry.call is call:
+                self._drop(entry, "left")
+                return True
+        return False
+
+    # -- the agent's side ------------------------------------------------------------
+
+    async def take(self, agent: Call, *, timeout: float | None = None) -> Taken | None:
+        """Bridge ``agent`` to the caller who has waited longest (waiting for one if
+        the queue is empty) and return when that bridge is over: a :class:`Taken`
+        (who, and how it ended). None if no caller came within ``timeout`` seconds
+        (None: no limit) or the agent's call ended first.
+
+        Agents waiting together take callers in the order they began to wait. The agent
+        hanging up ends the bridge, not the handler; cancelling the task unbridges (the
+        caller's :meth:`wait` returns, with ``end`` ``"unbridged"``).
+
+        Raises :class:`CallEndedError` if the agent's call has ended, and
+        :class:`InvalidArgumentError` if it is not a call of this process or is in a
+        bridge, a room or a queue already.
+        """
+        _check_call("take", agent)
+        _check_seconds("timeout", timeout, zero=True)
+        self._check_free(agent)
+        with agent.hangup_ends_verb():
+            entry = await self._next(agent, timeout)
+            if entry is None:
+                return None
+            self._check_free(agent)  # (bridged meanwhile by another task?)
+            caller = entry.call
+            self._remove(entry, "bridged")
+            entry.stop_hold()
+            bridge = Bridge(agent, caller)
+            entry.outcome.set_result(("bridged", agent, bridge))
+            waited = asyncio.get_running_loop().time() - entry.since
+            agent.log.info("took %s from queue %r after %.1f s", _who(caller), self.name, waited)
+            return Taken(caller, await bridge.until_over(agent), waited)
+
+    async def _next(self, agent: Call, timeout: float | None) -> _Waiting | None:
+        """The caller waiting longest, once there is one; None at the time-out or when
+        the agent's call ends."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while agent.active and not self._waiting:
+            arrival: asyncio.Future[None] = loop.create_future()
+            self._takers.append(arrival)
+            forget = agent.on_end(functools.partial(_wake, arrival))
+            try:
+                left = None if deadline is None else max(0.0, deadline - loop.time())
+                await asyncio.wait({arrival}, timeout=left)
+            finally:
+                forget()
+                if arrival in self._takers:
+                    self._takers.remove(arrival)
+            if not arrival.done():  # timed out
+                arrival.cancel()
+                return None
+        return self._waiting[0] if agent.active else None
+
+    def _wake_taker(self) -> None:
+        while self._takers:
+            taker = self._takers.popleft()
+            if not taker.done():
+                _wake(taker)
+                return
+
+    # -- in and out ------------------------------------------------------------------
+
+    def _check_free(self, call: Call) -> None:
+        if not call.active:
+            raise CallEndedError("the call has ended")
+        if call.place is not None:
+            raise InvalidArgumentError(
+                f"call {_who(call)} is {call.place.describe()}: it must leave that first "
+                "(unbridge(), or leave the room or queue)"
+            )
+
+    def _drop(self, entry: _Waiting, reason: QueueReason) -> None:
+        """``entry`` leaves the queue without an agent (if it is still waiting)."""
+        if entry.outcome.done():
+            return
+        self._remove(entry, reason)
+        entry.stop_hold()
+        entry.outcome.set_result((reason, None, None))
+        entry.call.log.info("left queue %r: %s", self.name, reason)
+
+    def _remove(self, entry: _Waiting, reason: QueueReason) -> None:
+        """Out of the line; those behind move up (and are told so)."""
+        index = self._waiting.index(entry)
+        del self._waiting[index]
+        if entry.call.place is self:
+            entry.call.place = None
+        entry.call._emit(LeftQueue(self.name, reason))
+        for n, behind in enumerate(self._waiting[index:], index + 1):
+            behind.call._emit(Queued(self.name, n))
+
+    # -- on hold ---------------------------------------------------------------------
+
+    async def _hold(self, entry: _Waiting, hold: _Hold, every: float | None) -> None:
+        """The hold prompt, round and round, and the caller's position now and then."""
+        call, loop = entry.call, asyncio.get_running_loop()
+        announce_at = loop.time()
+        try:
+            while call.active:
+                if every is not None and loop.time() >= announce_at:
+                    announce_at = loop.time() + every
+                    position = self.position(call)
+                    if position is not None:
+                        text = POSITION_TEXT.format(position=position)
+                        await _play(entry, call.say(text), None)
+                await hold.step(entry, None if every is None else announce_at)
+        except CallEndedError:
+            return
+        except Exception:  # (a bad text to speech): the caller waits on, in silence
+            call.log.exception("the hold music of queue %r failed", self.name)
+        finally:
+            if entry.playing is not None:
+                entry.playing.cancel()
+
+
+class _Hold:
+    """What one caller hears on hold: its parts in turn, round and round (text, PCM,
+    or a pause in seconds), each resumed where it was cut off if it is PCM."""
+
+    def __init__(self, parts: list[str | PCM | float]) -> None:
+        self.parts = parts
+        self.loop = len(parts) == 1 and isinstance(parts[0], np.ndarray)
+        """One sound: looped, so that it goes round with no gap."""
+        self.index = 0
+        self.source: PCMSource | None = None
+        """The sound being played, kept while it is cut off, to go on from there."""
+
+    async def step(self, entry: _Waiting, deadline: float | None) -> None:
+        """Play the current part until it ends (then move to the next) or ``deadline``."""
+        loop = asyncio.get_running_loop()
+        seconds = None if deadline is None else max(0.0, deadline - loop.time())
+        if not self.parts:
+            await asyncio.sleep(1e9 if seconds is None else seconds)
+            return
+        part = self.parts[self.index]
+        if isinstance(part, float):
+            await asyncio.sleep(part if seconds is None else min(part, seconds))
+            completed = True
+        elif isinstance(part, str):
+            completed = await _play(entry, entry.call.say(part), seconds)
+        else:
+            if self.source is None:
+                self.source = PCMSource(part, self.loop, "hold music")
+            completed = await _play(entry, entry.call.play_source(self.source), seconds)
+        if completed:
+            self.index = (self.index + 1) % len(self.parts)
+            self.source = None
+
+
+async def _play(entry: _Waiting, playback: Playback, seconds: float | None) -> bool:
+    """Play until the end or for ``seconds``, whichever comes first; True at the end."""
+    entry.playing = playback
+    playing = asyncio.ensure_future(playback)
+    await asyncio.wait({playing}, timeout=seconds)
+    if playing.done():
+        return bool(playing.result())
+    playback.cancel()
+    await playing  # the mixer has let go of the source
+    return False
+
+
+def _hold_parts(hold: Prompt) -> _Hold:
+    """What a caller hears on hold: the default music, or ``hold``, each text followed
+    by a pause; nothing for an empty list."""
+    if hold is None:
+        return _Hold([hold_music()])
+    parts: list[str | PCM | float] = []
+    for part in parts_of(hold):
+        if isinstance(part, str):
+            speech_future(part).add_done_callback(_ignore)  # synthesised ahead
+            parts += [part, SPEECH_PAUSE]
+        else:
+            parts.append(as_pcm(part))
+    return _Hold(parts)
+
+
+def _check_call(verb: str, call: object) -> None:
+    if not isinstance(call, Call):
+        raise InvalidArgumentError(
+            f"queue.{verb}() takes a call of this process (a voip Call), got "
+            f"{type(call).__name__}: {LIMIT}"
+        )
+
+
+def _check_seconds(name: str, value: float | None, zero: bool = False) -> None:
+    if value is None:
+        return
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not (value >= 0 if zero else value > 0) or value == float("inf"):
+        least = "0 or more" if zero else "above 0"
+        raise InvalidArgumentError(f"{name} is seconds ({least}) or None, got {value!r}")
+
+
+def _wake(taker: asyncio.Future[None]) -> None:
+    if not taker.done():
+        taker.set_result(None)
