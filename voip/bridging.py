@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .errors import CallEndedError, InvalidArgumentError
 from .events import Bridged, Unbridged
+from .linking import check_free, who
 
 if TYPE_CHECKING:
     from .call import Call
@@ -39,15 +40,15 @@ class Bridge:
         for call, other in ((a, b), (b, a)):
             call.place = self
             call.links.hear(other.links)
-            call._emit(Bridged(_who(other)))
-        a.log.info("bridged to %s (%s)", _who(b), b.info.call_id or "-")
+            call._emit(Bridged(who(other)))
+        a.log.info("bridged to %s (%s)", who(b), b.info.call_id or "-")
 
     def other(self, call: Call) -> Call:
         return self.calls[1] if call is self.calls[0] else self.calls[0]
 
     def describe(self) -> str:
         a, b = self.calls
-        return f"bridged ({_who(a)} and {_who(b)})"
+        return f"bridged ({who(a)} and {who(b)})"
 
     async def until_over(self, call: Call) -> BridgeEnd:
         """Wait for the end of the bridge; returns why, from ``call``'s side. The caller
@@ -73,7 +74,7 @@ class Bridge:
             if call.place is self:
                 call.place = None
             call._emit(Unbridged(_reason(call, ended)))
-        a.log.info("unbridged from %s: %s", _who(b), _reason(a, ended))
+        a.log.info("unbridged from %s: %s", who(b), _reason(a, ended))
         self.over.set_result(ended)
 
 
@@ -105,11 +106,7 @@ async def bridge(self: Call, other: Call) -> BridgeEnd:
         if not other.active:
             return "other hung up"
         for call in (self, other):
-            if call.place is not None:
-                raise InvalidArgumentError(
-                    f"call {_who(call)} is {call.place.describe()}: it must leave that "
-                    "first (unbridge(), or leave the room or queue)"
-                )
+            check_free(call)
         place = Bridge(self, other)
     return await place.until_over(self)
 
@@ -128,7 +125,3 @@ def _reason(call: Call, ended: Call | None) -> BridgeEnd:
     if ended is None:
         return "unbridged"
     return "hung up" if ended is call else "other hung up"
-
-
-def _who(call: Call) -> str:
-    return call.info.number or call.info.remote_uri or call.info.call_id or "a call"

@@ -22,13 +22,17 @@ Everything here runs on the loop.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .audio.links import Feed, Tap, link, unlink
 from .audio.vad import VoiceDetector
 from .bridge import MediaBridge
+from .errors import InvalidArgumentError
 
-__all__ = ["Links", "Place"]
+if TYPE_CHECKING:
+    from .call import Call
+
+__all__ = ["Links", "Place", "check_free", "who"]
 
 
 class Place(Protocol):
@@ -37,6 +41,21 @@ class Place(Protocol):
 
     def describe(self) -> str:
         """What it is, for messages: ``"bridged to 5551234"``, ``"in room 'lobby'"``."""
+
+
+def who(call: Call) -> str:
+    """A call's caller, for messages and logs: the number, else the URI or the call's id."""
+    return call.info.number or call.info.remote_uri or call.info.call_id or "a call"
+
+
+def check_free(call: Call) -> None:
+    """Raise :class:`~voip.errors.InvalidArgumentError` if ``call`` is in a bridge, room
+    or queue already (a call is in one place at a time)."""
+    if call.place is not None:
+        raise InvalidArgumentError(
+            f"call {who(call)} is {call.place.describe()}: it must leave that first "
+            "(unbridge(), or leave the room or queue)"
+        )
 
 
 class Links:

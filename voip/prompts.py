@@ -24,7 +24,7 @@ from .tts import speech_future
 if TYPE_CHECKING:
     from .call import Call, Playback
 
-__all__ = ["Prompt", "PromptPart", "parts_of", "play_prompt"]
+__all__ = ["Prompt", "PromptPart", "parts_of", "play_prompt", "synthesise_ahead"]
 
 PromptPart: TypeAlias = "str | os.PathLike[str] | np.ndarray[Any, Any] | Sequence[float]"
 Prompt: TypeAlias = "PromptPart | Sequence[PromptPart] | None"
@@ -82,7 +82,7 @@ async def play_prompt(call: Call, parts: Sequence[PromptPart], stop: asyncio.Eve
         return True
     for part in parts:  # every text synthesised ahead, so that parts follow with no gap
         if isinstance(part, str):
-            speech_future(part).add_done_callback(_ignore)  # say() reports its errors
+            synthesise_ahead(part)
     stopped = asyncio.ensure_future(stop.wait())
     try:
         for part in parts:
@@ -100,6 +100,12 @@ async def play_prompt(call: Call, parts: Sequence[PromptPart], stop: asyncio.Eve
         return True
     finally:
         stopped.cancel()
+
+
+def synthesise_ahead(text: str) -> None:
+    """Start synthesising ``text`` now, so that saying it later starts at once (its
+    errors are reported by the ``say`` that plays it)."""
+    speech_future(text).add_done_callback(_ignore)
 
 
 def _ignore(fut: asyncio.Future[Any]) -> None:

@@ -31,12 +31,12 @@ import numpy as np
 from .audio.engine import PCMSource
 from .audio.pcm import PCM, as_pcm
 from .audio.tones import hold_music
-from .bridging import Bridge, BridgeEnd, _who
+from .bridging import Bridge, BridgeEnd
 from .call import Call, Playback
 from .errors import CallEndedError, InvalidArgumentError
 from .events import LeftQueue, Queued
-from .prompts import Prompt, _ignore, parts_of
-from .tts import speech_future
+from .linking import check_free, who
+from .prompts import Prompt, parts_of, synthesise_ahead
 
 __all__ = ["Queue", "Dequeued", "Taken", "QueueReason", "POSITION_TEXT", "SPEECH_PAUSE"]
 
@@ -234,7 +234,7 @@ class Queue:
             bridge = Bridge(agent, caller)
             entry.outcome.set_result(("bridged", agent, bridge))
             waited = asyncio.get_running_loop().time() - entry.since
-            agent.log.info("took %s from queue %r after %.1f s", _who(caller), self.name, waited)
+            agent.log.info("took %s from queue %r after %.1f s", who(caller), self.name, waited)
             return Taken(caller, await bridge.until_over(agent), waited)
 
     async def _next(self, agent: Call, timeout: float | None) -> _Waiting | None:
@@ -270,11 +270,7 @@ class Queue:
     def _check_free(self, call: Call) -> None:
         if not call.active:
             raise CallEndedError("the call has ended")
-        if call.place is not None:
-            raise InvalidArgumentError(
-                f"call {_who(call)} is {call.place.describe()}: it must leave that first "
-                "(unbridge(), or leave the room or queue)"
-            )
+        check_free(call)
 
     def _drop(self, entry: _Waiting, reason: QueueReason) -> None:
         """``entry`` leaves the queue without an agent (if it is still waiting)."""
@@ -373,7 +369,7 @@ def _hold_parts(hold: Prompt) -> _Hold:
     parts: list[str | PCM | float] = []
     for part in parts_of(hold):
         if isinstance(part, str):
-            speech_future(part).add_done_callback(_ignore)  # synthesised ahead
+            synthesise_ahead(part)
             parts += [part, SPEECH_PAUSE]
         else:
             parts.append(as_pcm(part))
