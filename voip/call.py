@@ -199,6 +199,8 @@ class Call:
         self._end_callbacks: list[Callable[[], None]] = []
         self.transferer: _transfer.Transferer | None = None
         """How the backend carries out :meth:`transfer` (None: it cannot)."""
+        self.transferring = False
+        """True while :meth:`transfer` waits for its outcome (one transfer at a time)."""
 
     # -- who is calling ------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -73,10 +72,6 @@ class Transferred:
         return self.ok
 
 
-_under_way: weakref.WeakSet[Call] = weakref.WeakSet()
-"""Calls with a transfer going on (one at a time per call)."""
-
-
 def target_of(call: Call, target: object) -> str:
     """The URI to REFER ``call`` to: ``target`` itself (checked), or the remote URI of
     ``target``, a call like ``call``."""
@@ -121,7 +116,7 @@ async def transfer(
         other._check_active()
     if call.transferer is None:
         raise VoipError("this call cannot be transferred (its backend has no transfer)")
-    if call in _under_way:
+    if call.transferring:
         raise VoipError("a transfer of this call is already going on")
     outcome: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
 
@@ -131,7 +126,7 @@ async def transfer(
 
     kind = "attended transfer" if other is not None else "transfer"
     call.log.info("%s to %s", kind, uri)
-    _under_way.add(call)
+    call.transferring = True
     ended = asyncio.ensure_future(call.ended.wait())
     with contextlib.ExitStack() as verbs:
         verbs.enter_context(call.hangup_ends_verb())
@@ -142,7 +137,7 @@ async def transfer(
             either: set[asyncio.Future[Any]] = {outcome, ended}
             await asyncio.wait(either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            _under_way.discard(call)
+            call.transferring = False
             ended.cancel()
             if not outcome.done():
                 call.transferer.abandon()
