@@ -14,6 +14,7 @@ from .errors import (
     AudioDeviceError,
     CallEndedError,
     InvalidArgumentError,
+    RoomFullError,
     TTSError,
     VoipError,
     WAVError,
@@ -22,6 +23,7 @@ from .gather import Gathered
 from .menu import Menu
 from .outgoing import dial
 from .record import Recorded
+from .rooms import Room
 from .runner import runVoipClient
 from .tts import TTStoPCM, TTStoPCMAsync
 
@@ -29,6 +31,7 @@ __all__ = [
     "runVoipClient",
     "dial",
     "Menu",
+    "Room",
     "Gathered",
     "Recorded",
     "Call",
@@ -50,6 +53,7 @@ __all__ = [
     "TTSError",
     "CallEndedError",
     "AudioDeviceError",
+    "RoomFullError",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -3,7 +3,8 @@
 A :class:`~voip.call.Call` whose ``listener`` is set calls it on the loop with each event
 as it happens: a sound starting (:class:`Said`, :class:`TonePlayed`, :class:`SoundPlayed`,
 or :class:`DtmfSent` for keys sent as tones) and its :class:`PlaybackEnded`, recordings
-starting and stopping, keys sent, bridges (:class:`Bridged`, :class:`Unbridged`), and
+starting and stopping, keys sent, bridges (:class:`Bridged`, :class:`Unbridged`), rooms
+(:class:`JoinedRoom`, :class:`LeftRoom`), and
 the end of the call (:class:`HungUp`). Each event's
 ``at`` is the loop's time when it happened. With no listener nothing is made: backends
 pay nothing for it. Pure: frozen dataclasses and one function.
@@ -30,6 +31,8 @@ __all__ = [
     "HungUp",
     "Bridged",
     "Unbridged",
+    "JoinedRoom",
+    "LeftRoom",
     "CallEvent",
     "Listener",
     "played",
@@ -138,8 +141,37 @@ class Unbridged:
     at: float = 0.0
 
 
+@dataclass(frozen=True)
+class JoinedRoom:
+    """The caller is now in a room (``voip.Room.join``): it hears the other members."""
+
+    room: str
+    """The room's name."""
+    members: int
+    """How many are in the room, the caller included."""
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
+class LeftRoom:
+    """The caller left the room."""
+
+    room: str
+    reason: str
+    """Why: ``hung up``, ``left`` (taken out by the app) or ``key`` (the leave key)."""
+    at: float = 0.0
+
+
 CallEvent = (
-    Played | PlaybackEnded | RecordingStarted | RecordingStopped | HungUp | Bridged | Unbridged
+    Played
+    | PlaybackEnded
+    | RecordingStarted
+    | RecordingStopped
+    | HungUp
+    | Bridged
+    | Unbridged
+    | JoinedRoom
+    | LeftRoom
 )
 
 Listener = Callable[[CallEvent], None]
