@@ -254,3 +254,30 @@ async def test_announcement_to_everyone_and_a_recording_of_the_room(tmp_path):
     from voip import loadWAVtoPCM
 
     assert len(loadWAVtoPCM(tmp_path / "room.wav")) == len(pcm)
+
+
+async def test_after_leaving_the_member_neither_hears_nor_is_heard():
+    room = Room("gone", gate=False)
+
+    async def handler(call):
+        if call.caller == "8002":
+            joined = asyncio.ensure_future(room.join(call, beep=False))
+            await asyncio.sleep(1.0)
+            room.leave(call)
+            assert await joined == "left" and call.place is None
+            await call.ended.wait()
+        else:
+            await room.join(call, beep=False)
+
+    async with app(handler) as running:
+        a = await running.dial("8001")
+        b = await running.dial("8002")
+        await a.wait(0.3)
+        start_a, start_b = len(a.heard), len(b.heard)
+        await asyncio.gather(a.speak(tone(600, 0.5, 0.3)), b.speak(tone(900, 0.5, 0.3)))
+        assert level(a.heard[start_a:], 900) > 0.015 and level(b.heard[start_b:], 600) > 0.015
+        await a.wait(0.5)  # b has left
+        start_a, start_b = len(a.heard), len(b.heard)
+        await asyncio.gather(a.speak(tone(600, 0.5, 0.3)), b.speak(tone(900, 0.5, 0.3)))
+        await a.wait(0.1)
+        assert level(a.heard[start_a:], 900) < 1e-6 and level(b.heard[start_b:], 600) < 1e-6
