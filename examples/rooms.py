@@ -73,7 +73,6 @@ async def handler(call):
             continue
         finally:
             keys.cancel()
-        call.log.info("left room %s: %s", number, why)
         if why == "left" and call.active:
             await call.say("You have left the room. Goodbye.")
         return

@@ -31,6 +31,18 @@ def member_app(room: Room, results: list | None = None, **join):
     return handler
 
 
+def one_apart(room: Room, caller: str, script):
+    """``caller``'s call runs ``script(call)``; every other caller joins ``room``."""
+
+    async def handler(call):
+        if call.caller == caller:
+            await script(call)
+        else:
+            await room.join(call, beep=False)
+
+    return handler
+
+
 def level(x: np.ndarray, freq: float) -> float:
     return goertzel_power(x, freq) if len(x) else 0.0
 
@@ -97,17 +109,14 @@ async def test_a_silent_members_line_noise_is_gated_out_while_speech_passes():
 async def test_mute_and_unmute():
     room = Room("mute", gate=False)
 
-    async def handler(call):
-        if call.caller == "3001":
-            member = asyncio.ensure_future(room.join(call, beep=False, muted=True))
-            await asyncio.sleep(3.0)
-            assert room.is_muted(call)
-            room.unmute(call)
-            await member
-        else:
-            await room.join(call, beep=False)
+    async def muted_first(call):
+        member = asyncio.ensure_future(room.join(call, beep=False, muted=True))
+        await asyncio.sleep(3.0)
+        assert room.is_muted(call)
+        room.unmute(call)
+        await member
 
-    async with app(handler) as running:
+    async with app(one_apart(room, "3001", muted_first)) as running:
         a = await running.dial("3001")
         b = await running.dial("3002")
         await b.wait(0.5)
@@ -259,17 +268,14 @@ async def test_announcement_to_everyone_and_a_recording_of_the_room(tmp_path):
 async def test_after_leaving_the_member_neither_hears_nor_is_heard():
     room = Room("gone", gate=False)
 
-    async def handler(call):
-        if call.caller == "8002":
-            joined = asyncio.ensure_future(room.join(call, beep=False))
-            await asyncio.sleep(1.0)
-            room.leave(call)
-            assert await joined == "left" and call.place is None
-            await call.ended.wait()
-        else:
-            await room.join(call, beep=False)
+    async def taken_out(call):
+        joined = asyncio.ensure_future(room.join(call, beep=False))
+        await asyncio.sleep(1.0)
+        room.leave(call)
+        assert await joined == "left" and call.place is None
+        await call.ended.wait()
 
-    async with app(handler) as running:
+    async with app(one_apart(room, "8002", taken_out)) as running:
         a = await running.dial("8001")
         b = await running.dial("8002")
         await a.wait(0.3)

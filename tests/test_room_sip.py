@@ -22,17 +22,25 @@ from .test_room import SPEECH, line_noise, rms
 pytestmark = pytest.mark.timeout(180)
 
 ROOM_APP = """
+    import os
     from voip import Room, RoomFullError, runVoipClient
 
     room = Room("sip", gate={gate})
+    recording = None
 
     async def handler(call):
+        global recording
+        if recording is None and os.environ.get("ROOM_WAV"):
+            recording = room.record(os.environ["ROOM_WAV"])
         try:
             why = await room.join(call, beep=False)
         except RoomFullError as exc:
             call.log.info("refused: %s", exc)
             return
         call.log.info("left the room: %s (%d still in it)", why, len(room.members))
+        if recording is not None and not room.members:
+            recording.stop()
+            call.log.info("recorded %.1f s", len(await recording) / 8000)
 
     runVoipClient(handler)
 """
@@ -73,8 +81,8 @@ def test_a_noisy_silent_member_is_gated_out_and_a_speaking_one_heard(tmp_path):
     speech = TTStoPCM(SPEECH)
     savePCMtoWAV(np.concatenate([np.zeros(24000, np.float32), speech]), tmp_path / "talk.wav")
     savePCMtoWAV(line_noise(14.0), tmp_path / "noise.wav")
-    listener_wav = tmp_path / "listener.wav"
-    with serving(app_path) as app:
+    listener_wav, room_wav = tmp_path / "listener.wav", tmp_path / "room.wav"
+    with serving(app_path, env={"ROOM_WAV": str(room_wav)}) as app:
         noisy = peer(app.uri, "--play", str(tmp_path / "noise.wav"), "--duration", "12")
         time.sleep(0.5)
         listener = peer(app.uri, "--record", str(listener_wav), "--duration", "10")
@@ -93,6 +101,11 @@ def test_a_noisy_silent_member_is_gated_out_and_a_speaking_one_heard(tmp_path):
     assert goertzel_power(noise_only, 50) < 1e-8
     assert loud.sum() >= 20  # 2 s of the 4 s sentence at least (its pauses aside)
     assert np.flatnonzero(loud)[0] >= 30  # nothing loud before the talker speaks
+    # The room's recording (from the noisy member's join): the speech, not the noise.
+    room = loadWAVtoPCM(room_wav)
+    print(f"room recording {len(room) / 8000:.1f} s, noise-only RMS {rms(room[16000:32000]):.6f}")
+    assert rms(room[16000:32000]) < 5e-4
+    assert (windows(room) > 0.02).sum() >= 20
 
 
 def test_a_fourth_joins_and_a_fifth_caller_is_refused_cleanly(tmp_path):
