@@ -557,6 +557,77 @@ async def test_callcenter_a_caller_waits_five_minutes_at_most():
     assert phone.now == pytest.approx(300 + 4, abs=2)
 
 
+# -- rooms.py: several callers at once -----------------------------------------------------
+
+
+def rooms_example(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    rooms = example("rooms")
+    monkeypatch.setattr(rooms, "ROOMS", {})  # each test its own rooms
+    return rooms
+
+
+async def enter(phone: Phone, number: str) -> None:
+    await phone.heard_say("Please enter a room number")
+    await phone.press(number + "#")
+
+
+def loudness(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
+
+
+async def test_rooms_count_beep_speech_heard_mute_and_leave(monkeypatch):
+    rooms = rooms_example(monkeypatch)
+    voice = TTStoPCM("Good morning, can everybody hear me?")
+    async with app(rooms.handler) as running:
+        a = await running.dial("1001")
+        await enter(a, "12")
+        await a.heard_say("Room 1 2. You are the first one in this room")
+        await a.heard_tone(1000, 0.2)  # the join beep
+        b = await running.dial("1002")
+        await enter(b, "12")
+        await b.heard_say("There is 1 person in this room")
+        await a.heard_tone(1000, 0.2)  # b joins
+        await b.heard_tone(1000, 0.2)
+        start = len(b.heard)
+        await a.speak(voice)
+        assert loudness(b.heard[start:]) > 0.3 * loudness(voice)  # b hears a talk
+        await a.press("*")
+        await a.heard_say("Muted")
+        start = len(b.heard)
+        await a.speak(voice)
+        assert loudness(b.heard[start:]) < 1e-4  # muted: nothing
+        await a.press("*")
+        await a.heard_say("Unmuted")
+        start = len(b.heard)
+        await a.speak(voice)
+        assert loudness(b.heard[start:]) > 0.3 * loudness(voice)
+        assert "Muted." not in b.said and "Unmuted." not in b.said  # to a alone
+        await b.press("#")
+        await b.heard_say("You have left the room. Goodbye.")
+        await a.heard_tone(500, 0.2)  # the leave beep
+        await b.hung_up()
+        c = await running.dial("1003")
+        await enter(c, "7")  # another room: empty
+        await c.heard_say("Room 7. You are the first one in this room")
+
+
+async def test_rooms_a_full_room_says_so_and_offers_another(monkeypatch):
+    rooms = rooms_example(monkeypatch)
+    async with app(rooms.handler) as running:
+        for n in range(4):
+            phone = await running.dial(f"200{n}")
+            await enter(phone, "5")
+            await phone.heard_tone(1000, 0.2)
+        fifth = await running.dial("2005")
+        await enter(fifth, "5")
+        await fifth.heard_say("There are 4 people in this room")
+        await fifth.heard_say("Sorry, this room is full.")
+        await enter(fifth, "6")  # asked again: another room
+        await fifth.heard_say("You are the first one in this room")
+        await fifth.heard_tone(1000, 0.2)
+    assert len(rooms.ROOMS["5"].members) == 0  # all hung up on leaving the block
+
+
 # -- the demo, test.py -------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from .errors import (
     AudioDeviceError,
     CallEndedError,
     InvalidArgumentError,
+    RoomFullError,
     TTSError,
     VoipError,
     WAVError,
@@ -24,6 +25,7 @@ from .menu import Menu
 from .outgoing import dial
 from .queues import Dequeued, Queue, Taken
 from .record import Recorded
+from .rooms import Room
 from .runner import runVoipClient
 from .transfer import Transferred
 from .tts import TTStoPCM, TTStoPCMAsync
@@ -32,6 +34,7 @@ __all__ = [
     "runVoipClient",
     "dial",
     "Menu",
+    "Room",
     "Gathered",
     "Recorded",
     "Mailbox",
@@ -59,6 +62,7 @@ __all__ = [
     "TTSError",
     "CallEndedError",
     "AudioDeviceError",
+    "RoomFullError",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

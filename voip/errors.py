@@ -9,6 +9,7 @@ __all__ = [
     "TTSError",
     "CallEndedError",
     "AudioDeviceError",
+    "RoomFullError",
 ]
 
 
@@ -42,3 +43,17 @@ class CallEndedError(VoipError):
 
 class AudioDeviceError(VoipError):
     """A sound device could not be opened or used."""
+
+
+class RoomFullError(VoipError):
+    """A :class:`voip.Room` holds as many members as it may (``room``: its name,
+    ``capacity``: how many)."""
+
+    def __init__(self, room: str, capacity: int) -> None:
+        super().__init__(
+            f"room {room!r} is full: it holds {capacity} members. A room's members share one "
+            "process, and one SIP process holds at most 4 calls (the pjsua2 wheel's limit): "
+            "tell the caller and offer another room"
+        )
+        self.room = room
+        self.capacity = capacity

@@ -4,9 +4,9 @@ A :class:`~voip.call.Call` whose ``listener`` is set calls it on the loop with e
 as it happens: a sound starting (:class:`Said`, :class:`TonePlayed`, :class:`SoundPlayed`,
 or :class:`DtmfSent` for keys sent as tones) and its :class:`PlaybackEnded`, recordings
 starting and stopping, keys sent, bridges (:class:`Bridged`, :class:`Unbridged`), queues
-(:class:`Queued`, :class:`LeftQueue`), and
-the end of the call (:class:`HungUp`). Each event's
-``at`` is the loop's time when it happened. With no listener nothing is made: backends
+(:class:`Queued`, :class:`LeftQueue`), rooms (:class:`JoinedRoom`, :class:`LeftRoom`), and
+the end of the call (:class:`HungUp`). Each event's ``at`` is the loop's time when it
+happened. With no listener nothing is made: backends
 pay nothing for it. Pure: frozen dataclasses and one function.
 """
 
@@ -33,6 +33,8 @@ __all__ = [
     "Unbridged",
     "Queued",
     "LeftQueue",
+    "JoinedRoom",
+    "LeftRoom",
     "CallEvent",
     "Listener",
     "played",
@@ -162,6 +164,27 @@ class LeftQueue:
     at: float = 0.0
 
 
+@dataclass(frozen=True)
+class JoinedRoom:
+    """The caller is now in a room (``voip.Room.join``): it hears the other members."""
+
+    room: str
+    """The room's name."""
+    members: int
+    """How many are in the room, the caller included."""
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
+class LeftRoom:
+    """The caller left the room."""
+
+    room: str
+    reason: str
+    """Why: ``hung up``, ``left`` (taken out by the app) or ``key`` (the leave key)."""
+    at: float = 0.0
+
+
 CallEvent = (
     Played
     | PlaybackEnded
@@ -172,6 +195,8 @@ CallEvent = (
     | Unbridged
     | Queued
     | LeftQueue
+    | JoinedRoom
+    | LeftRoom
 )
 
 Listener = Callable[[CallEvent], None]

@@ -54,7 +54,7 @@ def check_free(call: Call) -> None:
     if call.place is not None:
         raise InvalidArgumentError(
             f"call {who(call)} is {call.place.describe()}: it must leave that first "
-            "(unbridge(), or leave the room or queue)"
+            "(unbridge(), room.leave(call), or queue.leave(call))"
         )
 
 

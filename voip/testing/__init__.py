@@ -23,6 +23,8 @@ from ..events import (
     CallEvent,
     DtmfSent,
     HungUp,
+    JoinedRoom,
+    LeftRoom,
     PlaybackEnded,
     RecordingStarted,
     RecordingStopped,
@@ -51,4 +53,6 @@ __all__ = [
     "RecordingStarted",
     "RecordingStopped",
     "HungUp",
+    "JoinedRoom",
+    "LeftRoom",
 ]

@@ -390,6 +390,16 @@ def _from_events(told: Sequence[CallEvent], now: float) -> list[tuple[float, str
         elif isinstance(event, events.LeftQueue):
             left = f"left queue {event.queue!r} ({event.reason})"
             items.append((event.at, f"{left} at {_s(event.at)} s"))
+        elif isinstance(event, events.Bridged):
+            items.append((event.at, f"bridged to {event.other} at {_s(event.at)} s"))
+        elif isinstance(event, events.Unbridged):
+            items.append((event.at, f"unbridged ({event.reason}) at {_s(event.at)} s"))
+        elif isinstance(event, events.JoinedRoom):
+            where = f"room {event.room!r} ({event.members} in it)"
+            items.append((event.at, f"joined {where} at {_s(event.at)} s"))
+        elif isinstance(event, events.LeftRoom):
+            where = f"room {event.room!r} ({event.reason})"
+            items.append((event.at, f"left {where} at {_s(event.at)} s"))
         elif isinstance(event, events.HungUp):
             who = "app" if event.by == "local" else "caller"
             items.append((event.at, f"hung up by the {who} at {_s(event.at)} s"))
