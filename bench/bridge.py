@@ -1,4 +1,5 @@
-"""Bridged calls over SIP on loopback: the delay a bridge adds, and what it costs."""
+"""Bridged calls and rooms over SIP on loopback: the delay a bridge adds, and what
+bridges and rooms cost."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from .common import Context, Row, Section, fmt, measured, percentile, proc_cpu_s
 from .sip import launch
 
 NAME = "bridge"
-TITLE = "Bridged calls (loopback)"
+TITLE = "Bridged calls and rooms (loopback)"
 METHOD = """\
 The load generator (`bench/sip/loadgen.py --bursts`, pjsua2) places 4 calls at once to
 the app; call *k* carries the header `X-Bench-Index: k` and sends bursts of a 440 Hz tone
@@ -24,6 +25,11 @@ one after another, each a fresh process:
   *k* to call *k* xor 1 with `call.bridge` (two bridges: 0 with 1, 2 with 3);
 - **voip, idle**: the same app with `--mode idle`: each handler awaits the end of its
   call, the same 4 calls up and doing nothing (the CPU baseline);
+- **voip, a room of 4**: `--mode room`: the 4 calls join one `voip.Room` without silence
+  gating (`gate=False`), so PJSIP's bridge alone mixes each member's 3 others;
+- **voip, a gated room of 4**: `--mode gated-room`: the same room silence-gated (the
+  default): each member's received frames are read in Python and run through WebRTC's
+  voice activity detector, once per frame;
 - **bare pjsua2, bridged** (`bench/sip/answerer.py --bridge`): PJSIP alone connecting the
   same pairs in its conference bridge (the delay floor).
 
@@ -37,8 +43,9 @@ capture time is the send time. p50 and p99 over every onset of the 4 directions.
 p99 under 60 ms (G.114 allows 150 ms mouth to ear for the whole path).
 
 *CPU*: the app's user + system CPU (all threads, from `/proc`) over the held period ÷ its
-length ÷ 4, as a percentage of one core, bridged against idle, in the same run. Goal: a
-bridge at most 10% above the same calls idle."""
+length ÷ 4, as a percentage of one core, bridged (or in a room) against idle, in the same
+run. Goal: a bridge at most 10% above the same calls idle. A room's delay is not
+measured: each member hears three others' bursts at once."""
 
 CALLS = 4
 SECONDS = 60
@@ -65,6 +72,8 @@ class Setup:
 SETUPS = (
     Setup("bridged", "voip, 2 bridges of 2 calls", "voip", (BRIDGE_APP, "--mode", "bridge")),
     Setup("idle", "voip, the same 4 calls idle", "voip", (BRIDGE_APP, "--mode", "idle")),
+    Setup("room", "voip, a room of 4, not gated", "voip", (BRIDGE_APP, "--mode", "room")),
+    Setup("gated", "voip, a gated room of 4", "voip", (BRIDGE_APP, "--mode", "gated-room")),
     Setup("bare", "bare pjsua2, the same bridges", "bare", (str(launch.ANSWERER), "--bridge")),
 )
 
@@ -149,7 +158,7 @@ def _session(setup: Setup, seconds: float, tshark: str) -> Result:
     measured: list[float] = []
     sent_onsets = 0
     for k, port in enumerate(ports):
-        if setup.key == "idle":
+        if setup.key != "bridged" and setup.key != "bare":
             break
         sent = onsets(into.get(port, []))
         heard = onsets(out_of.get(ports[k ^ 1], []))
@@ -203,4 +212,19 @@ def run(ctx: Context) -> Section:
     if voip and idle:
         row.met = voip.cpu_per_call <= TARGET_CPU_RATIO * idle.cpu_per_call
     section.rows.append(row)
+    for key, measure in (
+        ("room", "App CPU per call, a room of 4, not gated"),
+        ("gated", "App CPU per call, a room of 4, silence-gated"),
+    ):
+        room = results.get(key)
+        section.rows.append(
+            Row(
+                measure,
+                room.cpu_per_call if room else None,
+                "% of a core",
+                "the same 4 calls idle",
+                idle.cpu_per_call if idle else None,
+                note="whole process, all threads",
+            )
+        )
     return section
