@@ -233,7 +233,10 @@ class RunningApp:
         errors = []
         for line in self._lines:
             assert line.task is not None
-            outcome = await line.task
+            await asyncio.wait({line.task})
+            if line.task.cancelled():  # a call out, cancelled with the app's call placing it
+                continue
+            outcome = line.task.result()
             if outcome.error is not None:
                 errors.append(outcome.error)
         return errors
