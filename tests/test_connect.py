@@ -265,3 +265,41 @@ async def test_bad_connects_are_refused_clearly():
         await running.dial()
     assert "SIP URI" in seen[0] and "timeout" in seen[1] and "'uk'" in seen[2]
     assert isinstance(seen[3], CallEndedError)
+
+
+async def test_the_readme_example():
+    async def handler(call):
+        await call.say("Connecting you to sales.")
+        result = await call.connect("sip:sales@pbx.example", timeout=20, caller_id=call.caller)
+        if result.state == "busy":
+            await call.say("Sales is busy. Please call again later.")
+        elif result.state != "answered":
+            await call.say("Nobody could take your call. Goodbye.")
+        elif result.ended == "other hung up":
+            await call.say("Thank you for calling. Goodbye.")
+
+    async with app(handler) as running:
+        sales = running.callee("sip:sales@pbx.example")
+        phone = await running.dial("5551234")
+        await sales.ringing()
+        await phone.wait(3)  # it rings: the caller hears ringback
+        agent = await sales.answer()
+        await agent.speak("Sales, how can I help?")
+        await phone.heard_say("Sales, how can I help?")
+        await agent.hang_up()
+        await phone.heard_say("Thank you for calling")
+
+
+async def test_the_far_sides_words_are_found_in_what_the_caller_heard():
+    handler, _ = connecting(after="Goodbye.")
+    async with app(handler) as running:
+        sales = running.callee(OP, respond=200, after=1)
+        phone = await running.dial()
+        await phone.wait(1.5)
+        agent = sales.phones[0]
+        await agent.speak("Sorry, wrong department.")
+        await agent.hang_up()
+        await phone.wait(0.5)  # unbridged by now
+        assert await phone.heard_say("Sorry, wrong department.") == "Sorry, wrong department."
+        with pytest.raises(HeardTimeout):
+            await phone.heard_say("Transferring you to billing.", timeout=5)
