@@ -19,42 +19,18 @@ import time
 
 import pjsua2 as pj
 from pjsua_endpoint import account_config, start_endpoint
+from pjsua_peer import Call as PeerCall
 
 
-class Call(pj.Call):
-    def __init__(self, acc, call_id, rec_path, play_path):
-        super().__init__(acc, call_id)
-        self.status = 0
-        self.answered_at = None
-        self.ended_at = None
-        self.cancelled = False
-        self.recorder = None
-        self.player = None
-        self.rec_path = rec_path
-        self.play_path = play_path
+class Call(PeerCall):
+    """The caller peer's call (plays, records, times), taken instead of placed."""
+
+    cancelled = False
 
     def onCallState(self, prm):
-        info = self.getInfo()
-        self.status = info.lastStatusCode
-        if info.state == pj.PJSIP_INV_STATE_CONFIRMED and self.answered_at is None:
-            self.answered_at = time.monotonic()
-        if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            self.ended_at = time.monotonic()
-            self.cancelled = self.answered_at is None and info.lastStatusCode == 487
-
-    def onCallMediaState(self, prm):
-        info = self.getInfo()
-        for mi in info.media:
-            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
-                media = self.getAudioMedia(mi.index)
-                if self.rec_path and self.recorder is None:
-                    self.recorder = pj.AudioMediaRecorder()
-                    self.recorder.createRecorder(self.rec_path)
-                    media.startTransmit(self.recorder)
-                if self.play_path and self.player is None:
-                    self.player = pj.AudioMediaPlayer()
-                    self.player.createPlayer(self.play_path, pj.PJMEDIA_FILE_NO_LOOP)
-                    self.player.startTransmit(media)
+        super().onCallState(prm)
+        if self.ended_at is not None and self.answered_at is None:
+            self.cancelled = self.status == 487  # the caller sent CANCEL
 
 
 class Account(pj.Account):
@@ -74,7 +50,7 @@ class Account(pj.Account):
             return
         m = re.search(r"^(?:From|f)\s*:\s*(.*)$", prm.rdata.wholeMsg, re.M | re.I)
         self.sender = m.group(1).strip() if m else ""
-        self.call = Call(self, prm.callId, self.args.record, self.args.play)
+        self.call = Call(self, self.args.record, self.args.play, prm.callId)
         ring = pj.CallOpParam()
         ring.statusCode = 180
         self.call.answer(ring)

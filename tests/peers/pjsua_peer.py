@@ -18,8 +18,8 @@ from pjsua_endpoint import account_config, start_endpoint
 
 
 class Call(pj.Call):
-    def __init__(self, acc, rec_path, play_path):
-        super().__init__(acc)
+    def __init__(self, acc, rec_path, play_path, call_id=pj.PJSUA_INVALID_ID):
+        super().__init__(acc, call_id)
         self.state = None
         self.status = 0
         self.answered_at = None
