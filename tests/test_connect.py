@@ -250,7 +250,12 @@ async def test_bad_connects_are_refused_clearly():
     seen: list = []
 
     async def handler(call):
-        for bad in ({"uri": "5551234"}, {"uri": OP, "timeout": 0}, {"uri": OP, "ringback": "uk"}):
+        for bad in (
+            {"uri": "5551234"},
+            {"uri": OP, "timeout": 0},
+            {"uri": OP, "ringback": "uk"},
+            {"uri": OP, "caller_id": "Ann Smith"},
+        ):
             try:
                 await call.connect(**bad)
             except InvalidArgumentError as exc:
@@ -264,7 +269,8 @@ async def test_bad_connects_are_refused_clearly():
     async with app(handler) as running:
         await running.dial()
     assert "SIP URI" in seen[0] and "timeout" in seen[1] and "'uk'" in seen[2]
-    assert isinstance(seen[3], CallEndedError)
+    assert "caller_id must be a number" in seen[3]
+    assert isinstance(seen[4], CallEndedError)
 
 
 async def test_the_readme_example():

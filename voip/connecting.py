@@ -26,6 +26,7 @@ from .audio.tones import RINGBACK, ringback_tone
 from .bridging import BridgeEnd
 from .dialling import DIALLER, DialResult, DialState
 from .errors import CallEndedError, InvalidArgumentError, VoipError
+from .sipuri import caller_id_uri
 
 if TYPE_CHECKING:
     from .call import Call
@@ -171,8 +172,8 @@ def _check(uri: Any, timeout: Any, caller_id: Any) -> None:
     ok = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
     if not ok or not math.isfinite(timeout) or timeout <= 0:
         raise InvalidArgumentError(f"timeout is a number of seconds above 0, got {timeout!r}")
-    if caller_id is not None and not isinstance(caller_id, str):
-        raise InvalidArgumentError(f"caller_id is a number or SIP URI (a str), got {caller_id!r}")
+    if caller_id is not None:
+        caller_id_uri(caller_id, "sip:check@localhost")  # raises for a bad one
 
 
 def _ringback_pcm(ringback: Any) -> PCM | None:
