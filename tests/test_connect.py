@@ -309,3 +309,15 @@ async def test_the_far_sides_words_are_found_in_what_the_caller_heard():
         assert await phone.heard_say("Sorry, wrong department.") == "Sorry, wrong department."
         with pytest.raises(HeardTimeout):
             await phone.heard_say("Transferring you to billing.", timeout=5)
+
+
+def test_caller_id_uri():
+    from voip.sipuri import caller_id_uri
+
+    own = "sip:1001@pbx.example:5080;transport=tcp"
+    assert caller_id_uri("+15550100", own) == "sip:+15550100@pbx.example:5080"
+    assert caller_id_uri('"Sales" <sip:100@pbx>', own) == '"Sales" <sip:100@pbx>'
+    assert caller_id_uri("sips:100@pbx", own) == "sips:100@pbx"
+    for bad in ("", "Ann Smith", "Ann <tel:100>"):
+        with pytest.raises(InvalidArgumentError):
+            caller_id_uri(bad, own)
