@@ -10,6 +10,8 @@ from .apps import one_at_a_time
 from .audio.pcm import FRAME_SAMPLES, SAMPLE_RATE
 from .audio.wav import loadWAVtoPCM, normalizePCM, savePCMtoWAV
 from .call import Call, CallInfo, Playback, RecordController, Recording
+from .connecting import Connected
+from .dialling import DialResult
 from .errors import (
     AudioDeviceError,
     CallEndedError,
@@ -33,6 +35,7 @@ from .tts import TTStoPCM, TTStoPCMAsync
 __all__ = [
     "runVoipClient",
     "dial",
+    "DialResult",
     "Menu",
     "Room",
     "Gathered",
@@ -43,6 +46,7 @@ __all__ = [
     "Queue",
     "Dequeued",
     "Taken",
+    "Connected",
     "Call",
     "CallInfo",
     "Playback",

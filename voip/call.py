@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from . import bridging as _bridging
+from . import connecting as _connecting
 from . import gather as _gather
 from . import record as _record
 from . import transfer as _transfer
@@ -383,6 +384,7 @@ class Call:
 
     bridge = _bridging.bridge
     unbridge = _bridging.unbridge
+    connect = _connecting.connect
     gather = _gather.gather
     record = _record.record
     wait_for_speech = _record.wait_for_speech

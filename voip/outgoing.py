@@ -2,23 +2,51 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .dialling import DIALLER, DialResult
 
 if TYPE_CHECKING:
-    from .backends.pjsip.agent import DialResult
+    from .backends.pjsip.options import SipOptions
     from .lifecycle import Handler
 
-__all__ = ["dial"]
+__all__ = ["dial", "dial_over_sip"]
 
 
-async def dial(uri: str, handler: Handler, **kwargs: Any) -> DialResult:
-    """Call ``uri`` over SIP and run ``handler(call)`` once it is answered.
+async def dial(
+    uri: str,
+    handler: Handler,
+    *,
+    timeout: float = 60.0,
+    caller_id: str | None = None,
+    options: SipOptions | None = None,
+) -> DialResult:
+    """Call ``uri`` and run ``handler(call)`` once it is answered.
 
-    Returns a :class:`~voip.backends.pjsip.agent.DialResult` (``state``: answered, busy,
-    no answer, rejected, failed). Keyword arguments: ``timeout`` (seconds to wait for an
-    answer, default 60) and ``options`` (a ``SipOptions`` for the endpoint when no SIP
-    server runs in this process). Needs ``pip install 'voip[sip]'``.
+    Returns a :class:`~voip.dialling.DialResult` (``state``: answered, busy, no answer,
+    rejected, failed). ``timeout``: seconds to wait for an answer; ``caller_id``: the
+    number (or SIP URI) the callee is shown, in the INVITE's From; ``options``: a
+    ``SipOptions`` for the endpoint when no SIP server runs in this process. Over SIP it
+    needs ``pip install 'voip[sip]'``; in the test kit the call goes to a
+    :meth:`~voip.testing.RunningApp.callee`.
     """
+    dialler = DIALLER.get()
+    if dialler is None or options is not None:
+        return await dial_over_sip(
+            uri, handler, timeout=timeout, caller_id=caller_id, options=options
+        )
+    return await dialler(uri, handler, timeout=timeout, caller_id=caller_id)
+
+
+async def dial_over_sip(
+    uri: str,
+    handler: Handler,
+    *,
+    timeout: float,
+    caller_id: str | None,
+    options: SipOptions | None = None,
+) -> DialResult:
+    """:func:`dial` over SIP, whatever the context (the simulator's dialler)."""
     from .backends.pjsip.dial import dial as _dial
 
-    return await _dial(uri, handler, **kwargs)
+    return await _dial(uri, handler, timeout=timeout, caller_id=caller_id, options=options)

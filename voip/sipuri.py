@@ -2,7 +2,8 @@
 
 Callers' identities (``parse_name_addr``), ``host:port`` settings (``split_hostport``),
 registration accounts (``split_register_uri``) and what a URI asks of the transport
-(``uri_wants_tls``, ``sips_as_tls``).
+(``uri_wants_tls``, ``sips_as_tls``), the From of a call placed with a caller id
+(``caller_id_uri``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ __all__ = [
     "split_register_uri",
     "uri_wants_tls",
     "sips_as_tls",
+    "caller_id_uri",
 ]
 
 _NAME_ADDR = re.compile(
@@ -132,3 +134,28 @@ def sips_as_tls(uri: str) -> str:
         return f"sip:{rest}"
     head, sep, headers = rest.partition("?")
     return f"sip:{head};transport=tls{sep}{headers}"
+
+
+_USER = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+")
+"""A SIP URI's user part (RFC 3261's unreserved and user-unreserved characters)."""
+
+
+def caller_id_uri(caller_id: str, own_uri: str) -> str:
+    """The From of an outgoing call presenting ``caller_id``: a SIP URI or a name-addr
+    (``'"Sales" <sip:5550100@pbx.example>'``) as it is; a bare user (a number such as
+    ``"5550100"``) at the host of ``own_uri``, the account's URI.
+
+    Raises :class:`InvalidArgumentError` for anything else.
+    """
+    text = caller_id.strip() if isinstance(caller_id, str) else ""
+    if text.lower().startswith(("sip:", "sips:")) or text.endswith(">"):
+        if not parse_name_addr(text)[1].lower().startswith(("sip:", "sips:")):
+            raise InvalidArgumentError(f"caller_id {caller_id!r} is not a SIP URI")
+        return text
+    if not _USER.fullmatch(text):
+        raise InvalidArgumentError(
+            f"caller_id must be a number or user such as '5550100', or a SIP URI, got {caller_id!r}"
+        )
+    scheme, _, rest = own_uri.strip().strip("<>").partition(":")
+    host = rest.rpartition("@")[2].split(";", 1)[0]
+    return f"{scheme}:{text}@{host}"

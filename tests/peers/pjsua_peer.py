@@ -21,8 +21,10 @@ from pjsua_endpoint import account_config, start_endpoint
 
 
 class Call(pj.Call):
-    def __init__(self, acc, rec_path, play_path, refuse_transfer=False):
-        super().__init__(acc)
+    def __init__(
+        self, acc, rec_path, play_path, refuse_transfer=False, call_id=pj.PJSUA_INVALID_ID
+    ):
+        super().__init__(acc, call_id)
         self.refuse_transfer = refuse_transfer
         self.transfers = []
         self.transfer_status = []

@@ -1,4 +1,5 @@
-"""Signals made of tones: DTMF key tones (for sending keys in-band) and hold music."""
+"""Signals made of tones: DTMF key tones (for sending keys in-band), hold music and
+ringback."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 
 from .pcm import PCM, SAMPLE_RATE
 
-__all__ = ["DTMF_FREQS", "dtmf_tones", "HOLD_NOTES", "hold_music"]
+__all__ = ["DTMF_FREQS", "dtmf_tones", "HOLD_NOTES", "hold_music", "RINGBACK", "ringback_tone"]
 
 _ROWS = (697.0, 770.0, 852.0, 941.0)
 _COLS = (1209.0, 1336.0, 1477.0, 1633.0)
@@ -52,3 +53,23 @@ def hold_music(note: float = 0.4, level: float = 0.3) -> PCM:
     envelope[:fade], envelope[n - fade :] = ramp, ramp[::-1]
     notes = [level * envelope * np.sin(2 * np.pi * freq * t) for freq in HOLD_NOTES]
     return np.concatenate(notes).astype(np.float32)
+
+
+RINGBACK: dict[str, tuple[tuple[float, ...], float, float]] = {
+    "us": ((440.0, 480.0), 2.0, 4.0),
+    "eu": ((425.0,), 1.0, 4.0),
+}
+"""Ringback cadences: frequencies in Hz, seconds on, seconds off. ``us``: North America
+(ANSI T1.401: 440 + 480 Hz, 2 s on, 4 s off); ``eu``: the ETSI / CEPT tone most of
+Europe uses (425 Hz, 1 s on, 4 s off)."""
+
+
+def ringback_tone(style: str = "us", level: float = 0.1) -> PCM:
+    """One cycle of the ring tone a caller hears while the far end rings (the tone,
+    then the silence), to play looped. ``level``: each frequency's peak (0.1 is about
+    -20 dBFS, quieter than speech, as ring tones are)."""
+    freqs, on, off = RINGBACK[style]
+    t = np.arange(int(round(on * SAMPLE_RATE))) / SAMPLE_RATE
+    ring = sum(level * np.sin(2 * np.pi * f * t) for f in freqs)
+    silence = np.zeros(int(round(off * SAMPLE_RATE)), dtype=np.float32)
+    return np.concatenate([np.asarray(ring, dtype=np.float32), silence])

@@ -24,8 +24,10 @@ from ..audio.wav import WAVWriter
 from ..bridge import MediaBridge
 from ..call import Call, CallInfo
 from ..caller import CallerScript
+from ..dialling import DIALLER
 from ..errors import AudioDeviceError
 from ..lifecycle import Handler, serve_call
+from ..outgoing import dial_over_sip
 from ..sound import FrameClock, SoundDevice
 from ..terminal import CallTerminal
 from ..transfer import Report
@@ -132,6 +134,7 @@ class SimBackend(Backend):
         ui = CallTerminal(call, call.feed_dtmf) if interactive else None
         loop.add_signal_handler(signal.SIGINT, call.mark_ended, "remote")
         log.info("call from %s answered (simulator)", uri)
+        DIALLER.set(dial_over_sip)  # the handler's calls out (call.connect) are real
         try:
             driver.start()
             if ui is not None:

@@ -14,9 +14,10 @@
 
 :func:`dial` calls a handler in this process (:func:`app` for several callers at once);
 :func:`dial_sip` calls a deployed app over SIP, in real time, with the same
-:class:`Phone`. The pytest plugin (:mod:`voip.testing.plugin`, loaded by pytest on its
-own) keeps the heard audio of a failed test and offers fixtures. Virtual time needs
-``looptime``: ``pip install 'voip[testing]'``.
+:class:`Phone`; :meth:`RunningApp.callee` is the far side of the app's own calls
+(``call.connect``, ``voip.dial``). The pytest plugin (:mod:`voip.testing.plugin`,
+loaded by pytest on its own) keeps the heard audio of a failed test and offers fixtures.
+Virtual time needs ``looptime``: ``pip install 'voip[testing]'``.
 """
 
 from ..events import (
@@ -32,6 +33,7 @@ from ..events import (
     SoundPlayed,
     TonePlayed,
 )
+from .callee import Attempt, Callee
 from .local import RunningApp, app, dial
 from .phone import DEFAULT_TIMEOUT, HeardTimeout, Phone
 from .sip import dial_sip
@@ -42,6 +44,8 @@ __all__ = [
     "dial_sip",
     "Phone",
     "RunningApp",
+    "Callee",
+    "Attempt",
     "HeardTimeout",
     "DEFAULT_TIMEOUT",
     "CallEvent",

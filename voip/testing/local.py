@@ -1,4 +1,5 @@
-"""In-process calls to a handler on virtual time: :func:`app` and :func:`dial`.
+"""In-process calls to a handler on virtual time: :func:`app` and :func:`dial`; the
+app's own calls out go to the test's callees (:mod:`.callee`).
 
 Each call is a :class:`~voip.call.Call` over a :class:`~voip.bridge.MediaBridge` with no
 thread: a timer of the loop exchanges one 20 ms frame every 20 ms of loop time, as the
@@ -15,6 +16,7 @@ backend.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -25,15 +27,19 @@ from ..audio.pcm import FRAME_SAMPLES, FRAME_SECONDS, PCM
 from ..backends.sim import DEFAULT_CALLER
 from ..bridge import MediaBridge
 from ..call import Call, CallInfo
-from ..errors import CallEndedError
+from ..dialling import DIALLER, DialResult
+from ..errors import CallEndedError, InvalidArgumentError
 from ..events import CallEvent
 from ..lifecycle import Handler, Outcome, check_handler, serve_call
 from ..transfer import Report
+from .callee import Callee, uri_key
 from .clock import virtual_time
 from .phone import Phone
 from .timeline import Who, rebase
 
 __all__ = ["app", "dial", "RunningApp"]
+
+log = logging.getLogger("voip.testing")
 
 
 class _LocalLine:
@@ -171,13 +177,15 @@ class _LocalLine:
 
 
 class RunningApp:
-    """A handler taking calls, within :func:`app`: :meth:`dial` it as often as needed."""
+    """A handler taking calls, within :func:`app`: :meth:`dial` it as often as needed;
+    the calls it places go to the :meth:`callee` at their URI."""
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.phones: list[Phone] = []
         """The phones that called it, in order."""
         self._lines: list[_LocalLine] = []
+        self._callees: dict[str, Callee] = {}
 
     async def dial(
         self,
@@ -192,16 +200,50 @@ class RunningApp:
         the phone declines ``call.transfer()`` with 603, see
         :attr:`Phone.refuses_transfer`). The call is answered at once and the handler
         starts; returns the caller's :class:`Phone`."""
-        n = len(self._lines) + 1
+        n = len(self.phones) + 1
         uri = f'"{name or caller}" <sip:{caller}@localhost>'
         info = CallInfo(uri, caller, name, dict(headers or {}), call_id=f"kit-{n}")
-        line = _LocalLine(info)
-        phone = Phone(line, with_events=True, name=f"phone {n}" if n > 1 else "phone")
+        _, phone = self._answer(info, self.handler, f"phone {n}" if n > 1 else "phone")
         phone.refuses_transfer = refuses_transfer
-        line.connect(phone, self.handler)
-        self._lines.append(line)
         self.phones.append(phone)
         return phone
+
+    def callee(self, uri: str, *, respond: int | None = None, after: float = 0.0) -> Callee:
+        """Someone at ``uri`` for the app to call (``call.connect``, ``voip.dial``); see
+        :mod:`voip.testing.callee`. Each call rings until the test answers or refuses it
+        (``await callee.answer()``, ``callee.refuse(486)``) or the app gives up; with
+        ``respond`` (200: answer, or a refusal such as 486 busy, 603 declined) it does
+        that on its own after ``after`` seconds of ringing. A URI with no callee is
+        answered 404 (``state == "failed"``)."""
+        if not isinstance(uri, str) or not uri_key(uri).startswith(("sip:", "sips:")):
+            raise InvalidArgumentError(f"a callee's uri is a SIP URI, got {uri!r}")
+        callee = Callee(uri, respond, after, self._answer)
+        self._callees[uri_key(uri)] = callee
+        return callee
+
+    async def _dial(
+        self, uri: str, handler: Handler, *, timeout: float, caller_id: str | None
+    ) -> DialResult:
+        """The app places a call (its :data:`~voip.dialling.DIALLER` within :func:`app`)."""
+        if not isinstance(uri, str) or not uri_key(uri).startswith(("sip:", "sips:")):
+            raise InvalidArgumentError(f"{uri!r} is not a SIP URI (e.g. sip:sales@pbx.example)")
+        callee = self._callees.get(uri_key(uri))
+        if callee is None:
+            known = ", ".join(c.uri for c in self._callees.values()) or "none"
+            log.warning("the app called %s: no callee there (the test made: %s)", uri, known)
+            return DialResult(404, "Not Found", False)
+        return await callee.ring(handler, timeout, caller_id)
+
+    def _answer(
+        self, info: CallInfo, handler: Handler, name: str
+    ) -> tuple[asyncio.Task[Outcome], Phone]:
+        """A new answered call: ``handler`` on the app's side, a phone on the other."""
+        line = _LocalLine(info)
+        phone = Phone(line, with_events=True, name=name)
+        line.connect(phone, handler)
+        self._lines.append(line)
+        assert line.task is not None
+        return line.task, phone
 
     async def _finish(self) -> list[BaseException]:
         """Hang up the calls still up, let the handlers finish; what they raised."""
@@ -211,7 +253,10 @@ class RunningApp:
         errors = []
         for line in self._lines:
             assert line.task is not None
-            outcome = await line.task
+            await asyncio.wait({line.task})
+            if line.task.cancelled():  # a call out, cancelled with the app's call placing it
+                continue
+            outcome = line.task.result()
             if outcome.error is not None:
                 errors.append(outcome.error)
         return errors
@@ -227,17 +272,22 @@ async def app(handler: Handler) -> AsyncIterator[RunningApp]:
 
     Leaving the block hangs up the calls still up, waits for the handlers to finish
     (on virtual time) and raises what a handler raised (several: an ExceptionGroup).
+    The app's calls out (``call.connect``, ``voip.dial``) reach :meth:`RunningApp.callee`.
     """
     check_handler(handler)
     with virtual_time(asyncio.get_running_loop()):
         running = RunningApp(handler)
+        token = DIALLER.set(running._dial)
         try:
             yield running
         except BaseException as exc:
             for error in await running._finish():
                 exc.add_note(f"the handler also raised {error!r}")
             raise
-        errors = await running._finish()
+        else:
+            errors = await running._finish()
+        finally:
+            DIALLER.reset(token)
     if len(errors) == 1:
         raise errors[0]
     if errors:

@@ -51,6 +51,8 @@ SPEECH_MATCH = 0.9
 """Loudness-contour correlation that counts as the speech heard (see voip.audio.match)."""
 SOUND_MATCH = 0.9
 """Cross-correlation that counts as the sound heard (an exact copy gives 1.0)."""
+BRIDGE_SLACK = 3
+"""Frames after the end of a bridge still searched for what the other caller said."""
 CHECK_EVERY = 25
 """Frames between two searches of the audio for speech or a sound (0.5 s): each
 searches from where the last one stopped, so their cost does not grow with the call."""
@@ -190,8 +192,9 @@ class SaidMatcher(_Search):
     """A prompt whose text contains ``text``, played to its end or cut off.
 
     With events, a :class:`~voip.events.Said` prompt's end, or a sound the app played
-    whose audio holds ``text`` spoken (by its loudness contour, against ``speak(text)``);
-    without (SIP), the audio alone, searched the same way.
+    or the other caller of a bridge said whose audio holds ``text`` spoken (by its
+    loudness contour, against ``speak(text)``); without (SIP), the audio alone, searched
+    the same way.
     """
 
     threshold = SPEECH_MATCH
@@ -225,6 +228,15 @@ class SaidMatcher(_Search):
             return None if found is None else Match(timeline.cursor_at(found[1]), self.text)
         for i in range(max(cursor.event, self._next), len(told)):
             ended = told[i]
+            if isinstance(ended, events.Unbridged):  # what the other caller said, heard
+                began = _bridged_at(told, i)
+                start = max(cursor.sample, 0 if began is None else _sample(began))
+                # what was said up to the end, heard up to a few frames later (the
+                # bridge's own lag, in the kit two frames)
+                end = _sample(ended.at) + BRIDGE_SLACK * FRAME_SAMPLES
+                found = self.search(timeline, start, end)
+                if found is not None:
+                    return Match(timeline.cursor_at(found[1]), self.text)
             if not isinstance(ended, PlaybackEnded):
                 continue
             what = ended.what
@@ -234,7 +246,22 @@ class SaidMatcher(_Search):
                 if self.search(timeline, _sample(what.at), _sample(ended.at)) is not None:
                     return Match(timeline.cursor_after(i), self.text)
         self._next = len(told)
+        bridged = _bridged_at(told, len(told))
+        if bridged is not None:  # bridged now: the other caller's speech is searched as heard
+            found = self.search_audio(timeline, cursor, timeline.ended_by is not None)
+            if found is not None and found[0] >= _sample(bridged):
+                return Match(timeline.cursor_at(found[1]), self.text)
         return None
+
+
+def _bridged_at(told: list[events.CallEvent], before: int) -> float | None:
+    """When the bridge open at event ``before`` began (None: none was open)."""
+    for event in reversed(told[:before]):
+        if isinstance(event, events.Unbridged):
+            return None
+        if isinstance(event, events.Bridged):
+            return event.at
+    return None
 
 
 class SoundMatcher(_Search):

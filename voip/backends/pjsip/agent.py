@@ -23,16 +23,22 @@ import itertools
 import logging
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal, assert_never
+from typing import Any, assert_never
 
 from ...bridge import MediaBridge
 from ...call import Call
 from ...callstate import Action, Event, State
+from ...dialling import DialResult, DialState
 from ...errors import InvalidArgumentError
 from ...guard import RequestGuard, RequestHead, parse_request_head
 from ...sipmsg import parse_headers
-from ...sipuri import join_hostport, sips_as_tls, split_hostport, split_register_uri
+from ...sipuri import (
+    caller_id_uri,
+    join_hostport,
+    sips_as_tls,
+    split_hostport,
+    split_register_uri,
+)
 from .calls import HANGUP_DRAIN, PortPool, SipCall, callback
 from .native import NativePorts
 from .options import SipOptions
@@ -55,36 +61,6 @@ lost has had five chances; an honest one ACKs within milliseconds."""
 Screen = Callable[[str], tuple[int, str]]
 """Given a new call's source address: ``(0, "")`` to answer it, or a SIP status to
 refuse it with and the reason (for the log)."""
-
-
-DialState = Literal["answered", "busy", "no answer", "rejected", "failed"]
-"""How an outgoing call went, in a word (:attr:`DialResult.state`)."""
-
-
-@dataclass(frozen=True)
-class DialResult:
-    """How an outgoing call went."""
-
-    status: int
-    """The final SIP status: 200 when answered, else e.g. 486 (busy), 603 (declined),
-    480 or 408 (no answer), 404 (no such user), 0 if no response came at all."""
-    reason: str
-    answered: bool
-    error: BaseException | None = None
-    """What the handler raised, if it did."""
-
-    @property
-    def state(self) -> DialState:
-        """``answered``, ``busy``, ``no answer``, ``rejected`` or ``failed``."""
-        if self.answered:
-            return "answered"
-        if self.status in (486, 600):
-            return "busy"
-        if self.status in (408, 480, 487):
-            return "no answer"
-        if self.status in (403, 603):
-            return "rejected"
-        return "failed"
 
 
 class _Account(pj.Account if pj is not None else object):  # type: ignore[misc]
@@ -143,6 +119,8 @@ class SipAgent:
         self.registered = False
         """Whether the registrar holds our contact (registered mode; SIP thread)."""
         self._aor = ""
+        self._id_uri = "sip:voip@localhost"
+        """The account's URI: the From of calls placed without a caller id."""
         self._closing = False
         self._retry_timer: asyncio.TimerHandle | None = None
 
@@ -159,14 +137,19 @@ class SipAgent:
             self._retry_timer = None
         await self.loop.run_in_executor(None, self.stack.stop)
 
-    async def dial(self, uri: str, timeout: float | None = None) -> tuple[Call | None, DialResult]:
-        """Call ``uri``; returns the answered :class:`Call` (None if not answered) and a
-        :class:`DialResult` that is final unless the call was answered."""
+    async def dial(
+        self, uri: str, timeout: float | None = None, caller_id: str | None = None
+    ) -> tuple[Call | None, DialResult]:
+        """Call ``uri`` (from ``caller_id``: see :func:`~voip.sipuri.caller_id_uri`;
+        None: from the account); returns the answered :class:`Call` (None if not
+        answered) and a :class:`DialResult` that is final unless the call was answered."""
         if not uri.lower().startswith(("sip:", "sips:")):
             raise InvalidArgumentError(f"{uri!r} is not a SIP URI (e.g. sip:app@127.0.0.1:5062)")
         uri = sips_as_tls(uri)
+        local = None if caller_id is None else caller_id_uri(caller_id, self._id_uri)
         outcome: asyncio.Future[tuple[Call | None, DialResult]] = self.loop.create_future()
-        sip_call = await asyncio.wrap_future(self.stack.submit(self._place, uri, outcome))
+        place = self.stack.submit(self._place, uri, outcome, local)
+        sip_call = await asyncio.wrap_future(place)
         try:
             return await asyncio.wait_for(asyncio.shield(outcome), timeout)
         except (TimeoutError, asyncio.CancelledError):
@@ -201,6 +184,7 @@ class SipAgent:
         ]
         if o.register:
             self._configure_registration(cfg)
+        self._id_uri = cfg.idUri
         self._account = _Account(self)
         self._account.create(cfg, True)
         self.filter.install()
@@ -401,12 +385,16 @@ class SipAgent:
             self.guard.refusals.refused(host, f"{reason} ({status})")
         return status
 
-    def _place(self, uri: str, outcome: asyncio.Future[Any]) -> SipCall:
+    def _place(self, uri: str, outcome: asyncio.Future[Any], local: str | None) -> SipCall:
         sip_call = self._new_call(pj.PJSUA_INVALID_ID)
         sip_call.outcome = outcome
         sip_call.peer = f"to {uri}"
         sip_call.feed(Event.PLACED)
         prm = pj.CallOpParam(True)
+        if local is not None:
+            # The From header (pjsua_msg_data.local_uri, PJSIP 2.13 on); its tag is PJSIP's.
+            prm.txOption.localUri = local
+            sip_call.peer += f" from {local}"
         try:
             sip_call.makeCall(uri, prm)
         except pj.Error as exc:

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 from contextvars import ContextVar
 
+from ...dialling import DIALLER
 from ...lifecycle import Handler, check_handler, serve_call
 from ...settings import resolve
 from ...sipuri import uri_wants_tls
@@ -32,6 +33,7 @@ async def dial(
     handler: Handler,
     *,
     timeout: float = 60.0,
+    caller_id: str | None = None,
     options: SipOptions | None = None,
 ) -> DialResult:
     """Call ``uri`` and, once answered, run ``handler(call)`` on the call.
@@ -42,7 +44,10 @@ async def dial(
     and stopped afterwards; ``options.srtp`` and the ``tls_*`` settings secure the call.
     Returns a :class:`DialResult`: ``state`` is ``answered``, ``busy``, ``no answer``
     (also when nobody answers within ``timeout`` seconds), ``rejected`` or ``failed``,
-    ``status`` the SIP code, ``error`` what the handler raised.
+    ``status`` the SIP code, ``error`` what the handler raised. ``caller_id`` sets the
+    INVITE's From (a number at our own host, or a SIP URI with a display name, see
+    :func:`~voip.sipuri.caller_id_uri`); the callee's side may overwrite it. The handler's
+    own calls out (``voip.dial``, ``call.connect``) go through this endpoint too.
     """
     check_handler(handler)
     loop = asyncio.get_running_loop()
@@ -59,13 +64,19 @@ async def dial(
         await agent.start()
     try:
         try:
-            call, result = await agent.dial(uri, timeout)
+            call, result = await agent.dial(uri, timeout, caller_id)
         except TimeoutError:
             return DialResult(408, "no answer", False)
         if call is None:
             log.info("call to %s: %s (%d %s)", uri, result.state, result.status, result.reason)
             return result
-        outcome = await serve_call(handler, call)
+        # The handler's own calls out (voip.dial, call.connect) go through this agent.
+        agent_token, dialler_token = RUNNING_AGENT.set(agent), DIALLER.set(dial)
+        try:
+            outcome = await serve_call(handler, call)
+        finally:
+            RUNNING_AGENT.reset(agent_token)
+            DIALLER.reset(dialler_token)
         return DialResult(200, "OK", True, outcome.error)
     finally:
         if own:

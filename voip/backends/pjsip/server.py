@@ -19,10 +19,11 @@ import signal
 from typing import Any
 
 from ...call import Call
+from ...dialling import DIALLER
 from ...lifecycle import Handler, serve_call
 from ..base import Backend
 from .agent import SipAgent
-from .dial import RUNNING_AGENT
+from .dial import RUNNING_AGENT, dial
 from .options import SipOptions
 
 __all__ = ["SipServer"]
@@ -91,4 +92,5 @@ class SipServer(Backend):
     async def _serve(self, call: Call) -> None:
         assert self._handler is not None
         RUNNING_AGENT.set(self.agent)  # voip.dial() from the handler calls out through us
+        DIALLER.set(dial)  # and so does call.connect()
         await serve_call(self._handler, call)  # the agent logs the call's end
