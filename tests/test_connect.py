@@ -114,10 +114,10 @@ async def test_answered_caller_and_far_side_hear_each_other_until_the_far_side_h
         agent = op.phones[0]  # answered on its own, after 2 s
         await asyncio.gather(phone.speak(tone(600, 3.0)), agent.speak(tone(900, 3.0)))
         await agent.wait(0.1)
-        # each hears the other's tone, whole (give or take a frame of the two lines'
-        # clocks), and never its own
-        assert await phone.heard_tone(900, 0.5) == pytest.approx(2.0, abs=0.03)
-        assert await agent.heard_tone(600, 0.5) == pytest.approx(0.0, abs=0.03)
+        # each hears the other's tone, whole, at most two frames late (the feed's
+        # prefill, and the two lines' clocks), and never its own
+        assert await phone.heard_tone(900, 0.5) == pytest.approx(2.0, abs=0.05)
+        assert await agent.heard_tone(600, 0.5) == pytest.approx(0.0, abs=0.05)
         for heard, freq in ((phone.heard, 900), (agent.heard, 600)):
             runs = tone_runs(heard, [440, 480, 600, 900])
             assert sum(length for f, _, length in runs if f == freq) == pytest.approx(3.0, abs=0.03)

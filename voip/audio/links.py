@@ -7,10 +7,13 @@ once, whoever listens; the tap hands the frame to one short queue per listener; 
 listener's mixer plays its :class:`Feed` (a source), which sums the next frame of each
 queue it holds. A member of several pairs (a room) has one tap and one feed.
 
-Speaker and listener may run on different clocks (two threads in the simulator): a
-queue holds at most :data:`MAX_QUEUED` frames, the feed drops the oldest beyond
-:data:`KEEP_QUEUED` (a clock running ahead must not build up delay) and adds nothing
-for a queue that is empty (a clock running behind loses a frame, not its timing).
+Speaker and listener may run on different clocks (two threads in the simulator, or two
+timers of the test kit's loop due at the same moment, run in either order): a queue is
+played from once it holds :data:`PREFILL` frames, so that a frame arriving a little
+after the listener's turn is heard in order, not lost; it holds at most
+:data:`MAX_QUEUED` frames, and the feed drops the oldest beyond :data:`KEEP_QUEUED` (a
+clock running ahead must not build up delay). A queue that runs dry (a clock running
+behind) adds nothing for that frame and waits to be refilled, as at the start.
 
 A tap may also gate its speaker (silence gating, for rooms): given a voice activity
 detector, it asks it about each frame and hands listeners silence while the speaker is
@@ -32,15 +35,22 @@ import numpy as np
 from .pcm import PCM
 from .vad import VoiceDetector
 
-__all__ = ["Tap", "Feed", "link", "unlink", "MAX_QUEUED", "KEEP_QUEUED"]
+__all__ = ["Tap", "Feed", "link", "unlink", "MAX_QUEUED", "KEEP_QUEUED", "PREFILL"]
 
 MAX_QUEUED = 8
 """Frames a listener's queue holds at most (160 ms)."""
 KEEP_QUEUED = 2
 """Frames a feed leaves queued after it read one: the most delay a clock that runs
 ahead adds (40 ms)."""
+PREFILL = 2
+"""Frames a queue holds before a feed plays from it (again): 20 ms of slack."""
 
-_Queue = deque[PCM]
+
+class _Queue(deque[PCM]):
+    """One speaker's frames for one listener."""
+
+    primed = False
+    """Whether the feed plays from it (it held :data:`PREFILL` frames since it ran dry)."""
 
 
 class Tap:
@@ -98,11 +108,16 @@ class Feed:
     def read(self, n: int) -> PCM:
         out = np.zeros(n, dtype=np.float32)
         for queue in self._queues:
+            if not queue.primed:
+                if len(queue) < PREFILL:
+                    continue
+                queue.primed = True
             while len(queue) > KEEP_QUEUED + 1:
                 queue.popleft()
             try:
                 frame = queue.popleft()
-            except IndexError:  # nothing yet from this speaker
+            except IndexError:  # ran dry: nothing now, and refill before playing again
+                queue.primed = False
                 continue
             k = min(n, len(frame))
             out[:k] += frame[:k]
@@ -114,7 +129,7 @@ class Feed:
 
 def link(tap: Tap, feed: Feed) -> None:
     """From now on ``feed`` hears ``tap`` (on the loop)."""
-    queue: _Queue = deque(maxlen=MAX_QUEUED)
+    queue = _Queue(maxlen=MAX_QUEUED)
     tap._queues = (*tap._queues, queue)
     feed._queues = (*feed._queues, queue)
 
