@@ -14,8 +14,10 @@ The announcements are kept in ``intercom/`` next to this script (``INTERCOM_DIR`
 them elsewhere). The lobby holds 4 people: over SIP a process holds at most 4 calls (the
 pjsua2 wheel's limit), and a room's members share one process.
 
-Headless, an announcement (any WAV of someone talking as the caller; the simulator has
-one caller, so the lobby is empty and it is only kept):
+Headless, an announcement (any WAV of someone talking after 5 s of silence as the
+caller: the simulator plays it from the answer, and the recording starts after the menu's
+key, a prompt and the beep; the simulator has one caller, so the lobby is empty and the
+announcement is only kept):
 
     python examples/intercom.py --no-audio --keys w1 --mic voice.wav --hangup-after 30
 
