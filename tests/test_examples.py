@@ -649,7 +649,7 @@ async def announce(phone: Phone, voice: np.ndarray) -> float:
     await phone.speak(voice)
     await phone.silence(3)  # the recording ends 2 s into it
     await phone.heard_say("Your announcement was played to")
-    (stopped,) = [e for e in phone.events if isinstance(e, RecordingStopped)][-1:]
+    stopped = [e for e in phone.events if isinstance(e, RecordingStopped)][-1]
     return loop_time(phone, stopped.at)
 
 
