@@ -22,9 +22,9 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from voip import Mailbox, loadWAVtoPCM
+from voip import Mailbox, Room, loadWAVtoPCM
 from voip.audio.match import find_pcm
-from voip.events import PlaybackEnded, Said, SoundPlayed, TonePlayed
+from voip.events import PlaybackEnded, RecordingStopped, Said, SoundPlayed, TonePlayed
 from voip.testing import HeardTimeout, Phone, app, dial
 from voip.tts import TTStoPCM
 
@@ -626,6 +626,95 @@ async def test_rooms_a_full_room_says_so_and_offers_another(monkeypatch):
         await fifth.heard_say("You are the first one in this room")
         await fifth.heard_tone(1000, 0.2)
     assert len(rooms.ROOMS["5"].members) == 0  # all hung up on leaving the block
+
+
+# -- intercom.py: an announcement to everyone in the lobby ---------------------------------
+
+
+@pytest.fixture
+def intercom(tmp_path, monkeypatch) -> ModuleType:
+    """examples/intercom.py with a lobby of its own, its announcements kept in tmp_path."""
+    module = example("intercom")
+    monkeypatch.setattr(module, "INTERCOM_DIR", tmp_path)
+    monkeypatch.setattr(module, "LOBBY", Room("lobby"))
+    return module
+
+
+async def announce(phone: Phone, voice: np.ndarray) -> float:
+    """Press 1, say ``voice`` after the beep and stay silent until the recording ends;
+    returns when it ended, in the loop's time (common to every phone)."""
+    await phone.press("1")
+    await phone.heard_say("Speak your announcement after the beep")
+    await phone.heard_tone(1000, 0.25)
+    await phone.speak(voice)
+    await phone.silence(3)  # the recording ends 2 s into it
+    await phone.heard_say("Your announcement was played to")
+    stopped = [e for e in phone.events if isinstance(e, RecordingStopped)][-1]
+    return loop_time(phone, stopped.at)
+
+
+def loop_time(phone: Phone, at: float) -> float:
+    """``at``, seconds of ``phone``'s call, in the loop's time."""
+    return asyncio.get_running_loop().time() - phone.now + at
+
+
+async def test_intercom_an_announcement_is_heard_in_the_lobby_at_once_and_kept(intercom, tmp_path):
+    voice = TTStoPCM("Attention please. The car park closes at six tonight.")
+    async with app(intercom.handler) as running:
+        first, second = await running.dial("1001"), await running.dial("1002")
+        await first.press("3")  # during the menu; the second waits it out
+        for phone in (first, second):
+            await phone.heard_say("The lobby")
+            await phone.heard_tone(1000, 0.2)  # the join beep
+        assert first.said[-1] == "The lobby, no one here. Press star to leave."
+        assert second.said[-1] == "The lobby, 1 person here. Press star to leave."
+
+        recorder = await running.dial("5551234")
+        ended = await announce(recorder, voice)
+        assert recorder.said[-1] == "Your announcement was played to 2 people, and kept."
+        (kept,) = Mailbox(tmp_path).messages("lobby")
+        assert kept.caller == "5551234"
+        message = loadWAVtoPCM(kept.path)
+        assert find_pcm(message, voice[8000:16000])[0] > 0.99  # the caller's words
+        for phone in (first, second):
+            start = loop_time(phone, await phone.heard_sound(message))
+            assert 0 <= start - ended < 1.0, start - ended
+        assert find_pcm(recorder.heard, voice[8000:16000])[0] < 0.5  # not to the recorder
+
+        later = await running.dial("5550000")
+        await later.press("2")
+        await later.heard_say("1 announcement, the newest first")
+        when = kept.received.astimezone()
+        await later.heard_say(f"At {when:%H:%M}, from 5 5 5 1 2 3 4")
+        await later.heard_sound(message)
+        await later.heard_say("To record an announcement")  # the menu again
+
+
+async def test_intercom_announcements_to_an_empty_lobby_are_heard_later_newest_first(
+    intercom, tmp_path
+):
+    ann, bob = TTStoPCM(ANN), TTStoPCM(BOB)
+    async with app(intercom.handler) as running:
+        for caller, voice in (("1001", ann), ("1002", bob)):
+            phone = await running.dial(caller)
+            await announce(phone, voice)
+            assert phone.said[-1] == "Your announcement was played to no one, and kept."
+            await phone.hang_up()
+        listener = await running.dial("5550000")
+        await listener.press("2")
+        await listener.heard_say("2 announcements, the newest first")
+        await listener.heard_say("from 1 0 0 2")
+        await listener.press("5")  # skips Bob's
+        await listener.heard_say("from 1 0 0 1")
+        await listener.heard_say("To record an announcement")
+        await listener.press("*")  # a key that is neither 1 nor 2: the lobby
+        await listener.heard_say("The lobby")
+        await listener.press("*")  # star leaves it, for the menu
+        await listener.heard_say("To record an announcement")
+    heard = listener.heard
+    assert find_pcm(heard, ann[8000:16000])[0] > 0.99
+    assert find_pcm(heard, bob[4000:12000])[0] < 0.5  # skipped
+    assert [m.caller for m in Mailbox(tmp_path).messages("lobby")] == ["1001", "1002"]
 
 
 # -- the demo, test.py -------------------------------------------------------------------

@@ -8,7 +8,8 @@ other side does first. With --refuse-transfer it declines a REFER (603); "transf
 its summary lists the Refer-To URIs it was asked to call. With --transfer-to it transfers
 the call itself (REFER) at --transfer-at seconds; "transfer_status" lists the statuses
 PJSIP reported for it. The last line it prints is a JSON summary: {"status": final SIP
-code, "answered": bool, "seconds": call length}.
+code, "answered": bool, "seconds": call length, "media_at": time.monotonic() when
+its audio started (--play's start and --record's, comparable between processes)}.
 """
 
 import argparse
@@ -34,6 +35,7 @@ class Call(pj.Call):
         self.ended_at = None
         self.recorder = None
         self.player = None
+        self.media_at = None
         self.rec_path = rec_path
         self.play_path = play_path
 
@@ -59,6 +61,8 @@ class Call(pj.Call):
         for mi in info.media:
             if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                 media = self.getAudioMedia(mi.index)
+                if self.media_at is None:
+                    self.media_at = time.monotonic()
                 if self.rec_path and self.recorder is None:
                     self.recorder = pj.AudioMediaRecorder()
                     self.recorder.createRecorder(self.rec_path)
@@ -152,6 +156,7 @@ def main():
     answered = call.answered_at is not None
     seconds = ((call.ended_at or time.monotonic()) - call.answered_at) if answered else 0
     status = call.status
+    media_at = call.media_at
     transfers = call.transfers
     transfer_status = call.transfer_status
     if call.recorder is not None:
@@ -164,7 +169,8 @@ def main():
     del acc
     ep.libDestroy()
     summary = {"status": status, "answered": answered, "seconds": round(seconds, 3)}
-    print(json.dumps({**summary, "transfers": transfers, "transfer_status": transfer_status}))
+    details = {"transfers": transfers, "transfer_status": transfer_status, "media_at": media_at}
+    print(json.dumps({**summary, **details}))
     sys.stdout.flush()
 
 
