@@ -690,6 +690,14 @@ async def test_operator_busy_when_transferred_waits_in_line_at_once(operator, mo
     assert len(desk.attempts) == 1
 
 
+async def test_operator_nowhere_to_be_found_says_so(operator):
+    async with dial(operator.handler, refuses_transfer=True) as phone:  # no callee: 404
+        await press_0(phone)
+        await phone.heard_say("Sorry, the operator cannot be reached")
+        assert await phone.hung_up() == "app"
+    assert not any("caller number" in text for text in phone.said)
+
+
 async def test_operator_the_phone_tree_is_still_there(operator):
     async with dial(operator.handler) as phone:
         await phone.heard_say("For the operator, press 0")
