@@ -24,6 +24,7 @@ from voip.sipuri import join_hostport
 from .helpers import ROOT
 
 PEER = Path(__file__).resolve().parent / "peers" / "pjsua_peer.py"
+CALLEE = Path(__file__).resolve().parent / "peers" / "pjsua_callee.py"
 
 pytest.importorskip("pjsua2", reason="the SIP tests need pjsua2-python (pip install -e '.[test]')")
 
@@ -125,6 +126,25 @@ def _start_peer(script: Path, uri: str, args: tuple[str, ...]) -> subprocess.Pop
 def peer(uri: str, *args: str) -> subprocess.Popen[str]:
     """Start the plain pjsua2 caller (tests/peers/pjsua_peer.py) on its own ports."""
     return _start_peer(PEER, uri, args)
+
+
+def start_callee(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start the pjsua2 callee (tests/peers/pjsua_callee.py) on its own ports; once it
+    listens, returns it and its URI."""
+    port, rtp = next_ports()
+    proc = subprocess.Popen(
+        [sys.executable, str(CALLEE), "--port", str(port), "--rtp-port", str(rtp), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # PJSIP's start-up lines first
+        if line.strip() == "ready":
+            break
+    else:
+        raise AssertionError(f"the callee did not start:\n{proc.communicate()[1]}")
+    return proc, f"sip:callee@127.0.0.1:{port}"
 
 
 def peers(uri: str, count: int, *args: str, apart: float = 0.2) -> list[subprocess.Popen[str]]:

@@ -8,9 +8,6 @@ caller), never itself; after the bridge the app plays a tone saying how connect 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,11 +15,9 @@ import pytest
 from voip import loadWAVtoPCM, savePCMtoWAV
 
 from .helpers import goertzel_power, tone, tone_runs, write_app
-from .sip import next_ports, peer, peer_result, serving
+from .sip import peer, peer_result, serving, start_callee
 
 pytestmark = pytest.mark.timeout(120)
-
-CALLEE = Path(__file__).resolve().parent / "peers" / "pjsua_callee.py"
 
 CONNECTOR = """
     import os
@@ -44,24 +39,6 @@ CONNECTOR = """
 """
 
 TONES = [440, 480, 600, 900, 1000, 1300, 1500, 1700]
-
-
-def start_callee(*args: str) -> tuple[subprocess.Popen[str], str]:
-    """The pjsua2 callee on its own ports, once it listens; and its URI."""
-    port, rtp = next_ports()
-    proc = subprocess.Popen(
-        [sys.executable, str(CALLEE), "--port", str(port), "--rtp-port", str(rtp), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:  # PJSIP's start-up lines first
-        if line.strip() == "ready":
-            break
-    else:
-        raise AssertionError(f"the callee did not start:\n{proc.communicate()[1]}")
-    return proc, f"sip:callee@127.0.0.1:{port}"
 
 
 def runs_of(pcm: np.ndarray, freq: float) -> list[tuple[float, float]]:

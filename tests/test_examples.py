@@ -557,6 +557,156 @@ async def test_callcenter_a_caller_waits_five_minutes_at_most():
     assert phone.now == pytest.approx(300 + 4, abs=2)
 
 
+# -- operator.py: 0 transfers, connects or queues --------------------------------------
+
+OPERATOR = "sip:operator@pbx.example"
+
+
+@pytest.fixture
+def operator(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """examples/operator.py, loaded afresh (its own queue) under a name that is not the
+    standard library's ``operator``, its operator at :data:`OPERATOR`."""
+    monkeypatch.setenv("OPERATOR_URI", OPERATOR)
+    return load(EXAMPLES / "operator.py", "operator_example")
+
+
+async def press_0(phone: Phone) -> None:
+    await phone.heard_say("For the operator, press 0")
+    await phone.press("0")
+    await phone.heard_say("Transferring you to the operator")
+
+
+async def talk(caller: Phone, operator: Phone) -> None:
+    """Caller (700 Hz) and operator (1100 Hz) hear each other."""
+    await asyncio.gather(caller.speak(tone(700, 1.0)), operator.speak(tone(1100, 1.0)))
+    await operator.heard_tone(700, 0.9)
+    await caller.heard_tone(1100, 0.9)
+
+
+async def test_operator_0_transfers_the_caller(operator):
+    async with app(operator.handler) as running:
+        desk = running.callee(OPERATOR)
+        phone = await running.dial("5551234")
+        await press_0(phone)
+        assert await phone.hung_up() == "app"
+    assert phone.transferred_to == OPERATOR
+    assert desk.attempts == []  # the caller's phone called the operator, not the app
+
+
+async def test_operator_a_phone_refusing_the_transfer_is_connected(operator):
+    async with app(operator.handler) as running:
+        desk = running.callee(OPERATOR)
+        phone = await running.dial("5551234", refuses_transfer=True)
+        await press_0(phone)
+        attempt = await desk.ringing()
+        await phone.wait(2.5)
+        assert tone_runs(phone.heard[-2 * 8000 :], [440, 480])  # ringback meanwhile
+        agent = await desk.answer()
+        await talk(phone, agent)
+        await agent.hang_up()
+        await phone.heard_say("Thank you for calling")
+        assert await phone.hung_up() == "app"
+    assert phone.transfers == [OPERATOR] and phone.transferred_to is None
+    assert attempt.state == "answered" and len(desk.attempts) == 1
+
+
+async def test_operator_busy_the_callers_wait_in_line_until_it_answers(operator):
+    hold_notes = (400, 500, 600, 800)
+    async with app(operator.handler) as running:
+        desk = running.callee(OPERATOR)
+        first = await running.dial("1001", refuses_transfer=True)
+        await press_0(first)
+        await desk.refuse(486)  # connect: busy
+        await first.heard_say("You are caller number 1")
+        second = await running.dial("1002", refuses_transfer=True)
+        await press_0(second)
+        await desk.refuse(486)
+        await second.heard_say("You are caller number 2")
+        await second.wait(3.0)
+        runs = tone_runs(second.heard[-3 * 8000 :], [*hold_notes, 700, 1100])
+        assert {f for f, _, length in runs if length > 0.3} == set(hold_notes)  # music
+
+        # Only the first in line rings the operator, every RETRY_SECONDS.
+        await desk.refuse(486)  # still busy
+        assert len(desk.attempts) == 3
+        rang_at = first.now
+        agent = await desk.answer()
+        assert first.now - rang_at == pytest.approx(operator.RETRY_SECONDS, abs=0.1)
+        assert len(desk.attempts) == 4  # none from the second caller
+        await talk(first, agent)
+        await second.heard_say("You are caller number 1")  # moved up
+        await agent.hang_up()
+        await first.heard_say("Thank you for calling")
+        assert await first.hung_up() == "app"
+
+        # Now the second is first in line, and its call to the operator goes through.
+        agent2 = await desk.answer(timeout=operator.RETRY_SECONDS + 1)
+        await talk(second, agent2)
+        await second.hang_up()
+        assert await agent2.hung_up() == "app"
+    assert [a.state for a in desk.attempts] == ["refused"] * 3 + ["answered"] * 2
+    assert len(operator.operators) == 0
+
+
+async def test_operator_busy_for_five_minutes_asks_to_call_again(operator):
+    async with app(operator.handler) as running:
+        desk = running.callee(OPERATOR, respond=486)
+        phone = await running.dial("5551234", refuses_transfer=True)
+        await press_0(phone)
+        await phone.heard_say("You are caller number 1")
+        await phone.heard_say("the operator is still busy", timeout=operator.HOLD_SECONDS + 5)
+        assert await phone.hung_up() == "app"
+    # connect, then every 15 s until the 300 s are up
+    assert len(desk.attempts) == 1 + int(operator.HOLD_SECONDS // operator.RETRY_SECONDS) - 1
+    assert {a.state for a in desk.attempts} == {"refused"}
+
+
+async def test_operator_a_caller_hanging_up_while_the_operator_rings_cancels_it(operator):
+    async with app(operator.handler) as running:
+        desk = running.callee(OPERATOR)
+        phone = await running.dial("5551234", refuses_transfer=True)
+        await press_0(phone)
+        await desk.refuse(600)
+        await phone.heard_say("You are caller number 1")
+        retry = await desk.ringing()
+        await phone.hang_up()
+        assert await retry.settled() == "cancelled"
+    assert len(operator.operators) == 0
+
+
+async def test_operator_busy_when_transferred_waits_in_line_at_once(operator, monkeypatch):
+    """The phone took the REFER, and its call to the operator was busy (486 in the
+    NOTIFY): no call of our own to a busy operator, the queue straight away."""
+    async with app(operator.handler) as running:
+        desk = running.callee(OPERATOR)
+        phone = await running.dial("5551234")
+        monkeypatch.setattr(phone, "_transfer_asked", lambda target: (486, "Busy Here"))
+        await press_0(phone)
+        await phone.heard_say("You are caller number 1")
+        assert desk.attempts == []
+        agent = await desk.answer(timeout=operator.RETRY_SECONDS + 1)
+        await talk(phone, agent)
+        await phone.hang_up()
+    assert len(desk.attempts) == 1
+
+
+async def test_operator_nowhere_to_be_found_says_so(operator):
+    async with dial(operator.handler, refuses_transfer=True) as phone:  # no callee: 404
+        await press_0(phone)
+        await phone.heard_say("Sorry, the operator cannot be reached")
+        assert await phone.hung_up() == "app"
+    assert not any("caller number" in text for text in phone.said)
+
+
+async def test_operator_the_phone_tree_is_still_there(operator):
+    async with dial(operator.handler) as phone:
+        await phone.heard_say("For the operator, press 0")
+        await phone.press("1")
+        await assert_three_tones(phone)
+        assert await phone.hung_up() == "app"
+    assert phone.transfers == []
+
+
 # -- rooms.py: several callers at once -----------------------------------------------------
 
 

@@ -50,7 +50,7 @@ class Account(pj.Account):
             return
         m = re.search(r"^(?:From|f)\s*:\s*(.*)$", prm.rdata.wholeMsg, re.M | re.I)
         self.sender = m.group(1).strip() if m else ""
-        self.call = Call(self, self.args.record, self.args.play, prm.callId)
+        self.call = Call(self, self.args.record, self.args.play, call_id=prm.callId)
         ring = pj.CallOpParam()
         ring.statusCode = 180
         self.call.answer(ring)
