@@ -674,13 +674,12 @@ async def test_operator_a_caller_hanging_up_while_the_operator_rings_cancels_it(
     assert len(operator.operators) == 0
 
 
-async def test_operator_busy_when_transferred_waits_in_line_at_once(operator, monkeypatch):
+async def test_operator_busy_when_transferred_waits_in_line_at_once(operator):
     """The phone took the REFER, and its call to the operator was busy (486 in the
     NOTIFY): no call of our own to a busy operator, the queue straight away."""
     async with app(operator.handler) as running:
         desk = running.callee(OPERATOR)
-        phone = await running.dial("5551234")
-        monkeypatch.setattr(phone, "_transfer_asked", lambda target: (486, "Busy Here"))
+        phone = await running.dial("5551234", refuses_transfer=486)
         await press_0(phone)
         await phone.heard_say("You are caller number 1")
         assert desk.attempts == []

@@ -193,13 +193,13 @@ class RunningApp:
         *,
         name: str = "",
         headers: Mapping[str, str] | None = None,
-        refuses_transfer: bool = False,
+        refuses_transfer: bool | int = False,
     ) -> Phone:
         """Call the app from ``caller`` (a number; ``name``: a display name; ``headers``:
         the request's headers, as ``call.headers`` shows them; ``refuses_transfer``:
-        the phone declines ``call.transfer()`` with 603, see
-        :attr:`Phone.refuses_transfer`). The call is answered at once and the handler
-        starts; returns the caller's :class:`Phone`."""
+        True, the phone declines ``call.transfer()`` with 603, or the status its call
+        to the target failed with, see :attr:`Phone.refuses_transfer`). The call is
+        answered at once and the handler starts; returns the caller's :class:`Phone`."""
         n = len(self.phones) + 1
         uri = f'"{name or caller}" <sip:{caller}@localhost>'
         info = CallInfo(uri, caller, name, dict(headers or {}), call_id=f"kit-{n}")
@@ -301,7 +301,7 @@ async def dial(
     *,
     name: str = "",
     headers: Mapping[str, str] | None = None,
-    refuses_transfer: bool = False,
+    refuses_transfer: bool | int = False,
 ) -> AsyncIterator[Phone]:
     """One call to ``handler`` on virtual time; yields the caller's :class:`Phone`::
 

@@ -96,11 +96,12 @@ class Phone:
         self._timeline = Timeline(with_events)
         self._cursor = Cursor()
         self._changed: asyncio.Future[None] | None = None
-        self.refuses_transfer = False
-        """Whether the phone declines the app's ``call.transfer()`` (603 Decline), which
-        then returns false and leaves the call up; by default it accepts, reaches the
-        target at once and the app hangs up. In-process only: over SIP voip's own phone
-        always declines."""
+        self.refuses_transfer: bool | int = False
+        """Whether the app's ``call.transfer()`` fails, which then returns false and
+        leaves the call up: True, the phone declines it (603 Decline); a SIP status
+        such as 486, the phone took it and its call to the target failed with that
+        status. By default it accepts, reaches the target at once and the app hangs up.
+        In-process only: over SIP voip's own phone always declines."""
         self.transfers: list[str] = []
         """The URIs the app asked the phone to transfer to (``call.transfer()``), in
         order, accepted or not."""
@@ -304,8 +305,11 @@ class Phone:
     def _transfer_asked(self, target: str) -> tuple[int, str]:
         """The app transfers the call to ``target``: the final status and reason."""
         self.transfers.append(target)
-        if self.refuses_transfer:
+        refusal = self.refuses_transfer
+        if refusal is True:
             return 603, "Decline"
+        if refusal:
+            return int(refusal), _REASONS.get(int(refusal), "Refused")
         self.transferred_to = target
         return 200, "OK"
 
@@ -322,6 +326,19 @@ class Phone:
 def recording_phones() -> AbstractContextManager[list[Phone]]:
     """Within it, every phone made (in this context) is listed in the list it yields."""
     return collecting(_phones)
+
+
+_REASONS = {
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    480: "Temporarily Unavailable",
+    486: "Busy Here",
+    487: "Request Terminated",
+    600: "Busy Everywhere",
+    603: "Decline",
+}
+"""Reason phrases for the statuses a test may have a transfer fail with."""
 
 
 def _check_seconds(name: str, value: Any) -> None:
