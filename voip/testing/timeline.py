@@ -400,36 +400,32 @@ def describe(timeline: Timeline, cursor: Cursor) -> str:
     return ", ".join(words) if words else "nothing"
 
 
+_DESCRIBED: dict[type, Callable[[Any, str], str]] = {
+    events.RecordingStarted: lambda e, at: f"recording started at {at} s",
+    events.RecordingStopped: lambda e, at: (
+        f"recording stopped at {at} s" + ("" if e.seconds is None else f" ({_s(e.seconds)} s)")
+    ),
+    events.Queued: lambda e, at: f"queued in {e.queue!r} at position {e.position} at {at} s",
+    events.LeftQueue: lambda e, at: f"left queue {e.queue!r} ({e.reason}) at {at} s",
+    events.Bridged: lambda e, at: f"bridged to {e.other} at {at} s",
+    events.Unbridged: lambda e, at: f"unbridged ({e.reason}) at {at} s",
+    events.JoinedRoom: lambda e, at: f"joined room {e.room!r} ({e.members} in it) at {at} s",
+    events.LeftRoom: lambda e, at: f"left room {e.room!r} ({e.reason}) at {at} s",
+    events.HungUp: lambda e, at: (
+        f"hung up by the {'app' if e.by == 'local' else 'caller'} at {at} s"
+    ),
+}
+"""How each event that is not a sound reads in a waiter's message (``at``: its time)."""
+
+
 def _from_events(told: Sequence[CallEvent], now: float) -> list[tuple[float, str]]:
     ends = {e.what: e for e in told if isinstance(e, PlaybackEnded)}
     items: list[tuple[float, str]] = []
     for event in told:
         if isinstance(event, (events.Said, events.TonePlayed, events.SoundPlayed, events.DtmfSent)):
             items.append((event.at, _played(event, ends.get(event), now)))
-        elif isinstance(event, events.RecordingStarted):
-            items.append((event.at, f"recording started at {_s(event.at)} s"))
-        elif isinstance(event, events.RecordingStopped):
-            length = "" if event.seconds is None else f" ({_s(event.seconds)} s)"
-            items.append((event.at, f"recording stopped at {_s(event.at)} s{length}"))
-        elif isinstance(event, events.Queued):
-            where = f"queued in {event.queue!r} at position {event.position}"
-            items.append((event.at, f"{where} at {_s(event.at)} s"))
-        elif isinstance(event, events.LeftQueue):
-            left = f"left queue {event.queue!r} ({event.reason})"
-            items.append((event.at, f"{left} at {_s(event.at)} s"))
-        elif isinstance(event, events.Bridged):
-            items.append((event.at, f"bridged to {event.other} at {_s(event.at)} s"))
-        elif isinstance(event, events.Unbridged):
-            items.append((event.at, f"unbridged ({event.reason}) at {_s(event.at)} s"))
-        elif isinstance(event, events.JoinedRoom):
-            where = f"room {event.room!r} ({event.members} in it)"
-            items.append((event.at, f"joined {where} at {_s(event.at)} s"))
-        elif isinstance(event, events.LeftRoom):
-            where = f"room {event.room!r} ({event.reason})"
-            items.append((event.at, f"left {where} at {_s(event.at)} s"))
-        elif isinstance(event, events.HungUp):
-            who = "app" if event.by == "local" else "caller"
-            items.append((event.at, f"hung up by the {who} at {_s(event.at)} s"))
+        elif (describe := _DESCRIBED.get(type(event))) is not None:  # not PlaybackEnded
+            items.append((event.at, describe(event, _s(event.at))))
     return items
 
 
