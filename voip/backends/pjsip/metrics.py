@@ -80,6 +80,10 @@ class CallMetrics:
         self._worker = {"worker": worker} if worker else {}
         w = tuple(self._worker)
         r = self.registry
+
+        def counter(name: str, text: str, *labels: str) -> Any:
+            return prom.Counter(name, text, (*labels, *w), registry=r)
+
         self.calls_up = prom.Gauge(
             "voip_calls_up",
             "Calls answered and not yet ended",
@@ -87,27 +91,20 @@ class CallMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
-        self.answered = prom.Counter(
+        self.answered = counter(
             "voip_calls_answered",
             "Calls answered: incoming ones on the caller's ACK, outgoing on the 200 OK",
-            ("direction", *w),
-            registry=r,
+            "direction",
         )
-        self.refused_calls = prom.Counter(
-            "voip_calls_refused",
-            "New calls (INVITEs) refused or dropped, by reason",
-            ("reason", *w),
-            registry=r,
+        self.refused_calls = counter(
+            "voip_calls_refused", "New calls (INVITEs) refused or dropped, by reason", "reason"
         )
-        self.refused_requests = prom.Counter(
+        self.refused_requests = counter(
             "voip_requests_refused",
             "Other requests that start nothing (OPTIONS, REGISTER ...) dropped, by reason",
-            ("reason", *w),
-            registry=r,
+            "reason",
         )
-        self.handler_errors = prom.Counter(
-            "voip_handler_errors", "Handlers that raised an exception", w, registry=r
-        )
+        self.handler_errors = counter("voip_handler_errors", "Handlers that raised an exception")
         self.setup = prom.Histogram(
             "voip_call_setup_seconds",
             "Seconds from an incoming call's INVITE to the caller's ACK (answered calls)",
@@ -115,17 +112,16 @@ class CallMetrics:
             registry=r,
             buckets=SETUP_BUCKETS,
         )
-        self.ended = prom.Counter(
+        self.ended = counter(
             "voip_calls_ended",
             "Answered calls ended, by who hung up (local: we did)",
-            ("direction", "by", *w),
-            registry=r,
+            "direction",
+            "by",
         )
-        self.placed = prom.Counter(
+        self.placed = counter(
             "voip_calls_placed",
             "Calls we placed, by result (answered, busy, no-answer, refused, failed)",
-            ("result", *w),
-            registry=r,
+            "result",
         )
         for direction in ("in", "out"):  # present from the start, at 0
             self._of(self.calls_up, direction=direction)
