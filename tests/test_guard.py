@@ -293,3 +293,31 @@ def test_no_limit_on_calls_awaiting_their_ack_from_an_allow_list():
     g.awaiting_ack.answered("192.0.2.1", "b1")
     second = g.check(head(request(branch="b2", transport="TCP")), "192.0.2.1")
     assert second.action == "pass"
+
+
+def test_each_refusal_reaches_the_listener_with_its_kind():
+    clock = Clock()
+    full = [False]
+    g = guard(
+        clock,
+        allow=AllowList(["192.0.2.0/24"]),
+        call_rate=0,
+        screen=lambda source: (486, "4 calls up") if full[0] else (0, ""),
+    )
+    seen: list[tuple[str, bool]] = []
+    g.refusals.on_refused = lambda kind, call: seen.append((kind, call))
+    g.check(head(request(agent="friendly-scanner")), "192.0.2.7")
+    g.check(head(request("OPTIONS", agent="sipvicious")), "192.0.2.7")
+    g.check(head(request()), "198.51.100.7")
+    g.check(head(request("OPTIONS")), "198.51.100.7")
+    assert g.check(head(request()), "192.0.2.7").action == "pass"  # passes: no listener call
+    full[0] = True
+    assert g.check(head(request(branch="z9hG4bK-2")), "192.0.2.8").status == 486
+    assert seen == [
+        ("scanner", True),
+        ("scanner", False),
+        ("allow-list", True),
+        ("allow-list", False),
+        ("full", True),
+    ]
+    assert g.refusals.total == 5

@@ -28,7 +28,9 @@ always pass):
 Each refusal is logged through :class:`RefusalLog`: the first from a source at once, the
 rest counted and reported at most once a minute per source and reason, so that a flood
 makes a few lines, not one per packet. The lines start ``refused SIP from <address>:``,
-for fail2ban.
+for fail2ban. Each refusal also has a :data:`RefusalKind`, one of a few words (for
+counting: the server's metrics count refusals by kind), and the log hands it, with
+whether the request was a new call's INVITE, to its ``on_refused`` listener.
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from .sipmsg import AllowList
 
 __all__ = [
     "AwaitingAck",
+    "REFUSAL_KINDS",
+    "RefusalKind",
     "RequestGuard",
     "RequestHead",
     "RateLimiter",
@@ -52,6 +56,7 @@ __all__ = [
     "Verdict",
     "SCANNER_USER_AGENTS",
     "parse_request_head",
+    "screen_kind",
 ]
 
 log = logging.getLogger("voip.guard")
@@ -70,6 +75,38 @@ SCANNER_USER_AGENTS = (
     "smap",
 )
 """User-Agent fragments of SIP scanners and war-diallers (matched case-insensitively)."""
+
+RefusalKind = Literal[
+    "scanner",
+    "allow-list",
+    "rate",
+    "call-rate",
+    "awaiting-ack",
+    "ipv6-media",
+    "full",
+    "shutting-down",
+    "screen",
+    "never-acked",
+    "media",
+    "failed",
+    "other",
+]
+"""Why a request was refused, in a word: a scanner's User-Agent; a source outside the
+allow-list; above the per-source rate (``invite_rate``, ``options_rate``); above the rate
+of new calls from everyone (``call_rate``); a call from the source already awaiting its
+ACK; audio offered on IPv6 only; the server's screen: all calls up (486), shutting down
+(503), another status; answered and never ACKed; the media refused after all (PJSIP's
+488 when answering); another failure before the ACK; anything else."""
+REFUSAL_KINDS: tuple[RefusalKind, ...] = get_args(RefusalKind)
+
+
+def screen_kind(status: int) -> RefusalKind:
+    """The kind of a refusal by the server's screen, from its status: 486 when all
+    calls are up, 503 when shutting down."""
+    if status == 486:
+        return "full"
+    return "shutting-down" if status == 503 else "screen"
+
 
 _PASS_THROUGH = frozenset({"ACK", "CANCEL"})
 _IPV6_AUDIO = (
@@ -173,6 +210,7 @@ class Verdict:
     action: Literal["pass", "drop", "reply"]
     status: int = 0
     reason: str = ""
+    kind: RefusalKind = "other"
 
 
 PASS = Verdict("pass")
@@ -216,9 +254,17 @@ class RefusalLog:
         self._sources: OrderedDict[str, tuple[float, int]] = OrderedDict()
         self.total = 0
         """Refusals since the start."""
+        self.on_refused: Callable[[RefusalKind, bool], None] | None = None
+        """Told of every refusal: its kind, and whether it was of a new call (an INVITE)."""
 
-    def refused(self, source: str, reason: str) -> None:
+    def refused(
+        self, source: str, reason: str, kind: RefusalKind = "other", call: bool = True
+    ) -> None:
+        """``source`` was refused for ``reason`` (a :data:`RefusalKind` in a sentence);
+        ``call``: the request was a new call's INVITE."""
         self.total += 1
+        if self.on_refused is not None:
+            self.on_refused(kind, call)
         now = self._clock()
         key = f"{source} {reason}"
         logged_at, unlogged = self._sources.pop(key, (None, 0))
@@ -310,25 +356,29 @@ class RequestGuard:
             return PASS  # a retransmission: its transaction answers it again
         verdict = self._judge(head, source)
         if verdict.action != "pass":
-            self.refusals.refused(source, verdict.reason)
+            self.refusals.refused(source, verdict.reason, verdict.kind, head.method == "INVITE")
         return verdict
 
     def _judge(self, head: RequestHead, source: str) -> Verdict:
         agent = head.user_agent.lower()
         if agent and any(s in agent for s in self.scanners):
-            return Verdict("drop", 0, f"scanner User-Agent {head.user_agent!r} (dropped)")
+            return Verdict(
+                "drop", 0, f"scanner User-Agent {head.user_agent!r} (dropped)", "scanner"
+            )
         invite = head.method == "INVITE"
         if not self.allow.allows(source):
             if invite:
-                return Verdict("reply", 403, "not in the allow-list (403)")
-            return Verdict("drop", 0, f"{head.method} from outside the allow-list (dropped)")
+                return Verdict("reply", 403, "not in the allow-list (403)", "allow-list")
+            reason = f"{head.method} from outside the allow-list (dropped)"
+            return Verdict("drop", 0, reason, "allow-list")
         if not invite:
             if self._others is not None and not self._others.allow(source):
                 rate = _rate(self._rates[1])
-                return Verdict("drop", 0, f"requests other than INVITE above {rate}/s (dropped)")
+                reason = f"requests other than INVITE above {rate}/s (dropped)"
+                return Verdict("drop", 0, reason, "rate")
             return PASS
         if self._invites is not None and not self._invites.allow(source):
-            return Verdict("reply", 503, f"INVITEs above {_rate(self._rates[0])}/s (503)")
+            return Verdict("reply", 503, f"INVITEs above {_rate(self._rates[0])}/s (503)", "rate")
         waiting = self.awaiting_ack.count(source)
         # With an allow-list every source is one we trust (a PBX, a proxy carrying many
         # callers' INVITEs at once): the limit is for ports open to anyone.
@@ -340,16 +390,18 @@ class RequestGuard:
             if head.transport == "UDP":
                 # Not refused: the caller sends the INVITE again after 0.5 s (Timer A).
                 # (503 is for the fallback, applied once PJSIP has a transaction.)
-                return Verdict("drop", 503, f"{reason} (dropped: UDP callers send it again)")
-            return Verdict("reply", 503, f"{reason} (503)")
+                dropped = f"{reason} (dropped: UDP callers send it again)"
+                return Verdict("drop", 503, dropped, "awaiting-ack")
+            return Verdict("reply", 503, f"{reason} (503)", "awaiting-ack")
         if head.ipv6_audio_only:
-            return Verdict("reply", 488, _IPV6_AUDIO)
+            return Verdict("reply", 488, _IPV6_AUDIO, "ipv6-media")
         if self.screen is not None:
             status, reason = self.screen(source)
             if status:
-                return Verdict("reply", status, f"{reason} ({status})")
+                return Verdict("reply", status, f"{reason} ({status})", screen_kind(status))
         if self._calls is not None and not self._calls.allow(""):
-            return Verdict("reply", 503, f"new calls above {_rate(self._rates[2])}/s in all (503)")
+            reason = f"new calls above {_rate(self._rates[2])}/s in all (503)"
+            return Verdict("reply", 503, reason, "call-rate")
         return PASS
 
 

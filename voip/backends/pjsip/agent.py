@@ -23,14 +23,14 @@ import itertools
 import logging
 import weakref
 from collections.abc import Callable
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 from ...bridge import MediaBridge
 from ...call import Call
 from ...callstate import Action, Event, State
 from ...dialling import DialResult, DialState
 from ...errors import InvalidArgumentError
-from ...guard import RequestGuard, RequestHead, parse_request_head
+from ...guard import RequestGuard, RequestHead, parse_request_head, screen_kind
 from ...sipmsg import parse_headers
 from ...sipuri import (
     caller_id_uri,
@@ -48,6 +48,9 @@ from .security import check_security, configure_srtp
 from .stack import SipStack, pj
 from .terminate import CallTerminator
 from .transfer import send_refer, settle
+
+if TYPE_CHECKING:
+    from .metrics import CallMetrics
 
 __all__ = ["SipAgent", "DialResult", "DialState", "Screen", "ACK_TIMEOUT"]
 
@@ -86,10 +89,12 @@ class SipAgent:
         loop: asyncio.AbstractEventLoop,
         on_call: Callable[[Call], None] | None = None,
         screen: Screen | None = None,
+        metrics: CallMetrics | None = None,
     ) -> None:
         """``on_call(call)`` runs on the loop for each answered incoming call; without
         it incoming calls are refused (603). ``screen`` may refuse them first, after
-        the :class:`~voip.guard.RequestGuard` built from ``opts``."""
+        the :class:`~voip.guard.RequestGuard` built from ``opts``. ``metrics`` is told
+        every call's actions and every refusal."""
         self.opts = opts
         self.loop = loop
         self.stack = SipStack(opts)
@@ -108,6 +113,9 @@ class SipAgent:
             scanner_user_agents=opts.scanner_user_agents,
             screen=screen,
         )
+        self.metrics = metrics
+        if metrics is not None:
+            self.guard.refusals.on_refused = metrics.refused
         self.filter = RequestFilter(self.guard)
         """Screens requests before PJSIP handles them (see :mod:`.prefilter`)."""
         self.terminator = CallTerminator()
@@ -382,7 +390,7 @@ class SipAgent:
             return 0
         status, reason = self.guard.screen(host)
         if status:
-            self.guard.refusals.refused(host, f"{reason} ({status})")
+            self.guard.refusals.refused(host, f"{reason} ({status})", screen_kind(status))
         return status
 
     def _place(self, uri: str, outcome: asyncio.Future[Any], local: str | None) -> SipCall:
@@ -408,6 +416,8 @@ class SipAgent:
     def _feed(self, sip_call: SipCall, event: Event, code: int, reason: str) -> None:
         for action in sip_call.life.handle(event):
             self._perform(action, sip_call, code, reason)
+            if self.metrics is not None:
+                self.metrics.observe(action, sip_call, code)
 
     def _perform(self, action: Action, sip_call: SipCall, code: int, reason: str) -> None:
         """Carry out one of the call's actions; ``code`` and ``reason`` come with the event."""
@@ -445,6 +455,7 @@ class SipAgent:
                 self.guard.refusals.refused(
                     sip_call.ack_slot[0],
                     f"call answered but never ACKed in {ACK_TIMEOUT:g} s: ended (no BYE)",
+                    "never-acked",
                 )
             case Action.LOG_ENDED:
                 assert call is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -225,6 +226,8 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
         """Where the call is in its life; events go in through :meth:`feed`."""
         self.incoming = False
         """Whether the other side called us."""
+        self.started = time.monotonic()
+        """When the call was made: its INVITE received, or about to be sent."""
         self.peer = ""
         """Who is at the other end, for the log: ``from <uri> (address)`` or ``to <uri>``."""
         self.ack_slot = ("", "")

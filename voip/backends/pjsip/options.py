@@ -55,27 +55,31 @@ SipRole = Literal["server", "dialler"]
 
 SERVER = ("server",)
 
+METRICS_PORT = 9464
+"""The metrics' port when ``metrics`` names a host alone (OpenTelemetry's Prometheus
+exporter's, free of Prometheus' own 9090-9100)."""
+
 
 # -- parsers of this backend's values --------------------------------------------------------
 
 
-def _hostport(default_port: int) -> Any:
+def _hostport(default_port: int, example: int = 5060) -> Any:
     def parse(value: Any) -> str:
         host_port = text(value)
         try:
             split_hostport(host_port, default_port)
         except ValueError:
             raise ValueError(
-                "HOST:PORT with a port from 0 (any free port) to 65535, e.g. 0.0.0.0:5060"
-                " or [::]:5060"
+                "HOST:PORT with a port from 0 (any free port) to 65535, e.g."
+                f" 0.0.0.0:{example} or [::]:{example}"
             ) from None
         return host_port
 
     return parse
 
 
-def _optional_hostport(default_port: int) -> Any:
-    parse = _hostport(default_port)
+def _optional_hostport(default_port: int, example: int = 5060) -> Any:
+    parse = _hostport(default_port, example)
     return lambda value: parse(value) if value != "" else ""
 
 
@@ -376,6 +380,17 @@ class SipOptions:
     )
     """Allow SRTP with SIP over UDP or TCP, whose SDP carries the keys in clear: for
     tests, or a network where nobody else sees the SIP."""
+    metrics: str = setting(
+        "",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics",
+        parse=_optional_hostport(METRICS_PORT, METRICS_PORT),
+        metavar="HOST:PORT",
+        roles=SERVER,
+        show_default="off",
+    )
+    """Address and port to serve Prometheus metrics on (calls up, answered, refused by
+    reason, handler errors, set-up time; see :mod:`.metrics`); empty: none. A host alone
+    takes port 9464."""
     python_media: bool = setting(
         False,
         help="mix and record every sound in Python (by default PJSIP plays plain sounds"

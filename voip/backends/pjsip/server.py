@@ -24,6 +24,7 @@ from ...lifecycle import Handler, serve_call
 from ..base import Backend
 from .agent import SipAgent
 from .dial import RUNNING_AGENT, dial
+from .metrics import MetricsServer, start_metrics
 from .options import SipOptions
 
 __all__ = ["SipServer"]
@@ -40,12 +41,16 @@ class SipServer(Backend):
         self.tasks: set[asyncio.Task[Any]] = set()
         self.accepting = True
         self._handler: Handler | None = None
+        self.metrics: MetricsServer | None = None
         self._stop = asyncio.Event()
 
     async def run(self, handler: Handler) -> int:
         self._handler = handler
         loop = asyncio.get_running_loop()
-        self.agent = SipAgent(self.opts, loop, self._start_handler, self._screen)
+        # Before the SIP stack: a port in use stops the server before it takes calls.
+        self.metrics = start_metrics(self.opts.metrics) if self.opts.metrics else None
+        metrics = self.metrics.metrics if self.metrics is not None else None
+        self.agent = SipAgent(self.opts, loop, self._start_handler, self._screen, metrics)
         await self.agent.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
@@ -58,6 +63,8 @@ class SipServer(Backend):
             # Only now: a second Ctrl-C must not interrupt the endpoint's teardown.
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+            if self.metrics is not None:
+                self.metrics.close()
         log.info("stopped")
         return 0
 
@@ -93,4 +100,6 @@ class SipServer(Backend):
         assert self._handler is not None
         RUNNING_AGENT.set(self.agent)  # voip.dial() from the handler calls out through us
         DIALLER.set(dial)  # and so does call.connect()
-        await serve_call(self._handler, call)  # the agent logs the call's end
+        outcome = await serve_call(self._handler, call)  # the agent logs the call's end
+        if self.metrics is not None:
+            self.metrics.metrics.handled(outcome)

@@ -1,0 +1,208 @@
+"""The SIP server's metrics for Prometheus (``--metrics HOST:PORT``).
+
+One :class:`CallMetrics` per process, fed from two places only: the agent hands it every
+action of every call's state machine (:meth:`CallMetrics.observe`, from
+``SipAgent._feed``) and the guard's refusal log every refusal with its
+:data:`~voip.guard.RefusalKind` (:meth:`CallMetrics.refused`); the server adds each
+handler's :class:`~voip.lifecycle.Outcome`. :func:`start_metrics` serves them over HTTP
+with ``prometheus_client``'s server, in a thread of its own.
+
+Label values come from small fixed sets (a direction, who hung up, a refusal kind, an
+outgoing call's result), never from a caller's address or number.
+
+Several worker processes behind one front (``--workers``): each worker makes its
+:class:`CallMetrics` with its ``worker`` index, which becomes a label of every series,
+and ``prometheus_client``'s multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` set in the
+workers' environment before they start) writes the values to files that the supervisor
+reads with ``MultiProcessCollector`` and serves from one endpoint: per worker, and in
+total with ``sum without (worker)``. ``calls_up`` is declared ``livesum`` for that, so
+a dead worker's calls stop counting once the supervisor calls ``mark_process_dead``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ...callstate import Action
+from ...errors import InvalidArgumentError
+from ...guard import RefusalKind
+from ...lifecycle import Outcome
+from ...sipuri import join_hostport, split_hostport
+from .options import METRICS_PORT
+
+try:
+    import prometheus_client as prom
+except ImportError:  # pragma: no cover - depends on the installation
+    prom = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from .calls import SipCall
+
+__all__ = ["CallMetrics", "MetricsServer", "start_metrics", "SETUP_BUCKETS", "placed_result"]
+
+log = logging.getLogger("voip.sip")
+
+SETUP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+"""Seconds from a call's INVITE to its ACK: a few milliseconds on loopback, one round
+trip (tens to hundreds of ms) over the internet; an ACK lost comes after PJSIP's next
+200 OK, sent again at 0.5, 1.5, 3.5 and 7.5 s, and at 8 s the call is dropped."""
+
+
+def placed_result(code: int) -> str:
+    """How a call we placed went, in a word, from its final status (200: answered)."""
+    if code == 200:
+        return "answered"
+    if code in (486, 600):
+        return "busy"
+    if code in (408, 480, 487):
+        return "no-answer"
+    if 400 <= code < 500 or 600 <= code < 700:
+        return "refused"
+    return "failed"  # not sent at all (0), or a server's error (5xx)
+
+
+class CallMetrics:
+    """The counters, gauge and histogram of one server process, in :attr:`registry`."""
+
+    def __init__(self, registry: Any = None, worker: str = "") -> None:
+        """``registry``: a ``prometheus_client`` ``CollectorRegistry`` (None: a new one);
+        ``worker``: this process's index among a supervisor's workers (a ``worker``
+        label on every series), or empty for a server on its own."""
+        if prom is None:
+            raise InvalidArgumentError(
+                "--metrics needs prometheus-client: pip install 'voip[sip]'"
+                " (or pip install prometheus-client)"
+            )
+        self.registry = prom.CollectorRegistry() if registry is None else registry
+        self._worker = {"worker": worker} if worker else {}
+        w = tuple(self._worker)
+        r = self.registry
+
+        def counter(name: str, text: str, *labels: str) -> Any:
+            return prom.Counter(name, text, (*labels, *w), registry=r)
+
+        self.calls_up = prom.Gauge(
+            "voip_calls_up",
+            "Calls answered and not yet ended",
+            ("direction", *w),
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.answered = counter(
+            "voip_calls_answered",
+            "Calls answered: incoming ones on the caller's ACK, outgoing on the 200 OK",
+            "direction",
+        )
+        self.refused_calls = counter(
+            "voip_calls_refused", "New calls (INVITEs) refused or dropped, by reason", "reason"
+        )
+        self.refused_requests = counter(
+            "voip_requests_refused",
+            "Other requests that start nothing (OPTIONS, REGISTER ...) dropped, by reason",
+            "reason",
+        )
+        self.handler_errors = counter("voip_handler_errors", "Handlers that raised an exception")
+        self.setup = prom.Histogram(
+            "voip_call_setup_seconds",
+            "Seconds from an incoming call's INVITE to the caller's ACK (answered calls)",
+            w,
+            registry=r,
+            buckets=SETUP_BUCKETS,
+        )
+        self.ended = counter(
+            "voip_calls_ended",
+            "Answered calls ended, by who hung up (local: we did)",
+            "direction",
+            "by",
+        )
+        self.placed = counter(
+            "voip_calls_placed",
+            "Calls we placed, by result (answered, busy, no-answer, refused, failed)",
+            "result",
+        )
+        for direction in ("in", "out"):  # present from the start, at 0
+            self._of(self.calls_up, direction=direction)
+            self._of(self.answered, direction=direction)
+        self._of(self.handler_errors)
+        self._of(self.setup)
+
+    def _of(self, metric: Any, **labels: str) -> Any:
+        """The series of ``metric`` with ``labels`` (and this worker's)."""
+        labels.update(self._worker)
+        return metric.labels(**labels) if labels else metric
+
+    # -- fed by the agent (SIP thread) and the guard's refusal log --------------------
+
+    def observe(self, action: Action, sip_call: SipCall, code: int) -> None:
+        """A call's state machine asked for ``action`` (``code``: the event's status)."""
+        direction = "in" if sip_call.incoming else "out"
+        match action:
+            case Action.LOG_ANSWERED:
+                self._of(self.answered, direction=direction).inc()
+                self._of(self.calls_up, direction=direction).inc()
+                if sip_call.incoming:
+                    self._of(self.setup).observe(time.monotonic() - sip_call.started)
+            case Action.LOG_ENDED:
+                self._of(self.calls_up, direction=direction).dec()
+                by = sip_call.life.ended_by or "remote"
+                self._of(self.ended, direction=direction, by=by).inc()
+            case Action.LOG_FAILED:  # answered, then PJSIP refused it (e.g. 488): no ACK
+                self.refused("media" if code == 488 else "failed", True)
+            case Action.SETTLE_ANSWERED:
+                self._of(self.placed, result="answered").inc()
+            case Action.SETTLE_FAILED:
+                self._of(self.placed, result=placed_result(code)).inc()
+            case _:
+                pass
+
+    def refused(self, kind: RefusalKind, call: bool) -> None:
+        """A request was refused (``call``: a new call's INVITE); the guard's listener."""
+        self._of(self.refused_calls if call else self.refused_requests, reason=kind).inc()
+
+    # -- fed by the server (loop) -----------------------------------------------------
+
+    def handled(self, outcome: Outcome) -> None:
+        """A handler finished."""
+        if outcome.error is not None:
+            self._of(self.handler_errors).inc()
+
+
+class MetricsServer:
+    """The HTTP server of :func:`start_metrics`, until :meth:`close`."""
+
+    def __init__(self, metrics: CallMetrics, httpd: Any, thread: threading.Thread) -> None:
+        self.metrics = metrics
+        self._httpd = httpd
+        self._thread = thread
+        host, port = httpd.server_address[:2]
+        self.address = join_hostport(host, port)
+        """Where it listens (with the port chosen, for port 0)."""
+
+    def close(self) -> None:
+        self._httpd.shutdown()  # its loop wakes every 0.5 s to look: it stops by then
+        self._httpd.server_close()
+        self._thread.join()
+
+
+def start_metrics(address: str, worker: str = "") -> MetricsServer:
+    """Serve a new :class:`CallMetrics` (and this process's CPU, memory and open files)
+    at ``http://address/metrics``. Raises :class:`InvalidArgumentError` when the address
+    cannot be listened on (a port in use, a host not ours)."""
+    host, port = split_hostport(address, METRICS_PORT)
+    metrics = CallMetrics(worker=worker)
+    prom.ProcessCollector(registry=metrics.registry)
+    prom.PlatformCollector(registry=metrics.registry)
+    try:
+        httpd, thread = prom.start_http_server(port, host, registry=metrics.registry)
+    except OSError as exc:
+        raise InvalidArgumentError(
+            f"cannot serve metrics on {address}: {exc.strerror or exc}; give --metrics"
+            " a free port on an address of this machine (e.g. 127.0.0.1:9464), or stop"
+            " what listens there"
+        ) from None
+    server = MetricsServer(metrics, httpd, thread)
+    log.info("metrics at http://%s/metrics", server.address)
+    return server
