@@ -1,0 +1,71 @@
+"""A cluster's ports, shares, worker settings and kamailio configuration: pure, no process."""
+
+from __future__ import annotations
+
+import pytest
+
+from voip import InvalidArgumentError
+from voip.backends.pjsip.options import sip_options_from_args
+from voip.cluster.shares import WORKER_ENV, plan_cluster, split_ports, worker_place_from
+from voip.cluster.worker import cluster_plan, worker_options
+from voip.runner import build_parser
+
+
+def server(*argv: str):
+    return sip_options_from_args(build_parser("server").parse_args(list(argv)), {})
+
+
+def test_the_rtp_range_is_cut_into_even_shares_on_even_ports():
+    assert split_ports(4000, 4999, 3) == [(4000, 4331), (4332, 4663), (4664, 4995)]
+    assert split_ports(4001, 4024, 2) == [(4002, 4011), (4012, 4021)]  # 4022-4024 unused
+    for n in range(1, 9):
+        shares = split_ports(20000, 20099, n)
+        assert all(lo % 2 == 0 and (hi - lo + 1) % 2 == 0 for lo, hi in shares)
+        assert all(a[1] < b[0] for a, b in zip(shares, shares[1:], strict=False))
+        assert shares[0][0] >= 20000 and shares[-1][1] <= 20099
+
+
+def test_the_plan_counts_ports_from_the_listen_port():
+    plan = plan_cluster(3, "127.0.0.1", 5070, (4000, 4999), 4)
+    assert (plan.front_host, plan.front_port, plan.inner_port) == ("127.0.0.1", 5070, 6070)
+    assert [w.listen for w in plan.workers] == [f"127.0.0.1:{p}" for p in (6071, 6072, 6073)]
+    assert [w.index for w in plan.workers] == [1, 2, 3]
+    assert plan.workers[2].rtp_ports == (4664, 4995)
+    assert worker_place_from({WORKER_ENV: plan.workers[1].to_env()}) == plan.workers[1]
+    assert worker_place_from({}) is None
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("--workers", "3", "--rtp-ports", "4000-4019"), "too small for --workers 3"),
+        (("--workers", "2", "--listen", "127.0.0.1:0"), "fixed --listen port"),
+        (("--workers", "2", "--listen", "127.0.0.1:65000"), "pass 65535"),
+        (("--workers", "2", "--listen", "[::1]:5060"), "IPv4"),
+        (("--workers", "2", "--rtp-ports", "5000-6999"), "holds the cluster's loopback"),
+        (("--workers", "2", "--register", "sip:1@pbx.example"), "--register"),
+        (("--workers", "2", "--transport", "udp,tls"), "TLS"),
+    ],
+)
+def test_what_a_cluster_refuses_is_said_at_once(args, says):
+    with pytest.raises(InvalidArgumentError, match=says):
+        cluster_plan(server(*args))
+
+
+def test_workers_is_a_server_setting_from_every_layer():
+    assert server().workers == 0
+    assert server("--workers", "3").workers == 3
+    args = build_parser("server").parse_args([])
+    assert sip_options_from_args(args, {"VOIP_WORKERS": "2"}).workers == 2
+    with pytest.raises(InvalidArgumentError, match="workers = '-1'"):
+        server("--workers", "-1")
+
+
+def test_a_worker_takes_udp_from_the_front_alone_on_its_place():
+    opts = server("--workers", "3", "--listen", "0.0.0.0:5060", "--max-calls", "3")
+    place = cluster_plan(opts).workers[0]
+    w = worker_options(opts, place)
+    assert (w.listen, w.transports, w.rtp_ports) == ("127.0.0.1:6061", ("udp",), (4000, 4331))
+    assert w.allow.allows("127.0.0.1") and not w.allow.allows("192.0.2.1")
+    assert (w.invite_rate, w.options_rate, w.workers, w.max_calls) == (0, 0, 0, 3)
+    assert w.front_host == "0.0.0.0"
