@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import pytest
 
 from voip import InvalidArgumentError
 from voip.backends.pjsip.options import sip_options_from_args
+from voip.cluster.kamailio import (
+    KamailioMissing,
+    dispatcher_list,
+    find_kamailio,
+    render_config,
+    write_front,
+)
 from voip.cluster.shares import WORKER_ENV, plan_cluster, split_ports, worker_place_from
 from voip.cluster.worker import cluster_plan, worker_options
 from voip.runner import build_parser
@@ -69,3 +80,40 @@ def test_a_worker_takes_udp_from_the_front_alone_on_its_place():
     assert w.allow.allows("127.0.0.1") and not w.allow.allows("192.0.2.1")
     assert (w.invite_rate, w.options_rate, w.workers, w.max_calls) == (0, 0, 0, 3)
     assert w.front_host == "0.0.0.0"
+
+
+def test_kamailios_configuration_is_rendered_whole(tmp_path):
+    plan = plan_cluster(2, "0.0.0.0", 5060, (4000, 4999), 4)
+    text = render_config(
+        plan, ("udp", "tcp"), tmp_path, "203.0.113.5", addresses=lambda: ["127.0.0.1", "10.0.0.2"]
+    )
+    assert "@" not in text.replace("sip:front@", "")  # every placeholder filled in
+    listen = [ln for ln in text.splitlines() if ln.startswith("listen=")]
+    assert listen == [
+        "listen=udp:127.0.0.1:5060",
+        "listen=udp:10.0.0.2:5060 advertise 203.0.113.5:5060",
+        "listen=tcp:127.0.0.1:5060",
+        "listen=tcp:10.0.0.2:5060 advertise 203.0.113.5:5060",
+        "listen=udp:127.0.0.1:6060",  # kamailio's side of the loopback
+    ]
+    assert f'modparam("ctl", "binrpc", "unix:{tmp_path}/ctl.sock")' in text
+    assert 'modparam("dispatcher", "ds_ping_interval", 2)' in text
+    assert dispatcher_list(plan) == (
+        "1 sip:127.0.0.1:6061 0 0 socket=udp:127.0.0.1:6060\n"
+        "1 sip:127.0.0.1:6062 0 0 socket=udp:127.0.0.1:6060\n"
+    )
+
+
+def test_kamailio_accepts_the_configuration(tmp_path):
+    kamailio = shutil.which("kamailio", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
+    if kamailio is None:
+        pytest.skip("kamailio is not installed (apt install kamailio)")
+    plan = plan_cluster(3, "127.0.0.1", 13060, (20000, 20099), 4)
+    cfg = write_front(plan, ("udp", "tcp"), tmp_path)
+    check = subprocess.run([kamailio, "-c", "-f", str(cfg)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_without_kamailio_the_error_says_how_to_install_it(tmp_path):
+    with pytest.raises(KamailioMissing, match="sudo apt install kamailio"):
+        find_kamailio(str(tmp_path))

@@ -134,8 +134,8 @@ class Child:
         exited = asyncio.ensure_future(proc.wait())
         await asyncio.wait({readiness, exited}, return_when=asyncio.FIRST_COMPLETED)
         if readiness.done() and readiness.result() and not exited.done():
-            if self.started.is_set():
-                log.info("%s restarted (pid %d)", self.name, proc.pid)
+            what = "restarted" if self.started.is_set() else "up"
+            log.info("%s %s (pid %d)", self.name, what, proc.pid)
             self.started.set()
         else:
             readiness.cancel()
