@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -76,6 +77,30 @@ def cluster(tmp_path: Path, source: str, workers: int = 3, *args: str):
         yield app
 
 
+def options(port: int, *headers: str) -> int | None:
+    """The status answering an OPTIONS to the front on 127.0.0.1 (None: no answer)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(1.0)
+        me = s.getsockname()[1]
+        lines = [
+            f"OPTIONS sip:127.0.0.1:{port} SIP/2.0",
+            f"Via: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK{me}x{len(headers)}",
+            "Max-Forwards: 70",
+            f"From: <sip:test@127.0.0.1:{me}>;tag=t{me}",
+            f"To: <sip:127.0.0.1:{port}>",
+            f"Call-ID: {me}-{len(headers)}@127.0.0.1",
+            "CSeq: 1 OPTIONS",
+            *headers,
+            "Content-Length: 0",
+        ]
+        s.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(), ("127.0.0.1", port))
+        try:
+            return int(s.recv(4096).split(b" ", 2)[1])
+        except TimeoutError:
+            return None
+
+
 def record_dir(tmp_path: Path, k: int) -> Path:
     """Caller ``k``'s own directory for its recordings (each names them call-0.wav ...)."""
     path = tmp_path / f"caller-{k}"
@@ -106,6 +131,9 @@ def test_three_workers_take_twelve_calls_each_heard_right_and_refuse_the_thirtee
         # All 12 up (each worker holding 4, answering the front's probes with 503):
         wait_until(app.proc, lambda: sum(answered_on(app, w) for w in (1, 2, 3)) == 12, 10)
         thirteenth = peer_result(peer(app.uri, "--duration", "2"), timeout=30)
+        # The front answers OPTIONS itself, and scanners not at all.
+        assert options(app.port) == 200
+        assert options(app.port, "User-Agent: friendly-scanner") is None
         results = [multi_results(c, timeout=60) for c in callers]
     calls = [c for lines, _ in results for c in lines]
     assert len(calls) == 12

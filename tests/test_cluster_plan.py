@@ -15,6 +15,7 @@ from voip.cluster.kamailio import (
     dispatcher_list,
     find_kamailio,
     render_config,
+    scanner_pattern,
     write_front,
 )
 from voip.cluster.shares import WORKER_ENV, plan_cluster, split_ports, worker_place_from
@@ -109,9 +110,16 @@ def test_kamailio_accepts_the_configuration(tmp_path):
     if kamailio is None:
         pytest.skip("kamailio is not installed (apt install kamailio)")
     plan = plan_cluster(3, "127.0.0.1", 13060, (20000, 20099), 4)
-    cfg = write_front(plan, ("udp", "tcp"), tmp_path)
+    cfg = write_front(plan, ("udp", "tcp"), tmp_path, "", ("friendly-scanner", 'a.b]"^c'))
     check = subprocess.run([kamailio, "-c", "-f", str(cfg)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_the_fronts_scanner_pattern_holds_nothing_special():
+    assert scanner_pattern(["Friendly-Scanner", "sip cli", 'a.b]"^c\\']) == (
+        "friendly[-]scanner|sip cli|a[.]bc"
+    )
+    assert scanner_pattern([]) == ""
 
 
 def test_without_kamailio_the_error_says_how_to_install_it(tmp_path):

@@ -13,7 +13,7 @@ import os
 import shutil
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -105,17 +105,35 @@ def listen_lines(
     return "\n".join(lines)
 
 
+def scanner_pattern(fragments: Sequence[str]) -> str:
+    """A POSIX regular expression matching a lower-case User-Agent that holds any of
+    ``fragments`` (each character but letters, digits and spaces in brackets, so none
+    is special; the characters brackets cannot hold are left out)."""
+    alternatives = []
+    for fragment in fragments:
+        chars = [
+            c if c.isalnum() or c == " " else f"[{c}]" for c in fragment.lower() if c not in '\\]^"'
+        ]
+        if chars:
+            alternatives.append("".join(chars))
+    return "|".join(alternatives)
+
+
 def render_config(
     plan: ClusterPlan,
     transports: tuple[str, ...],
     rundir: Path,
     public_address: str = "",
+    scanners: Sequence[str] = (),
     children: int = 4,
     addresses: Callable[[], list[str]] = ipv4_addresses,
 ) -> str:
     """The configuration for ``plan``, its front listening on ``transports`` (udp, tcp),
-    its files in ``rundir``."""
+    dropping requests from ``scanners`` (User-Agent fragments), its files in ``rundir``."""
+    pattern = scanner_pattern(scanners)
     values = {
+        "@SCAN@": "1" if pattern else "0",
+        "@SCANNERS@": pattern or "-",
         "@LISTEN@": listen_lines(plan, transports, public_address, addresses),
         "@INNER_PORT@": str(plan.inner_port),
         "@CHILDREN@": str(children),
@@ -130,14 +148,18 @@ def render_config(
 
 
 def write_front(
-    plan: ClusterPlan, transports: tuple[str, ...], rundir: Path, public_address: str = ""
+    plan: ClusterPlan,
+    transports: tuple[str, ...],
+    rundir: Path,
+    public_address: str = "",
+    scanners: Sequence[str] = (),
 ) -> Path:
     """Write the configuration and the dispatcher list into ``rundir``; the
     configuration's path."""
     rundir.mkdir(parents=True, exist_ok=True)
     (rundir / "dispatcher.list").write_text(dispatcher_list(plan))
     cfg = rundir / "kamailio.cfg"
-    cfg.write_text(render_config(plan, transports, rundir, public_address))
+    cfg.write_text(render_config(plan, transports, rundir, public_address, scanners))
     return cfg
 
 

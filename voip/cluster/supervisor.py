@@ -239,7 +239,10 @@ class Supervisor(Backend):
         if failed:
             log.error("%s did not start (its lines above say why)", ", ".join(failed))
             return False
-        cfg = kamailio.write_front(plan, self.opts.sip_transports, rundir, self.opts.public_address)
+        o = self.opts
+        cfg = kamailio.write_front(
+            plan, o.sip_transports, rundir, o.public_address, o.scanner_user_agents
+        )
         self.kamailio = Child(
             "kamailio",
             kamailio.command(self.front, cfg, rundir),

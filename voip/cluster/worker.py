@@ -37,9 +37,9 @@ def cluster_plan(opts: SipOptions) -> ClusterPlan:
 
 def worker_options(opts: SipOptions, place: WorkerPlace) -> SipOptions:
     """``opts`` as worker ``place`` runs them: SIP over UDP on its loopback port, taken
-    from kamailio alone (its allow-list; no per-address rates: every call comes from the
-    front), its share of the RTP ports bound on the front's host, and no cluster of its
-    own."""
+    from kamailio alone (its allow-list; no per-address rates, every call coming from the
+    front; scanners dropped by the front), its share of the RTP ports bound on the
+    front's host, and no cluster of its own."""
     return dataclasses.replace(
         opts,
         listen=place.listen,
@@ -48,6 +48,8 @@ def worker_options(opts: SipOptions, place: WorkerPlace) -> SipOptions:
         allow=AllowList((LOOPBACK,)),
         invite_rate=0.0,
         options_rate=0.0,
+        # Dropped by the front: a worker dropping one would look dead to kamailio.
+        scanner_user_agents=(),
         workers=0,
         front_host=place.front_host,
     )
