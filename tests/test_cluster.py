@@ -29,19 +29,11 @@ from .soak import APP as HOLDING_APP
 from .soak import check_call
 from .test_flood import heard_right
 
-GRACE_APP = """
-    import asyncio
-    from voip import runVoipClient
-
-    async def handler(call):
-        await call.playTone(500, 0.5)
-        keys = await asyncio.wait_for(call.getDTMF(n=2), 10)
-        for key in keys:
-            await call.playTone(600 + 100 * int(key), 0.3)
-        await call.playTone(300, 2.0)  # then the handler returns: the app hangs up
-
-    runVoipClient(handler)
-"""
+GRACE_APP = HOLDING_APP.replace(
+    "playTone(300, 3600)  # until the caller hangs up",
+    "playTone(300, 2.0)  # then the handler returns: the app hangs up",
+)
+assert GRACE_APP != HOLDING_APP
 
 
 def require_front() -> None:
@@ -101,11 +93,27 @@ def options(port: int, *headers: str) -> int | None:
             return None
 
 
-def record_dir(tmp_path: Path, k: int) -> Path:
-    """Caller ``k``'s own directory for its recordings (each names them call-0.wav ...)."""
-    path = tmp_path / f"caller-{k}"
-    path.mkdir(exist_ok=True)
-    return path
+def calls_held(
+    app: App, tmp_path: Path, callers: int, each: int, seconds: float
+) -> list[subprocess.Popen[str]]:
+    """``callers`` pjsua2 callers placing ``each`` calls at once, hung up after
+    ``seconds``, each recording into a directory of its own; returns once the workers
+    have answered them all."""
+    procs = []
+    for k in range(callers):
+        wavs = tmp_path / f"caller-{k}"  # each caller names its recordings call-0.wav ...
+        wavs.mkdir()
+        procs.append(
+            multi(
+                app.uri,
+                *("--calls", str(each), "--concurrent", str(each)),
+                *("--min", str(seconds), "--max", str(seconds)),
+                *("--record-dir", str(wavs), "--seed", str(k)),
+            )
+        )
+    total = callers * each
+    wait_until(app.proc, lambda: sum(answered_on(app, w) for w in (1, 2, 3)) == total, 10)
+    return procs
 
 
 def pids(app: App, name: str) -> list[int]:
@@ -120,16 +128,8 @@ def answered_on(app: App, worker: int) -> int:
 
 def test_three_workers_take_twelve_calls_each_heard_right_and_refuse_the_thirteenth(tmp_path):
     with cluster(tmp_path, HOLDING_APP) as app:
-        callers = [
-            multi(
-                app.uri,
-                *("--calls", "4", "--concurrent", "4", "--min", "7", "--max", "7"),
-                *("--record-dir", str(record_dir(tmp_path, k)), "--seed", str(k)),
-            )
-            for k in range(3)
-        ]
+        callers = calls_held(app, tmp_path, 3, 4, 7)
         # All 12 up (each worker holding 4, answering the front's probes with 503):
-        wait_until(app.proc, lambda: sum(answered_on(app, w) for w in (1, 2, 3)) == 12, 10)
         thirteenth = peer_result(peer(app.uri, "--duration", "2"), timeout=30)
         # The front answers OPTIONS itself, and scanners not at all.
         assert options(app.port) == 200
@@ -145,15 +145,7 @@ def test_three_workers_take_twelve_calls_each_heard_right_and_refuse_the_thirtee
 
 def test_a_worker_killed_leaves_the_others_calls_whole_and_comes_back(tmp_path):
     with cluster(tmp_path, HOLDING_APP) as app:
-        callers = [
-            multi(
-                app.uri,
-                *("--calls", "3", "--concurrent", "3", "--min", "9", "--max", "9"),
-                *("--record-dir", str(record_dir(tmp_path, k)), "--seed", str(k)),
-            )
-            for k in range(2)
-        ]
-        wait_until(app.proc, lambda: sum(answered_on(app, w) for w in (1, 2, 3)) == 6, 10)
+        callers = calls_held(app, tmp_path, 2, 3, 9)
         victim = pids(app, "worker 1")[0]
         lost = answered_on(app, 1)
         os.kill(victim, signal.SIGKILL)
@@ -180,12 +172,7 @@ def test_a_worker_killed_leaves_the_others_calls_whole_and_comes_back(tmp_path):
 
 def test_sigterm_lets_the_calls_finish_then_every_process_exits_0(tmp_path):
     with cluster(tmp_path, GRACE_APP, 3, "--grace", "10") as app:
-        caller = multi(
-            app.uri,
-            *("--calls", "3", "--concurrent", "3", "--min", "20", "--max", "20"),
-            *("--record-dir", str(tmp_path)),
-        )
-        wait_until(app.proc, lambda: sum(answered_on(app, w) for w in (1, 2, 3)) == 3, 10)
+        (caller,) = calls_held(app, tmp_path, 1, 3, 20)
         children = [p for w in (1, 2, 3) for p in pids(app, f"worker {w}")]
         front = pids(app, "kamailio")[0]
         config = Path(f"/proc/{front}/cmdline").read_bytes().split(b"\0")[4].decode()
