@@ -19,6 +19,7 @@ from voip.cluster.kamailio import (
     write_front,
 )
 from voip.cluster.shares import WORKER_ENV, plan_cluster, split_ports, worker_place_from
+from voip.cluster.supervisor import exit_reason
 from voip.cluster.worker import cluster_plan, worker_options
 from voip.runner import build_parser
 
@@ -125,3 +126,9 @@ def test_the_fronts_scanner_pattern_holds_nothing_special():
 def test_without_kamailio_the_error_says_how_to_install_it(tmp_path):
     with pytest.raises(KamailioMissing, match="sudo apt install kamailio"):
         find_kamailio(str(tmp_path))
+
+
+def test_how_a_child_ended_is_said_in_words():
+    assert exit_reason(-9) == "killed by SIGKILL"
+    assert exit_reason(2) == "exited with status 2"
+    assert exit_reason(-200) == "killed by signal 200"

@@ -106,7 +106,8 @@ class Child:
                 self.failed_start = True
                 self.started.set()
                 return
-            delay = min(LAST_RESTART, delay * 2) if time.monotonic() - born < YOUNG else 1.0
+            if time.monotonic() - born >= YOUNG:
+                delay = FIRST_RESTART  # it had been running well: start afresh
             log.warning(
                 "%s (pid %s) died: %s; restarting it in %g s",
                 self.name,
@@ -115,6 +116,7 @@ class Child:
                 delay,
             )
             await asyncio.sleep(delay)
+            delay = min(LAST_RESTART, delay * 2)
             self.restarts += 1
 
     async def _once(self) -> int:
@@ -133,7 +135,9 @@ class Child:
         readiness = asyncio.ensure_future(self._ready())
         exited = asyncio.ensure_future(proc.wait())
         await asyncio.wait({readiness, exited}, return_when=asyncio.FIRST_COMPLETED)
-        if readiness.done() and readiness.result() and not exited.done():
+        if self.stopping:
+            readiness.cancel()
+        elif readiness.done() and readiness.result() and not exited.done():
             what = "restarted" if self.started.is_set() else "up"
             log.info("%s %s (pid %d)", self.name, what, proc.pid)
             self.started.set()
@@ -204,10 +208,19 @@ class Supervisor(Backend):
             loop.add_signal_handler(sig, self._stop.set)
         rundir = Path(tempfile.mkdtemp(prefix="voip-front-"))
         try:
-            if not await self._start(rundir):
+            start = loop.create_task(self._start(rundir))
+            stop = loop.create_task(self._stop.wait())
+            await asyncio.wait({start, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not start.done():  # stopped while starting: stop what has started
+                start.cancel()
+                await asyncio.wait({start})
+                log.info("stopping before the cluster was up")
+                return await self._shutdown()
+            if not start.result():
+                stop.cancel()
                 await self._shutdown()
                 return 1
-            await self._stop.wait()
+            await stop
             log.info(
                 "shutting down: the workers drain (grace %g s), then kamailio", self.opts.grace
             )
