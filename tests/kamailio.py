@@ -43,7 +43,7 @@ def require_kamailio() -> None:
         pytest.skip(f"kamailio modules missing from {MODULES}: {', '.join(missing)}")
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         with socket.socket(socket.AF_INET, kind) as s:
             try:
@@ -58,7 +58,7 @@ def free_port(first: int = 15060, count: int = 100) -> int:
     start = first + (os.getpid() % 10) * 10  # concurrent test runs start apart
     for k in range(count):
         port = first + (start - first + k) % count
-        if _port_free(port):
+        if port_free(port):
             return port
     raise RuntimeError(f"no free port in {first}-{first + count - 1} for kamailio")
 

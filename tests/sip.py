@@ -65,15 +65,22 @@ class App:
 
 @contextmanager
 def serving(
-    script: str | Path, *args: str, env: dict[str, str] | None = None, host: str = "127.0.0.1"
+    script: str | Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    ready: str = "SIP listening",
 ):
     """Run ``script --sip`` listening on ``host`` (IPv4's loopback unless told, e.g.
-    ``::1``, or ``::`` for both IPv4 and IPv6) until the block ends; yields an
-    :class:`App`, whose ``uri`` is on ``host`` (on 127.0.0.1 for ``::``).
+    ``::1``, or ``::`` for both IPv4 and IPv6) and ``port`` (0: one of its own) until the
+    block ends; yields an :class:`App`, whose ``uri`` is on ``host`` (on 127.0.0.1 for
+    ``::``), once the app has logged ``ready``.
 
     On leaving, the app gets SIGTERM and must exit 0; its log is in ``app.log``.
     """
-    port, rtp = next_ports()
+    own_port, rtp = next_ports()
+    port = port or own_port
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, str(script), "--sip", "--listen", join_hostport(host, port)]
@@ -85,18 +92,18 @@ def serving(
         env=full_env,
     )
     app = App(proc, port, rtp, "127.0.0.1" if host == "::" else host)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 40
     assert proc.stdout is not None
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
             break
         app.log += line
-        if "SIP listening" in line:
+        if ready in line:
             break
     else:
         proc.kill()
-    if "SIP listening" not in app.log:
+    if ready not in app.log:
         app.stop()
         raise AssertionError(f"the app did not start:\n{app.log}")
 

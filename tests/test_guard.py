@@ -321,3 +321,28 @@ def test_each_refusal_reaches_the_listener_with_its_kind():
         ("full", True),
     ]
     assert g.refusals.total == 5
+
+
+def test_a_workers_guard_answers_the_fronts_probes_with_its_room(caplog):
+    """Behind kamailio (voip.cluster) a worker answers OPTIONS itself: 200 while it would
+    take a call, 503 when full or stopping; nothing is logged, others' OPTIONS are not
+    answered, and OPTIONS in a dialog go to PJSIP."""
+    refusal = [(0, "")]
+    g = guard(
+        Clock(),
+        allow=AllowList(["127.0.0.1"]),
+        screen=lambda source: refusal[0],
+        answer_options=True,
+    )
+    probe = head(request("OPTIONS"))
+    with caplog.at_level(logging.WARNING, logger="voip.guard"):
+        room = g.check(probe, "127.0.0.1")
+        assert (room.action, room.status) == ("reply", 200)
+        refusal[0] = (486, "4 calls up")
+        assert g.check(probe, "127.0.0.1").status == 503
+        refusal[0] = (503, "shutting down")
+        assert [g.check(probe, "127.0.0.1").status for _ in range(20)] == [503] * 20
+    assert not caplog.records  # probes are no refusals, and have no rate limit
+    assert g.check(probe, "198.51.100.7").action == "drop"  # outside the allow-list
+    assert g.check(head(request("OPTIONS", to_tag=True)), "127.0.0.1").action == "pass"
+    assert guard(Clock()).check(probe, "127.0.0.1").action == "pass"  # PJSIP answers

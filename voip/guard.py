@@ -25,6 +25,12 @@ always pass):
 - more new calls from all sources together than ``call_rate`` a second: 503;
 - what the server's own screen refuses (its calls all up: 486, shutting down: 503).
 
+With ``answer_options`` (a worker behind kamailio: :mod:`voip.cluster`), an OPTIONS
+outside a dialog from an allowed source is the front's probe: it is answered here,
+statelessly, with 200 while the screen would take a call and 503 when it would not (all
+calls up, or shutting down), so that kamailio's dispatcher sends new calls elsewhere.
+PJSIP would answer 200 whatever the room.
+
 Each refusal is logged through :class:`RefusalLog`: the first from a source at once, the
 rest counted and reported at most once a minute per source and reason, so that a flood
 makes a few lines, not one per packet. The lines start ``refused SIP from <address>:``,
@@ -320,7 +326,8 @@ class RequestGuard:
     ``screen(source)`` is the server's own check for a new call (0: take it, else a
     status and a reason). A rate of 0 turns that limit off, and so does
     ``unacked_per_source=0`` for calls awaiting their ACK (counted in
-    :attr:`awaiting_ack`, which the backend keeps up to date).
+    :attr:`awaiting_ack`, which the backend keeps up to date). ``answer_options``:
+    OPTIONS from allowed sources are answered with the screen's verdict (200 or 503).
     """
 
     def __init__(
@@ -333,10 +340,12 @@ class RequestGuard:
         scanner_user_agents: Iterable[str] = SCANNER_USER_AGENTS,
         screen: Callable[[str], tuple[int, str]] | None = None,
         unacked_per_source: int = 1,
+        answer_options: bool = False,
         refusals: RefusalLog | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.allow = allow or AllowList()
+        self.answer_options = answer_options
         self.scanners = tuple(s.lower() for s in scanner_user_agents if s)
         self.screen = screen
         self.unacked_per_source = unacked_per_source
@@ -354,6 +363,8 @@ class RequestGuard:
             return PASS
         if head.method == "INVITE" and self.awaiting_ack.holds(source, head.branch):
             return PASS  # a retransmission: its transaction answers it again
+        if head.method == "OPTIONS" and self.answer_options and self.allow.allows(source):
+            return self._room(source)  # the front's probe: no refusal, nothing to log
         verdict = self._judge(head, source)
         if verdict.action != "pass":
             self.refusals.refused(source, verdict.reason, verdict.kind, head.method == "INVITE")
@@ -403,6 +414,11 @@ class RequestGuard:
             reason = f"new calls above {_rate(self._rates[2])}/s in all (503)"
             return Verdict("reply", 503, reason, "call-rate")
         return PASS
+
+    def _room(self, source: str) -> Verdict:
+        """200 while the server's screen would take a new call from ``source``, else 503."""
+        status = self.screen(source)[0] if self.screen is not None else 0
+        return Verdict("reply", 503 if status else 200)
 
 
 def _limiter(rate: float, clock: Callable[[], float]) -> RateLimiter | None:

@@ -23,6 +23,8 @@ from .backends.base import Backend
 from .backends.pjsip.options import SipOptions, add_sip_arguments, sip_options_from_args
 from .backends.sim import DEFAULT_CALLER, SimBackend, SimOptions
 from .caller import CallerScript
+from .cluster.shares import worker_place_from
+from .cluster.worker import worker_options
 from .errors import InvalidArgumentError, VoipError
 from .lifecycle import Handler, check_handler
 from .runtime import LOG_LEVELS, collecting, configure_logging, run_loop
@@ -89,7 +91,7 @@ def build_parser(role: AppRole = "app", prog: str | None = None) -> argparse.Arg
     return p
 
 
-def _make_backend(opts: argparse.Namespace) -> Backend:
+def _make_backend(opts: argparse.Namespace, args: Sequence[str] = ()) -> Backend:
     if opts.sip:
         from .backends.pjsip.server import SipServer
 
@@ -99,7 +101,17 @@ def _make_backend(opts: argparse.Namespace) -> Backend:
                 f"{', '.join(simulated)} only apply to the simulated call: with --sip"
                 " callers are real (`voip dial` is a scripted caller for them)"
             )
-        return SipServer(sip_options_from_args(opts))
+        sip = sip_options_from_args(opts)
+        place = worker_place_from(os.environ)
+        if place is not None:  # one of a cluster's workers (voip.cluster)
+            return SipServer(worker_options(sip, place))
+        if sip.workers:
+            from .cluster.supervisor import Supervisor
+
+            # Each worker runs this app again, through `voip run`, with these options.
+            script = os.path.abspath(sys.argv[0])
+            return Supervisor(sip, [sys.executable, "-m", "voip.cli", "run", script, *args])
+        return SipServer(sip)
     given = flags_given(SipOptions, "server", opts)
     if opts.config:
         given.insert(0, "--config")
@@ -129,7 +141,7 @@ def runVoipClient(handler: Handler, argv: Sequence[str] | None = None) -> None:
     opts = build_parser("server" if "--sip" in args else "app").parse_args(args)
     configure_logging(opts.log_level)
     try:
-        status = run_loop(_make_backend(opts).run(handler))
+        status = run_loop(_make_backend(opts, args).run(handler))
     except VoipError as exc:
         log.error("%s", exc)
         raise SystemExit(2) from None

@@ -8,7 +8,8 @@ what it hears to DIR/call-N.wav (--record-dir), and hangs up after a random time
 --min and --max seconds unless the other side does first. Independent of the voip package.
 
 It prints one JSON line per call as it ends, {"n", "status", "answered", "seconds",
-"digits", "wav"}, and a last line {"placed", "answered", "statuses"}.
+"digits", "wav", "ended_by" ("local": this caller hung up, "remote": the other side)},
+and a last line {"placed", "answered", "statuses"}.
 """
 
 import argparse
@@ -147,6 +148,7 @@ def main():
             seconds = call.ended_at - call.answered_at if call.answered_at else 0
             line = {"n": call.n, "status": call.status, "answered": call.answered_at is not None}
             line.update(seconds=round(seconds, 3), digits=call.digits, wav=call.wav)
+            line.update(ended_by="local" if call.hung_up else "remote")
             print(json.dumps(line), flush=True)
             del call
     ep.libHandleEvents(50)

@@ -112,6 +112,7 @@ class SipAgent:
             call_rate=opts.call_rate,
             scanner_user_agents=opts.scanner_user_agents,
             screen=screen,
+            answer_options=bool(opts.front_host),
         )
         self.metrics = metrics
         if metrics is not None:
@@ -179,7 +180,8 @@ class SipAgent:
         # range must stop two short of our last port, or the 51st call of 100 ports goes
         # outside it (seen with PJSIP 2.15), where a firewall would drop its audio.
         rtp.portRange = o.rtp_ports[1] - o.rtp_ports[0] - 1
-        media_host = _media_host(host)
+        # A cluster's worker: SIP on the loopback, audio where kamailio meets callers.
+        media_host = _media_host(o.front_host or host)
         public = "" if ":" in o.public_address else o.public_address  # IPv4 only, too
         if media_host not in ("", "0.0.0.0"):
             rtp.boundAddress = media_host

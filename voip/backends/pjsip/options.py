@@ -203,6 +203,18 @@ class SipOptions:
         roles=SERVER,
     )
     """Concurrent calls; more get 486 Busy Here (the pjsua2 wheel allows at most 4)."""
+    workers: int = setting(
+        0,
+        help="answer through kamailio with N worker processes (4 calls each), kamailio"
+        " taking the listen address; 0: one process, no kamailio",
+        parse=integer(0, 64, "0: one process; each worker holds --max-calls calls"),
+        metavar="N",
+        roles=SERVER,
+    )
+    """Worker processes behind a kamailio front (:mod:`voip.cluster`); 0: this process
+    answers alone, as before. Each worker is this app on its own loopback SIP port (the
+    listen port + 1001 + its index; kamailio's side of the loopback is the listen port
+    + 1000) with its share of ``rtp_ports``."""
     grace: float = setting(
         10.0,
         help="seconds running calls get to finish on SIGTERM",
@@ -402,6 +414,14 @@ class SipOptions:
     plain sounds (``playPCM``, ``playTone``, ``say``) and records ``recordPCM`` by
     itself, in C, which costs a fraction of the CPU; this is for comparison and
     diagnosis."""
+
+    front_host: str = ""
+    """Not a setting: set in the worker processes of a cluster (:mod:`voip.cluster`)
+    only, to the host kamailio listens on for callers. Such a worker takes SIP from
+    kamailio alone, on its loopback address (which its Contact and Via publish, not
+    ``public_address``), binds its RTP there (callers send audio to the worker
+    directly), and answers kamailio's OPTIONS with its room (200, or 503 when full
+    or stopping)."""
 
     @property
     def host_port(self) -> tuple[str, int]:

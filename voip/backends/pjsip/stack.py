@@ -341,7 +341,9 @@ class SipStack:
                 tc.boundAddress = host
             # The public address is for the transports of its family (a name counts as
             # IPv4); the others publish their own.
+            # (A cluster's worker publishes its loopback address: only kamailio sees it.)
             public = o.public_address if (":" in o.public_address) == ipv6 else ""
+            public = "" if o.front_host else public
             if public or host not in _ANY:
                 tc.publicAddress = public or host
             if name == "tls":

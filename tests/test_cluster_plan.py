@@ -1,0 +1,134 @@
+"""A cluster's ports, shares, worker settings and kamailio configuration: pure, no process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from voip import InvalidArgumentError
+from voip.backends.pjsip.options import sip_options_from_args
+from voip.cluster.kamailio import (
+    KamailioMissing,
+    dispatcher_list,
+    find_kamailio,
+    render_config,
+    scanner_pattern,
+    write_front,
+)
+from voip.cluster.shares import WORKER_ENV, plan_cluster, split_ports, worker_place_from
+from voip.cluster.supervisor import exit_reason
+from voip.cluster.worker import cluster_plan, worker_options
+from voip.runner import build_parser
+
+
+def server(*argv: str):
+    return sip_options_from_args(build_parser("server").parse_args(list(argv)), {})
+
+
+def test_the_rtp_range_is_cut_into_even_shares_on_even_ports():
+    assert split_ports(4000, 4999, 3) == [(4000, 4331), (4332, 4663), (4664, 4995)]
+    assert split_ports(4001, 4024, 2) == [(4002, 4011), (4012, 4021)]  # 4022-4024 unused
+    for n in range(1, 9):
+        shares = split_ports(20000, 20099, n)
+        assert all(lo % 2 == 0 and (hi - lo + 1) % 2 == 0 for lo, hi in shares)
+        assert all(a[1] < b[0] for a, b in zip(shares, shares[1:], strict=False))
+        assert shares[0][0] >= 20000 and shares[-1][1] <= 20099
+
+
+def test_the_plan_counts_ports_from_the_listen_port():
+    plan = plan_cluster(3, "127.0.0.1", 5070, (4000, 4999), 4)
+    assert (plan.front_host, plan.front_port, plan.inner_port) == ("127.0.0.1", 5070, 6070)
+    assert [w.listen for w in plan.workers] == [f"127.0.0.1:{p}" for p in (6071, 6072, 6073)]
+    assert [w.index for w in plan.workers] == [1, 2, 3]
+    assert plan.workers[2].rtp_ports == (4664, 4995)
+    assert worker_place_from({WORKER_ENV: plan.workers[1].to_env()}) == plan.workers[1]
+    assert worker_place_from({}) is None
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("--workers", "3", "--rtp-ports", "4000-4019"), "too small for --workers 3"),
+        (("--workers", "2", "--listen", "127.0.0.1:0"), "fixed --listen port"),
+        (("--workers", "2", "--listen", "127.0.0.1:65000"), "pass 65535"),
+        (("--workers", "2", "--listen", "[::1]:5060"), "IPv4"),
+        (("--workers", "2", "--rtp-ports", "5000-6999"), "holds the cluster's loopback"),
+        (("--workers", "2", "--register", "sip:1@pbx.example"), "--register"),
+        (("--workers", "2", "--transport", "udp,tls"), "TLS"),
+    ],
+)
+def test_what_a_cluster_refuses_is_said_at_once(args, says):
+    with pytest.raises(InvalidArgumentError, match=says):
+        cluster_plan(server(*args))
+
+
+def test_workers_is_a_server_setting_from_every_layer():
+    assert server().workers == 0
+    assert server("--workers", "3").workers == 3
+    args = build_parser("server").parse_args([])
+    assert sip_options_from_args(args, {"VOIP_WORKERS": "2"}).workers == 2
+    with pytest.raises(InvalidArgumentError, match="workers = '-1'"):
+        server("--workers", "-1")
+
+
+def test_a_worker_takes_udp_from_the_front_alone_on_its_place():
+    opts = server("--workers", "3", "--listen", "0.0.0.0:5060", "--max-calls", "3")
+    place = cluster_plan(opts).workers[0]
+    w = worker_options(opts, place)
+    assert (w.listen, w.transports, w.rtp_ports) == ("127.0.0.1:6061", ("udp",), (4000, 4331))
+    assert w.allow.allows("127.0.0.1") and not w.allow.allows("192.0.2.1")
+    assert (w.invite_rate, w.options_rate, w.workers, w.max_calls) == (0, 0, 0, 3)
+    assert w.front_host == "0.0.0.0"
+
+
+def test_kamailios_configuration_is_rendered_whole(tmp_path):
+    plan = plan_cluster(2, "0.0.0.0", 5060, (4000, 4999), 4)
+    text = render_config(
+        plan, ("udp", "tcp"), tmp_path, "203.0.113.5", addresses=lambda: ["127.0.0.1", "10.0.0.2"]
+    )
+    assert "@" not in text.replace("sip:front@", "")  # every placeholder filled in
+    listen = [ln for ln in text.splitlines() if ln.startswith("listen=")]
+    assert listen == [
+        "listen=udp:127.0.0.1:5060",
+        "listen=udp:10.0.0.2:5060 advertise 203.0.113.5:5060",
+        "listen=tcp:127.0.0.1:5060",
+        "listen=tcp:10.0.0.2:5060 advertise 203.0.113.5:5060",
+        "listen=udp:127.0.0.1:6060",  # kamailio's side of the loopback
+    ]
+    assert f'modparam("ctl", "binrpc", "unix:{tmp_path}/ctl.sock")' in text
+    assert 'modparam("dispatcher", "ds_ping_interval", 2)' in text
+    assert dispatcher_list(plan) == (
+        "1 sip:127.0.0.1:6061 0 0 socket=udp:127.0.0.1:6060\n"
+        "1 sip:127.0.0.1:6062 0 0 socket=udp:127.0.0.1:6060\n"
+    )
+
+
+def test_kamailio_accepts_the_configuration(tmp_path):
+    kamailio = shutil.which("kamailio", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
+    if kamailio is None:
+        pytest.skip("kamailio is not installed (apt install kamailio)")
+    plan = plan_cluster(3, "127.0.0.1", 13060, (20000, 20099), 4)
+    cfg = write_front(plan, ("udp", "tcp"), tmp_path, "", ("friendly-scanner", 'a.b]"^c'))
+    check = subprocess.run([kamailio, "-c", "-f", str(cfg)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_the_fronts_scanner_pattern_holds_nothing_special():
+    assert scanner_pattern(["Friendly-Scanner", "sip cli", 'a.b]"^c\\']) == (
+        "friendly[-]scanner|sip cli|a[.]bc"
+    )
+    assert scanner_pattern([]) == ""
+
+
+def test_without_kamailio_the_error_says_how_to_install_it(tmp_path):
+    with pytest.raises(KamailioMissing, match="sudo apt install kamailio"):
+        find_kamailio(str(tmp_path))
+
+
+def test_how_a_child_ended_is_said_in_words():
+    assert exit_reason(-9) == "killed by SIGKILL"
+    assert exit_reason(2) == "exited with status 2"
+    assert exit_reason(-200) == "killed by signal 200"

@@ -1,0 +1,48 @@
+"""One SIP OPTIONS over UDP, asyncio: is a worker (or the front) up, and its answer."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+__all__ = ["ask_options"]
+
+
+class _Answer(asyncio.DatagramProtocol):
+    def __init__(self, status: asyncio.Future[int]) -> None:
+        self.status = status
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        line = data.split(b"\r\n", 1)[0].split()
+        if len(line) >= 2 and line[0] == b"SIP/2.0" and line[1].isdigit():
+            if not self.status.done():
+                self.status.set_result(int(line[1]))
+
+
+async def ask_options(host: str, port: int, timeout: float = 1.0) -> int | None:
+    """The status answering one OPTIONS sent to ``host``:``port`` over UDP (None: no
+    answer within ``timeout``)."""
+    loop = asyncio.get_running_loop()
+    status: asyncio.Future[int] = loop.create_future()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _Answer(status), remote_addr=(host, port)
+    )
+    try:
+        local_host, local_port = transport.get_extra_info("sockname")[:2]
+        tag = secrets.token_hex(6)
+        request = (
+            f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {local_host}:{local_port};rport;branch=z9hG4bK{tag}\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:supervisor@{local_host}>;tag={tag}\r\n"
+            f"To: <sip:{host}:{port}>\r\n"
+            f"Call-ID: {tag}@{local_host}\r\n"
+            "CSeq: 1 OPTIONS\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        transport.sendto(request.encode())
+        return await asyncio.wait_for(status, timeout)
+    except TimeoutError:
+        return None
+    finally:
+        transport.close()

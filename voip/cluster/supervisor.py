@@ -1,0 +1,301 @@
+"""The supervisor of ``--workers N``: the workers, then kamailio; restarts; the drain.
+
+One asyncio loop, one task per child process (:class:`Child`): it starts the process
+(asyncio subprocess, in a session of its own so that a terminal's Ctrl-C reaches the
+supervisor alone, and told by the kernel to stop if the supervisor dies), copies its
+output to ours line by line with its name in front, and when it dies, logs why and
+starts it again (after 1 s, doubling while it keeps dying young, up to 30 s).
+
+Start: every worker, each ready once it answers an OPTIONS on its loopback port; then
+kamailio, ready once it answers one on its own. SIGTERM or SIGINT: the workers get
+SIGTERM and drain as a lone server does (their probes answered 503, so kamailio sends
+them no new call; running handlers get ``--grace`` seconds; the rest are hung up, their
+BYEs through kamailio), and only once they have all exited does kamailio get its own.
+The exit status is 0 when every process exited 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import functools
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from ..backends.base import Backend
+from ..backends.pjsip.options import SipOptions
+from ..lifecycle import Handler
+from . import kamailio
+from .probe import ask_options
+from .shares import LOOPBACK, WORKER_ENV, ClusterPlan
+from .worker import cluster_plan
+
+__all__ = ["Supervisor", "Child", "exit_reason"]
+
+log = logging.getLogger("voip.cluster")
+
+START_TIMEOUT = 30.0
+"""Seconds a process has to answer its first OPTIONS."""
+FIRST_RESTART = 1.0
+LAST_RESTART = 30.0
+YOUNG = 10.0
+"""A process that dies younger than this waits twice as long as last time to restart."""
+STOP_TIMEOUT = 15.0
+"""Seconds beyond the grace period a worker has to exit before it is killed."""
+ENV_OPTIONS = "VOIP_OPTIONS"  # runner's; the workers get the whole command line instead
+
+
+def exit_reason(returncode: int) -> str:
+    """How a process ended, in words: ``killed by SIGKILL``, ``exited with status 1``."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
+def _stop_with_parent() -> None:  # pragma: no cover - runs in the child, before exec
+    """Have the kernel send SIGTERM to this child when the supervisor dies (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Child:
+    """One process the supervisor keeps running: ``ready()`` says when a start worked."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        ready: Callable[[], Awaitable[bool]],
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.env = env
+        self.cwd = cwd
+        self._ready = ready
+        self.proc: asyncio.subprocess.Process | None = None
+        self.stopping = False
+        self.restarts = 0
+        self.started = asyncio.Event()
+        """Set once the first start is ready."""
+        self.failed_start = False
+        self._task: asyncio.Task[None] | None = None
+
+    def keep_running(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        delay = FIRST_RESTART
+        while not self.stopping:
+            born = time.monotonic()
+            returncode = await self._once()
+            if self.stopping:
+                return
+            if not self.started.is_set():  # never came up: no point trying again
+                self.failed_start = True
+                self.started.set()
+                return
+            if time.monotonic() - born >= YOUNG:
+                delay = FIRST_RESTART  # it had been running well: start afresh
+            log.warning(
+                "%s (pid %s) died: %s; restarting it in %g s",
+                self.name,
+                self.proc.pid if self.proc else "?",
+                exit_reason(returncode),
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(LAST_RESTART, delay * 2)
+            self.restarts += 1
+
+    async def _once(self) -> int:
+        proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
+            preexec_fn=_stop_with_parent,
+        )
+        self.proc = proc
+        copy = asyncio.get_running_loop().create_task(self._copy_output(proc))
+        readiness = asyncio.ensure_future(self._ready())
+        exited = asyncio.ensure_future(proc.wait())
+        await asyncio.wait({readiness, exited}, return_when=asyncio.FIRST_COMPLETED)
+        if self.stopping:
+            readiness.cancel()
+        elif readiness.done() and readiness.result() and not exited.done():
+            what = "restarted" if self.started.is_set() else "up"
+            log.info("%s %s (pid %d)", self.name, what, proc.pid)
+            self.started.set()
+        else:
+            readiness.cancel()
+        returncode = await exited
+        await copy
+        return returncode
+
+    async def _copy_output(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        prefix = f"[{self.name}] ".encode()
+        async for line in proc.stdout:
+            sys.stderr.buffer.write(prefix + line)
+            sys.stderr.buffer.flush()
+
+    async def stop(self, timeout: float) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout``; the exit status (None: not running)."""
+        self.stopping = True
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            if self._task is not None:
+                self._task.cancel()
+            return None if proc is None else proc.returncode
+        proc.send_signal(signal.SIGTERM)
+        try:
+            returncode = await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            log.warning(
+                "%s (pid %d) still running %g s after SIGTERM: killed", self.name, proc.pid, timeout
+            )
+            proc.kill()
+            returncode = await proc.wait()
+        if self._task is not None:
+            await asyncio.wait({self._task}, timeout=5)
+        return returncode
+
+
+async def _until_answers(host: str, port: int, timeout: float = START_TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await ask_options(host, port, timeout=0.5) is not None:
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+class Supervisor(Backend):
+    """Runs a cluster for ``opts`` (``workers`` > 0); ``command`` starts the app as a
+    worker (its place is added to the environment). Raises
+    :class:`~voip.errors.InvalidArgumentError` or :class:`.kamailio.KamailioMissing`
+    at once when it cannot work."""
+
+    def __init__(self, opts: SipOptions, command: Sequence[str]) -> None:
+        self.opts = opts
+        self.plan: ClusterPlan = cluster_plan(opts)
+        self.front = kamailio.find_kamailio()
+        self.command = list(command)
+        self._stop = asyncio.Event()
+        self.workers: list[Child] = []
+        self.kamailio: Child | None = None
+
+    async def run(self, handler: Handler) -> int:
+        """Serve until SIGTERM or SIGINT (``handler`` runs in the workers, which import
+        the app themselves)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        rundir = Path(tempfile.mkdtemp(prefix="voip-front-"))
+        try:
+            start = loop.create_task(self._start(rundir))
+            stop = loop.create_task(self._stop.wait())
+            await asyncio.wait({start, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not start.done():  # stopped while starting: stop what has started
+                start.cancel()
+                await asyncio.wait({start})
+                log.info("stopping before the cluster was up")
+                return await self._shutdown()
+            if not start.result():
+                stop.cancel()
+                await self._shutdown()
+                return 1
+            await stop
+            log.info(
+                "shutting down: the workers drain (grace %g s), then kamailio", self.opts.grace
+            )
+            return await self._shutdown()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            for path in sorted(rundir.rglob("*"), reverse=True):
+                with contextlib.suppress(OSError):
+                    path.rmdir() if path.is_dir() else path.unlink()
+            with contextlib.suppress(OSError):
+                rundir.rmdir()
+
+    async def _start(self, rundir: Path) -> bool:
+        plan = self.plan
+        env = {k: v for k, v in os.environ.items() if k != ENV_OPTIONS}
+        env["PYTHONUNBUFFERED"] = "1"
+        for place in plan.workers:
+            child = Child(
+                f"worker {place.index}",
+                self.command,
+                functools.partial(_until_answers, LOOPBACK, place.sip_port),
+                env={**env, WORKER_ENV: place.to_env()},
+            )
+            self.workers.append(child)
+            child.keep_running()
+        await asyncio.gather(*(w.started.wait() for w in self.workers))
+        failed = [w.name for w in self.workers if w.failed_start]
+        if failed:
+            log.error("%s did not start (its lines above say why)", ", ".join(failed))
+            return False
+        o = self.opts
+        cfg = kamailio.write_front(
+            plan, o.sip_transports, rundir, o.public_address, o.scanner_user_agents
+        )
+        self.kamailio = Child(
+            "kamailio",
+            kamailio.command(self.front, cfg, rundir),
+            functools.partial(_until_answers, LOOPBACK, plan.inner_port),
+            cwd=str(rundir),
+        )
+        self.kamailio.keep_running()
+        await self.kamailio.started.wait()
+        if self.kamailio.failed_start:
+            log.error("kamailio did not start (its lines above say why)")
+            return False
+        first, last = plan.workers[0].sip_port, plan.workers[-1].sip_port
+        log.info(
+            "cluster up: SIP on %s:%d (%s) through kamailio; %d workers on %s:%d-%d",
+            plan.front_host,
+            plan.front_port,
+            "+".join(t.upper() for t in self.opts.sip_transports),
+            len(plan.workers),
+            LOOPBACK,
+            first,
+            last,
+        )
+        return True
+
+    async def _shutdown(self) -> int:
+        statuses = await asyncio.gather(
+            *(w.stop(self.opts.grace + STOP_TIMEOUT) for w in self.workers)
+        )
+        front = None
+        if self.kamailio is not None:
+            front = await self.kamailio.stop(STOP_TIMEOUT)
+        bad = [
+            f"{child.name} {exit_reason(status)}"
+            for child, status in zip(
+                [*self.workers, self.kamailio], [*statuses, front], strict=True
+            )
+            if child is not None and status not in (0, None)
+        ]
+        if bad:
+            log.warning("stopped: %s", ", ".join(bad))
+            return 1
+        log.info("stopped")
+        return 0

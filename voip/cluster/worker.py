@@ -1,0 +1,55 @@
+"""A cluster's settings: what the supervisor refuses, and what a worker runs with.
+
+Both start from the :class:`~voip.backends.pjsip.options.SipOptions` the user gave (every
+layer: TOML, environment, command line). The workers re-read the same layers (they are
+started with the same arguments and environment) and :func:`worker_options` then moves
+them to their place: SIP over UDP on the loopback, from kamailio alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..backends.pjsip.options import SipOptions
+from ..errors import InvalidArgumentError
+from ..sipmsg import AllowList
+from .shares import LOOPBACK, ClusterPlan, WorkerPlace, plan_cluster
+
+__all__ = ["cluster_plan", "worker_options"]
+
+
+def cluster_plan(opts: SipOptions) -> ClusterPlan:
+    """The plan for ``opts`` (``workers`` > 0); raises :class:`InvalidArgumentError` for
+    settings a cluster does not take yet, and for ports that do not fit."""
+    if opts.register:
+        raise InvalidArgumentError(
+            "--workers with --register is not done yet: the workers would register their"
+            " loopback addresses; point the PBX at the listen address instead (direct mode)"
+        )
+    if "tls" in opts.sip_transports:
+        raise InvalidArgumentError(
+            "--workers with TLS is not done yet (kamailio's TLS front comes in a later"
+            " step): use --transport udp,tcp"
+        )
+    host, port = opts.host_port
+    return plan_cluster(opts.workers, host, port, opts.rtp_ports, opts.max_calls)
+
+
+def worker_options(opts: SipOptions, place: WorkerPlace) -> SipOptions:
+    """``opts`` as worker ``place`` runs them: SIP over UDP on its loopback port, taken
+    from kamailio alone (its allow-list; no per-address rates, every call coming from the
+    front; scanners dropped by the front), its share of the RTP ports bound on the
+    front's host, and no cluster of its own."""
+    return dataclasses.replace(
+        opts,
+        listen=place.listen,
+        transports=("udp",),
+        rtp_ports=place.rtp_ports,
+        allow=AllowList((LOOPBACK,)),
+        invite_rate=0.0,
+        options_rate=0.0,
+        # Dropped by the front: a worker dropping one would look dead to kamailio.
+        scanner_user_agents=(),
+        workers=0,
+        front_host=place.front_host,
+    )
