@@ -39,7 +39,8 @@ def worker_options(opts: SipOptions, place: WorkerPlace) -> SipOptions:
     """``opts`` as worker ``place`` runs them: SIP over UDP on its loopback port, taken
     from kamailio alone (its allow-list; no per-address rates, every call coming from the
     front; scanners dropped by the front), its share of the RTP ports bound on the
-    front's host, and no cluster of its own."""
+    front's host, and no cluster of its own; its metrics (with ``--metrics``) are
+    labelled with its index and served by the supervisor."""
     return dataclasses.replace(
         opts,
         listen=place.listen,
@@ -52,4 +53,6 @@ def worker_options(opts: SipOptions, place: WorkerPlace) -> SipOptions:
         scanner_user_agents=(),
         workers=0,
         front_host=place.front_host,
+        metrics="",
+        metrics_worker=str(place.index) if opts.metrics else "",
     )

@@ -10,20 +10,26 @@ with ``prometheus_client``'s server, in a thread of its own.
 Label values come from small fixed sets (a direction, who hung up, a refusal kind, an
 outgoing call's result), never from a caller's address or number.
 
-Several worker processes behind one front (``--workers``): each worker makes its
-:class:`CallMetrics` with its ``worker`` index, which becomes a label of every series,
-and ``prometheus_client``'s multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` set in the
-workers' environment before they start) writes the values to files that the supervisor
-reads with ``MultiProcessCollector`` and serves from one endpoint: per worker, and in
-total with ``sum without (worker)``. ``calls_up`` is declared ``livesum`` for that, so
-a dead worker's calls stop counting once the supervisor calls ``mark_process_dead``.
+Several worker processes behind one front (``--workers``): the supervisor starts each
+worker with ``PROMETHEUS_MULTIPROC_DIR`` in its environment (``prometheus_client`` reads
+it at import), and each worker makes its :class:`CallMetrics` with :func:`worker_metrics`:
+its index becomes a ``worker`` label of every series, the values go to files in that
+directory, and no HTTP port is opened. The supervisor serves them from one endpoint with
+:func:`start_cluster_metrics` (``MultiProcessCollector`` over the directory, and its own
+workers' state): per worker, and in total with ``sum without (worker)``. ``calls_up`` is
+declared ``livesum``, so a dead worker's calls stop counting once the supervisor calls
+:func:`process_exited` with its pid, while what it counted stays.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...callstate import Action
@@ -35,13 +41,27 @@ from .options import METRICS_PORT
 
 try:
     import prometheus_client as prom
+    from prometheus_client import multiprocess
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 except ImportError:  # pragma: no cover - depends on the installation
     prom = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from .calls import SipCall
 
-__all__ = ["CallMetrics", "MetricsServer", "start_metrics", "SETUP_BUCKETS", "placed_result"]
+__all__ = [
+    "CallMetrics",
+    "ClusterState",
+    "MULTIPROC_ENV",
+    "MetricsServer",
+    "ProcessState",
+    "SETUP_BUCKETS",
+    "placed_result",
+    "process_exited",
+    "start_cluster_metrics",
+    "start_metrics",
+    "worker_metrics",
+]
 
 log = logging.getLogger("voip.sip")
 
@@ -49,6 +69,15 @@ SETUP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 """Seconds from a call's INVITE to its ACK: a few milliseconds on loopback, one round
 trip (tens to hundreds of ms) over the internet; an ACK lost comes after PJSIP's next
 200 OK, sent again at 0.5, 1.5, 3.5 and 7.5 s, and at 8 s the call is dropped."""
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Where ``prometheus_client``'s multiprocess mode keeps a process's values (read at its
+import): set by the supervisor in its workers' environment."""
+
+_NEEDS_PROMETHEUS = (
+    "--metrics needs prometheus-client: pip install 'voip[sip]' (or pip install prometheus-client)"
+)
 
 
 def placed_result(code: int) -> str:
@@ -72,10 +101,7 @@ class CallMetrics:
         ``worker``: this process's index among a supervisor's workers (a ``worker``
         label on every series), or empty for a server on its own."""
         if prom is None:
-            raise InvalidArgumentError(
-                "--metrics needs prometheus-client: pip install 'voip[sip]'"
-                " (or pip install prometheus-client)"
-            )
+            raise InvalidArgumentError(_NEEDS_PROMETHEUS)
         self.registry = prom.CollectorRegistry() if registry is None else registry
         self._worker = {"worker": worker} if worker else {}
         w = tuple(self._worker)
@@ -170,11 +196,25 @@ class CallMetrics:
             self._of(self.handler_errors).inc()
 
 
-class MetricsServer:
-    """The HTTP server of :func:`start_metrics`, until :meth:`close`."""
+def worker_metrics(worker: str) -> CallMetrics:
+    """The :class:`CallMetrics` of a cluster's worker number ``worker``: kept in
+    ``prometheus_client``'s multiprocess files, which its supervisor serves; no HTTP port
+    of its own."""
+    if not os.environ.get(MULTIPROC_ENV):
+        raise InvalidArgumentError(
+            f"worker {worker}: its metrics need {MULTIPROC_ENV} in its environment (set by"
+            " the supervisor of --workers, which serves them)"
+        )
+    return CallMetrics(worker=worker)
 
-    def __init__(self, metrics: CallMetrics, httpd: Any, thread: threading.Thread) -> None:
+
+class MetricsServer:
+    """The HTTP server of :func:`start_metrics` or :func:`start_cluster_metrics`, until
+    :meth:`close`."""
+
+    def __init__(self, httpd: Any, thread: threading.Thread, metrics: CallMetrics | None) -> None:
         self.metrics = metrics
+        """What a lone server counts (None: a supervisor's, read from its workers' files)."""
         self._httpd = httpd
         self._thread = thread
         host, port = httpd.server_address[:2]
@@ -187,22 +227,100 @@ class MetricsServer:
         self._thread.join()
 
 
-def start_metrics(address: str, worker: str = "") -> MetricsServer:
-    """Serve a new :class:`CallMetrics` (and this process's CPU, memory and open files)
-    at ``http://address/metrics``. Raises :class:`InvalidArgumentError` when the address
-    cannot be listened on (a port in use, a host not ours)."""
+def _serve(address: str, registry: Any, metrics: CallMetrics | None) -> MetricsServer:
+    """Serve ``registry`` at ``http://address/metrics``, or raise
+    :class:`InvalidArgumentError` saying why it cannot (a port in use, a host not ours)."""
     host, port = split_hostport(address, METRICS_PORT)
-    metrics = CallMetrics(worker=worker)
-    prom.ProcessCollector(registry=metrics.registry)
-    prom.PlatformCollector(registry=metrics.registry)
     try:
-        httpd, thread = prom.start_http_server(port, host, registry=metrics.registry)
+        httpd, thread = prom.start_http_server(port, host, registry=registry)
     except OSError as exc:
         raise InvalidArgumentError(
             f"cannot serve metrics on {address}: {exc.strerror or exc}; give --metrics"
             " a free port on an address of this machine (e.g. 127.0.0.1:9464), or stop"
             " what listens there"
         ) from None
-    server = MetricsServer(metrics, httpd, thread)
+    server = MetricsServer(httpd, thread, metrics)
     log.info("metrics at http://%s/metrics", server.address)
     return server
+
+
+def start_metrics(address: str) -> MetricsServer:
+    """Serve a new :class:`CallMetrics` (and this process's CPU, memory and open files)
+    at ``http://address/metrics``. Raises :class:`InvalidArgumentError` when the address
+    cannot be listened on (a port in use, a host not ours)."""
+    metrics = CallMetrics()
+    prom.ProcessCollector(registry=metrics.registry)
+    prom.PlatformCollector(registry=metrics.registry)
+    return _serve(address, metrics.registry, metrics)
+
+
+@dataclass(frozen=True)
+class ProcessState:
+    """One process a supervisor keeps running, as its metrics say it."""
+
+    up: bool
+    """Running and ready (it answered its start's OPTIONS)."""
+    restarts: int
+    """Times it was started again after dying."""
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """What :func:`start_cluster_metrics` reads from the supervisor at each scrape."""
+
+    workers: dict[str, ProcessState]
+    """By worker index (the ``worker`` label)."""
+    front: ProcessState | None
+    """kamailio's (None: not started yet)."""
+
+
+class _SupervisorCollector:
+    """The supervisor's own series, read from its state at each scrape."""
+
+    def __init__(self, state: Callable[[], ClusterState]) -> None:
+        self._state = state
+
+    def collect(self) -> Iterable[Any]:
+        state = self._state()
+        up = GaugeMetricFamily(
+            "voip_worker_up", "1 while the worker runs and has started", labels=["worker"]
+        )
+        restarts = CounterMetricFamily(
+            "voip_worker_restarts",
+            "Times the worker was started again after dying",
+            labels=["worker"],
+        )
+        for worker, process in state.workers.items():
+            up.add_metric([worker], float(process.up))
+            restarts.add_metric([worker], process.restarts)
+        front = state.front or ProcessState(False, 0)
+        yield up
+        yield restarts
+        yield GaugeMetricFamily(
+            "voip_front_up", "1 while kamailio (the front) runs and has started", float(front.up)
+        )
+        yield CounterMetricFamily(
+            "voip_front_restarts", "Times kamailio was started again after dying", front.restarts
+        )
+
+
+def start_cluster_metrics(
+    address: str, directory: Path, state: Callable[[], ClusterState]
+) -> MetricsServer:
+    """Serve at ``http://address/metrics`` every worker's series from the multiprocess
+    files in ``directory`` (each with its ``worker`` label; not summed: that is
+    ``sum without (worker)`` in PromQL) and the supervisor's own from ``state()``,
+    called in the server's thread. Raises :class:`InvalidArgumentError` as
+    :func:`start_metrics` does."""
+    if prom is None:
+        raise InvalidArgumentError(_NEEDS_PROMETHEUS)
+    registry = prom.CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
+    registry.register(_SupervisorCollector(state))
+    return _serve(address, registry, None)
+
+
+def process_exited(directory: Path, pid: int) -> None:
+    """Worker ``pid``, whose files are in ``directory``, has exited: its calls are no
+    longer up (what it counted stays)."""
+    multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]

@@ -422,6 +422,11 @@ class SipOptions:
     ``public_address``), binds its RTP there (callers send audio to the worker
     directly), and answers kamailio's OPTIONS with its room (200, or 503 when full
     or stopping)."""
+    metrics_worker: str = ""
+    """Not a setting: in a cluster's worker whose supervisor serves ``--metrics``, the
+    worker's index. Its metrics then carry a ``worker`` label and go to
+    ``prometheus_client``'s multiprocess files (``PROMETHEUS_MULTIPROC_DIR``, set by the
+    supervisor), and ``metrics`` is empty: a worker opens no HTTP port."""
 
     @property
     def host_port(self) -> tuple[str, int]:

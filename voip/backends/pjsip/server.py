@@ -24,7 +24,7 @@ from ...lifecycle import Handler, serve_call
 from ..base import Backend
 from .agent import SipAgent
 from .dial import RUNNING_AGENT, dial
-from .metrics import MetricsServer, start_metrics
+from .metrics import CallMetrics, MetricsServer, start_metrics, worker_metrics
 from .options import SipOptions
 
 __all__ = ["SipServer"]
@@ -41,16 +41,20 @@ class SipServer(Backend):
         self.tasks: set[asyncio.Task[Any]] = set()
         self.accepting = True
         self._handler: Handler | None = None
-        self.metrics: MetricsServer | None = None
+        self.metrics: CallMetrics | None = None
+        self._metrics_http: MetricsServer | None = None
         self._stop = asyncio.Event()
 
     async def run(self, handler: Handler) -> int:
         self._handler = handler
         loop = asyncio.get_running_loop()
-        # Before the SIP stack: a port in use stops the server before it takes calls.
-        self.metrics = start_metrics(self.opts.metrics) if self.opts.metrics else None
-        metrics = self.metrics.metrics if self.metrics is not None else None
-        self.agent = SipAgent(self.opts, loop, self._start_handler, self._screen, metrics)
+        if self.opts.metrics_worker:  # a cluster's worker: its supervisor serves them
+            self.metrics = worker_metrics(self.opts.metrics_worker)
+        elif self.opts.metrics:
+            # Before the SIP stack: a port in use stops the server before it takes calls.
+            self._metrics_http = start_metrics(self.opts.metrics)
+            self.metrics = self._metrics_http.metrics
+        self.agent = SipAgent(self.opts, loop, self._start_handler, self._screen, self.metrics)
         await self.agent.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
@@ -63,8 +67,8 @@ class SipServer(Backend):
             # Only now: a second Ctrl-C must not interrupt the endpoint's teardown.
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-            if self.metrics is not None:
-                self.metrics.close()
+            if self._metrics_http is not None:
+                self._metrics_http.close()
         log.info("stopped")
         return 0
 
@@ -102,4 +106,4 @@ class SipServer(Backend):
         DIALLER.set(dial)  # and so does call.connect()
         outcome = await serve_call(self._handler, call)  # the agent logs the call's end
         if self.metrics is not None:
-            self.metrics.metrics.handled(outcome)
+            self.metrics.handled(outcome)
