@@ -12,6 +12,12 @@ SIGTERM and drain as a lone server does (their probes answered 503, so kamailio 
 them no new call; running handlers get ``--grace`` seconds; the rest are hung up, their
 BYEs through kamailio), and only once they have all exited does kamailio get its own.
 The exit status is 0 when every process exited 0.
+
+With ``--metrics``, the workers keep their metrics in ``prometheus_client``'s
+multiprocess files, in a directory of the supervisor's made afresh at each start and
+removed at exit, and the supervisor serves them all from the one address, with its own
+(workers up, restarts); a worker that exits is marked dead there, so that its calls stop
+counting as up (:mod:`voip.backends.pjsip.metrics`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from ..backends.base import Backend
+from ..backends.pjsip.metrics import (
+    MULTIPROC_ENV,
+    ClusterState,
+    MetricsServer,
+    ProcessState,
+    process_exited,
+    start_cluster_metrics,
+)
 from ..backends.pjsip.options import SipOptions
 from ..lifecycle import Handler
 from . import kamailio
@@ -78,15 +92,20 @@ class Child:
         ready: Callable[[], Awaitable[bool]],
         env: dict[str, str] | None = None,
         cwd: str | None = None,
+        exited: Callable[[int], None] | None = None,
     ) -> None:
+        """``exited(pid)`` is called when a process of this child's has exited."""
         self.name = name
         self.argv = list(argv)
         self.env = env
         self.cwd = cwd
         self._ready = ready
+        self._exited = exited
         self.proc: asyncio.subprocess.Process | None = None
         self.stopping = False
         self.restarts = 0
+        self.up = False
+        """Running, and ready since its (re)start."""
         self.started = asyncio.Event()
         """Set once the first start is ready."""
         self.failed_start = False
@@ -140,10 +159,14 @@ class Child:
         elif readiness.done() and readiness.result() and not exited.done():
             what = "restarted" if self.started.is_set() else "up"
             log.info("%s %s (pid %d)", self.name, what, proc.pid)
+            self.up = True
             self.started.set()
         else:
             readiness.cancel()
         returncode = await exited
+        self.up = False
+        if self._exited is not None:
+            self._exited(proc.pid)
         await copy
         return returncode
 
@@ -153,6 +176,9 @@ class Child:
         async for line in proc.stdout:
             sys.stderr.buffer.write(prefix + line)
             sys.stderr.buffer.flush()
+
+    def state(self) -> ProcessState:
+        return ProcessState(self.up, self.restarts)
 
     async def stop(self, timeout: float) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout``; the exit status (None: not running)."""
@@ -199,6 +225,7 @@ class Supervisor(Backend):
         self._stop = asyncio.Event()
         self.workers: list[Child] = []
         self.kamailio: Child | None = None
+        self.metrics: MetricsServer | None = None
 
     async def run(self, handler: Handler) -> int:
         """Serve until SIGTERM or SIGINT (``handler`` runs in the workers, which import
@@ -208,6 +235,11 @@ class Supervisor(Backend):
             loop.add_signal_handler(sig, self._stop.set)
         rundir = Path(tempfile.mkdtemp(prefix="voip-front-"))
         try:
+            if self.opts.metrics:  # before the workers: a port in use stops it all at once
+                (rundir / "metrics").mkdir()
+                self.metrics = start_cluster_metrics(
+                    self.opts.metrics, rundir / "metrics", self._state
+                )
             start = loop.create_task(self._start(rundir))
             stop = loop.create_task(self._stop.wait())
             await asyncio.wait({start, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -228,6 +260,8 @@ class Supervisor(Backend):
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+            if self.metrics is not None:
+                self.metrics.close()
             for path in sorted(rundir.rglob("*"), reverse=True):
                 with contextlib.suppress(OSError):
                     path.rmdir() if path.is_dir() else path.unlink()
@@ -238,12 +272,18 @@ class Supervisor(Backend):
         plan = self.plan
         env = {k: v for k, v in os.environ.items() if k != ENV_OPTIONS}
         env["PYTHONUNBUFFERED"] = "1"
+        exited = None
+        if self.metrics is not None:
+            env.pop("prometheus_multiproc_dir", None)  # the old name, read if set
+            env[MULTIPROC_ENV] = str(rundir / "metrics")
+            exited = functools.partial(process_exited, rundir / "metrics")
         for place in plan.workers:
             child = Child(
                 f"worker {place.index}",
                 self.command,
                 functools.partial(_until_answers, LOOPBACK, place.sip_port),
                 env={**env, WORKER_ENV: place.to_env()},
+                exited=exited,
             )
             self.workers.append(child)
             child.keep_running()
@@ -279,6 +319,15 @@ class Supervisor(Backend):
             last,
         )
         return True
+
+    def _state(self) -> ClusterState:
+        """The processes' state for the metrics (called in the metrics server's thread)."""
+        places = zip(self.plan.workers, list(self.workers), strict=False)
+        front = self.kamailio
+        return ClusterState(
+            {str(place.index): child.state() for place, child in places},
+            None if front is None else front.state(),
+        )
 
     async def _shutdown(self) -> int:
         statuses = await asyncio.gather(
