@@ -402,7 +402,7 @@ class SipOptions:
     )
     """Address and port to serve Prometheus metrics on (calls up, answered, refused by
     reason, handler errors, set-up time; see :mod:`.metrics`); empty: none. A host alone
-    takes port 9464."""
+    takes port 9464. With ``workers``, the supervisor serves every worker's there."""
     python_media: bool = setting(
         False,
         help="mix and record every sound in Python (by default PJSIP plays plain sounds"
