@@ -126,8 +126,13 @@ def answered_on(app: App, worker: int) -> int:
     return len(re.findall(rf"\[worker {worker}\] .* answered", app.log))
 
 
+MANY_AT_ONCE = ("--invite-rate", "20")
+"""The callers here place up to 12 calls at once from one address: above the front's
+default per-address burst (10 INVITEs, --invite-rate 5)."""
+
+
 def test_three_workers_take_twelve_calls_each_heard_right_and_refuse_the_thirteenth(tmp_path):
-    with cluster(tmp_path, HOLDING_APP) as app:
+    with cluster(tmp_path, HOLDING_APP, 3, *MANY_AT_ONCE) as app:
         callers = calls_held(app, tmp_path, 3, 4, 7)
         # All 12 up (each worker holding 4, answering the front's probes with 503):
         thirteenth = peer_result(peer(app.uri, "--duration", "2"), timeout=30)
@@ -144,7 +149,7 @@ def test_three_workers_take_twelve_calls_each_heard_right_and_refuse_the_thirtee
 
 
 def test_a_worker_killed_leaves_the_others_calls_whole_and_comes_back(tmp_path):
-    with cluster(tmp_path, HOLDING_APP) as app:
+    with cluster(tmp_path, HOLDING_APP, 3, *MANY_AT_ONCE) as app:
         callers = calls_held(app, tmp_path, 2, 3, 9)
         victim = pids(app, "worker 1")[0]
         lost = answered_on(app, 1)

@@ -14,8 +14,11 @@ from voip.cluster.kamailio import (
     KamailioMissing,
     dispatcher_list,
     find_kamailio,
+    policy_defines,
+    rate_window,
     render_config,
     scanner_pattern,
+    tls_config,
     write_front,
 )
 from voip.cluster.shares import WORKER_ENV, plan_cluster, split_ports, worker_place_from
@@ -57,7 +60,8 @@ def test_the_plan_counts_ports_from_the_listen_port():
         (("--workers", "2", "--listen", "[::1]:5060"), "IPv4"),
         (("--workers", "2", "--rtp-ports", "5000-6999"), "holds the cluster's loopback"),
         (("--workers", "2", "--register", "sip:1@pbx.example"), "--register"),
-        (("--workers", "2", "--transport", "udp,tls"), "TLS"),
+        (("--workers", "2", "--tls-listen", "0.0.0.0:6061", "--transport", "tls"), "loopback"),
+        (("--workers", "2", "--tls-listen", "0.0.0.0:4100", "--transport", "tls"), "rtp-ports"),
     ],
 )
 def test_what_a_cluster_refuses_is_said_at_once(args, says):
@@ -82,13 +86,21 @@ def test_a_worker_takes_udp_from_the_front_alone_on_its_place():
     assert w.allow.allows("127.0.0.1") and not w.allow.allows("192.0.2.1")
     assert (w.invite_rate, w.options_rate, w.workers, w.max_calls) == (0, 0, 0, 3)
     assert w.front_host == "0.0.0.0"
+    assert not w.srtp_without_tls
+
+
+def test_a_worker_leaves_tls_to_the_front_and_trusts_its_srtp_keys():
+    tls = ("--tls-cert", "c.pem", "--tls-key", "k.pem", "--srtp", "mandatory")
+    opts = server("--workers", "2", "--listen", "0.0.0.0:5060", *tls, "--tls-ca", "ca.pem")
+    w = worker_options(opts, cluster_plan(opts).workers[0])
+    assert w.sip_transports == ("udp",) and (w.tls_cert, w.tls_key) == ("", "")
+    assert w.srtp == "mandatory" and w.srtp_without_tls and w.tls_ca == "ca.pem"
 
 
 def test_kamailios_configuration_is_rendered_whole(tmp_path):
     plan = plan_cluster(2, "0.0.0.0", 5060, (4000, 4999), 4)
-    text = render_config(
-        plan, ("udp", "tcp"), tmp_path, "203.0.113.5", addresses=lambda: ["127.0.0.1", "10.0.0.2"]
-    )
+    opts = server("--workers", "2", "--public-address", "203.0.113.5")
+    text = render_config(plan, opts, tmp_path, addresses=lambda: ["127.0.0.1", "10.0.0.2"])
     assert "@" not in text.replace("sip:front@", "")  # every placeholder filled in
     listen = [ln for ln in text.splitlines() if ln.startswith("listen=")]
     assert listen == [
@@ -111,9 +123,58 @@ def test_kamailio_accepts_the_configuration(tmp_path):
     if kamailio is None:
         pytest.skip("kamailio is not installed (apt install kamailio)")
     plan = plan_cluster(3, "127.0.0.1", 13060, (20000, 20099), 4)
-    cfg = write_front(plan, ("udp", "tcp"), tmp_path, "", ("friendly-scanner", 'a.b]"^c'))
-    check = subprocess.run([kamailio, "-c", "-f", str(cfg)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stderr
+    everything = server(
+        *("--workers", "3", "--scanner-user-agent", 'a.b]"^c', "--allow", "10.0.0.0/8,192.0.2.7"),
+        *("--invite-rate", "0.5", "--call-rate", "30", "--options-rate", "0"),
+        *("--tls-cert", "c.pem", "--tls-key", "k.pem", "--srtp", "optional"),
+    )
+    for opts in (server("--workers", "3"), everything):
+        cfg = write_front(plan, opts, tmp_path)
+        check = subprocess.run([kamailio, "-c", "-f", str(cfg)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+
+
+def test_the_fronts_policy_comes_from_the_guards_settings(tmp_path):
+    plan = plan_cluster(2, "127.0.0.1", 5060, (4000, 4999), 4)
+    plain = render_config(plan, server("--workers", "2"), tmp_path)
+    assert policy_defines(server("--workers", "2")) == [
+        "#!define WITH_SCANNERS",
+        "#!define INVITE_WINDOW 2",
+        "#!define INVITE_LIMIT 10",
+        "#!define OTHERS_WINDOW 2",
+        "#!define OTHERS_LIMIT 10",
+        "#!define CALL_WINDOW 2",
+        "#!define CALL_LIMIT 40",
+    ]
+    assert '"INVITEs above 5/s (503)"' in plain and '"@' not in plain
+    assert "new calls above 20/s in all (503)" in plain
+    opts = server(
+        *("--workers", "2", "--allow", "192.0.2.7,10.0.0.0/8"),
+        *("--invite-rate", "0.5", "--options-rate", "0", "--call-rate", "0"),
+        *("--tls-listen", "127.0.0.1:5071", "--tls-cert", "c.pem", "--tls-key", "k.pem"),
+        *("--srtp", "mandatory", "--tls-ca", "ca.pem", "--tls-verify-client"),
+    )
+    opts.scanner_user_agents = ()  # none to drop: no WITH_SCANNERS
+    assert policy_defines(opts) == [
+        "#!define WITH_ALLOW",
+        "#!define INVITE_WINDOW 4",  # the guard's burst of 2, at 0.5 a second
+        "#!define INVITE_LIMIT 2",
+        "#!define WITH_TLS",
+        "#!define SRTP_NEEDS_TLS",
+    ]
+    text = render_config(plan, opts, tmp_path)
+    assert 'is_in_subnet("$si", "192.0.2.7/32,10.0.0.0/8")' in text
+    assert "listen=tls:127.0.0.1:5071" in text.splitlines()
+    assert rate_window(5) == (2, 10) and rate_window(1) == (2, 2) and rate_window(2.5) == (2, 5)
+    assert tls_config(opts).splitlines()[:7] == [
+        "[server:default]",
+        "method = TLSv1.2+",
+        "certificate = c.pem",
+        "private_key = k.pem",
+        "verify_certificate = yes",
+        "require_certificate = yes",
+        "ca_list = ca.pem",
+    ]
 
 
 def test_the_fronts_scanner_pattern_holds_nothing_special():

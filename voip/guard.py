@@ -63,6 +63,8 @@ __all__ = [
     "SCANNER_USER_AGENTS",
     "parse_request_head",
     "screen_kind",
+    "rate_reason",
+    "NOT_ALLOWED",
 ]
 
 log = logging.getLogger("voip.guard")
@@ -112,6 +114,20 @@ def screen_kind(status: int) -> RefusalKind:
     if status == 486:
         return "full"
     return "shutting-down" if status == 503 else "screen"
+
+
+NOT_ALLOWED = "not in the allow-list (403)"
+"""Why an INVITE from outside the allow-list is refused (kamailio's front says it too)."""
+
+
+def rate_reason(limit: Literal["invite", "other", "call"], rate: float) -> str:
+    """Why a request above a rate is refused: ``invite_rate``'s, ``options_rate``'s or
+    ``call_rate``'s (kamailio's front, :mod:`voip.cluster.kamailio`, logs the same)."""
+    if limit == "invite":
+        return f"INVITEs above {rate:g}/s (503)"
+    if limit == "other":
+        return f"requests other than INVITE above {rate:g}/s (dropped)"
+    return f"new calls above {rate:g}/s in all (503)"
 
 
 _PASS_THROUGH = frozenset({"ACK", "CANCEL"})
@@ -379,17 +395,15 @@ class RequestGuard:
         invite = head.method == "INVITE"
         if not self.allow.allows(source):
             if invite:
-                return Verdict("reply", 403, "not in the allow-list (403)", "allow-list")
+                return Verdict("reply", 403, NOT_ALLOWED, "allow-list")
             reason = f"{head.method} from outside the allow-list (dropped)"
             return Verdict("drop", 0, reason, "allow-list")
         if not invite:
             if self._others is not None and not self._others.allow(source):
-                rate = _rate(self._rates[1])
-                reason = f"requests other than INVITE above {rate}/s (dropped)"
-                return Verdict("drop", 0, reason, "rate")
+                return Verdict("drop", 0, rate_reason("other", self._rates[1]), "rate")
             return PASS
         if self._invites is not None and not self._invites.allow(source):
-            return Verdict("reply", 503, f"INVITEs above {_rate(self._rates[0])}/s (503)", "rate")
+            return Verdict("reply", 503, rate_reason("invite", self._rates[0]), "rate")
         waiting = self.awaiting_ack.count(source)
         # With an allow-list every source is one we trust (a PBX, a proxy carrying many
         # callers' INVITEs at once): the limit is for ports open to anyone.
@@ -411,8 +425,7 @@ class RequestGuard:
             if status:
                 return Verdict("reply", status, f"{reason} ({status})", screen_kind(status))
         if self._calls is not None and not self._calls.allow(""):
-            reason = f"new calls above {_rate(self._rates[2])}/s in all (503)"
-            return Verdict("reply", 503, reason, "call-rate")
+            return Verdict("reply", 503, rate_reason("call", self._rates[2]), "call-rate")
         return PASS
 
     def _room(self, source: str) -> Verdict:
@@ -423,7 +436,3 @@ class RequestGuard:
 
 def _limiter(rate: float, clock: Callable[[], float]) -> RateLimiter | None:
     return RateLimiter(rate, max(2.0, 2 * rate), clock) if rate > 0 else None
-
-
-def _rate(rate: float) -> str:
-    return f"{rate:g}"

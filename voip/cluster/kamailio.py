@@ -2,8 +2,19 @@
 
 The configuration is rendered from ``kamailio.cfg.in``, shipped in the package beside
 this module, into a runtime directory of the front's own (its control socket for
-``kamcmd``, the dispatcher's list of workers, kamailio's own runtime files). kamailio
-runs in the foreground (``-DD``), logging to stderr, where the supervisor reads it.
+``kamcmd``, the dispatcher's list of workers, ``tls.cfg`` when TLS is on, kamailio's own
+runtime files). kamailio runs in the foreground (``-DD``), logging to stderr, where the
+supervisor reads it.
+
+The request guard's policy (:mod:`voip.guard`) is rendered from the same
+:class:`~voip.backends.pjsip.options.SipOptions` into ``#!define`` lines at the top of the
+configuration (:func:`policy_defines`). The per-address rates differ from the guard's
+token buckets in one way: kamailio counts requests in fixed windows of
+:func:`rate_window` seconds (an htable key per address and window, gone once unused),
+taking the guard's burst (twice the rate, at least 2) in each window: the same average
+rate and burst, but a burst may straddle two windows (up to twice the burst in a
+moment). The guard's "one call awaiting its ACK per address" is not applied at the
+front (it needs the dialog state kamailio does not keep here).
 """
 
 from __future__ import annotations
@@ -18,7 +29,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ..backends.pjsip.options import SipOptions
 from ..errors import VoipError
+from ..guard import NOT_ALLOWED, rate_reason
 from .shares import LOOPBACK, ClusterPlan
 
 __all__ = [
@@ -28,6 +41,9 @@ __all__ = [
     "find_kamailio",
     "render_config",
     "dispatcher_list",
+    "policy_defines",
+    "rate_window",
+    "tls_config",
 ]
 
 PROBE_INTERVAL = 2
@@ -90,17 +106,21 @@ def listen_lines(
     transports: tuple[str, ...],
     public_address: str = "",
     addresses: Callable[[], list[str]] = ipv4_addresses,
+    tls: tuple[str, int] | None = None,
 ) -> str:
-    """kamailio's ``listen`` lines for callers. A wildcard host (0.0.0.0) is each of this
-    host's addresses (kamailio would put 0.0.0.0 in its Record-Route); a public address
-    is advertised on all but the loopback's."""
-    hosts = addresses() if plan.front_host in ("", "0.0.0.0") else [plan.front_host]
+    """kamailio's ``listen`` lines for callers (TLS on ``tls``, host and port, when
+    ``transports`` has it). A wildcard host (0.0.0.0) is each of this host's addresses
+    (kamailio would put 0.0.0.0 in its Record-Route); a public address is advertised on
+    all but the loopback's."""
     lines = []
-    for transport in (t for t in transports if t != "tls"):
-        for host in hosts:
-            line = f"listen={transport}:{host}:{plan.front_port}"
-            if public_address and not host.startswith("127."):
-                line += f" advertise {public_address}:{plan.front_port}"
+    for transport in transports:
+        host, port = (plan.front_host, plan.front_port) if transport != "tls" else tls or ("", 0)
+        if not port:
+            continue
+        for address in addresses() if host in ("", "0.0.0.0") else [host]:
+            line = f"listen={transport}:{address}:{port}"
+            if public_address and not address.startswith("127."):
+                line += f" advertise {public_address}:{port}"
             lines.append(line)
     return "\n".join(lines)
 
@@ -119,22 +139,80 @@ def scanner_pattern(fragments: Sequence[str]) -> str:
     return "|".join(alternatives)
 
 
+def rate_window(rate: float) -> tuple[int, int]:
+    """The front's window for a rate (requests a second): its length in seconds and the
+    requests taken in each, the guard's burst (``max(2, 2 * rate)``, whole requests).
+    Rates of 1 a second and above: 2 s windows; below, longer windows of the same burst."""
+    burst = max(2.0, 2 * rate)
+    return max(2, round(burst / rate)), max(1, int(burst))
+
+
+def policy_defines(opts: SipOptions) -> list[str]:
+    """The ``#!define`` lines that turn the policy's parts on in ``kamailio.cfg.in``."""
+    lines = []
+    if scanner_pattern(opts.scanner_user_agents):
+        lines.append("WITH_SCANNERS")
+    if opts.allow.networks:
+        lines.append("WITH_ALLOW")
+    for name, rate in (
+        ("INVITE", opts.invite_rate),
+        ("OTHERS", opts.options_rate),
+        ("CALL", opts.call_rate),
+    ):
+        if rate > 0:
+            window, limit = rate_window(rate)
+            lines += [f"{name}_WINDOW {window}", f"{name}_LIMIT {limit}"]
+    if "tls" in opts.sip_transports:
+        lines.append("WITH_TLS")
+    if opts.srtp != "off" and not opts.srtp_without_tls:
+        lines.append("SRTP_NEEDS_TLS")  # as a lone server: calls not over TLS get 406
+    return [f"#!define {line}" for line in lines]
+
+
+def tls_config(opts: SipOptions) -> str:
+    """kamailio's ``tls.cfg``: the certificate for callers (TLS 1.2 and up, as voip's
+    own listener); with ``--tls-verify-client``, callers must show one ``--tls-ca``
+    signed. kamailio opens no TLS connection of its own (the workers' requests to
+    a caller go back over the caller's connection), so the client side verifies none."""
+    verify = "yes" if opts.tls_verify_client else "no"
+    server = [
+        "[server:default]",
+        "method = TLSv1.2+",
+        f"certificate = {opts.tls_cert}",
+        f"private_key = {opts.tls_key}",
+        f"verify_certificate = {verify}",
+        f"require_certificate = {verify}",
+    ]
+    if opts.tls_ca:
+        server.append(f"ca_list = {opts.tls_ca}")
+    client = ["[client:default]", "method = TLSv1.2+", "verify_certificate = no"]
+    client.append("require_certificate = no")
+    return "\n".join([*server, "", *client, ""])
+
+
 def render_config(
     plan: ClusterPlan,
-    transports: tuple[str, ...],
+    opts: SipOptions,
     rundir: Path,
-    public_address: str = "",
-    scanners: Sequence[str] = (),
     children: int = 4,
     addresses: Callable[[], list[str]] = ipv4_addresses,
 ) -> str:
-    """The configuration for ``plan``, its front listening on ``transports`` (udp, tcp),
-    dropping requests from ``scanners`` (User-Agent fragments), its files in ``rundir``."""
-    pattern = scanner_pattern(scanners)
+    """The configuration for ``plan``, its front listening as ``opts`` say (transports,
+    TLS, public address) and applying their policy (scanners, allow-list, rates), its
+    files in ``rundir``."""
+    tls = opts.tls_host_port if "tls" in opts.sip_transports else None
+    rates = (opts.invite_rate, opts.options_rate, opts.call_rate)
     values = {
-        "@SCAN@": "1" if pattern else "0",
-        "@SCANNERS@": pattern or "-",
-        "@LISTEN@": listen_lines(plan, transports, public_address, addresses),
+        "@DEFINES@": "\n".join(policy_defines(opts)),
+        "@SCANNERS@": scanner_pattern(opts.scanner_user_agents) or "-",
+        "@ALLOW@": ",".join(str(n) for n in opts.allow.networks) or "-",
+        "@NOT_ALLOWED@": NOT_ALLOWED,
+        "@INVITE_REASON@": rate_reason("invite", opts.invite_rate),
+        "@OTHERS_REASON@": rate_reason("other", opts.options_rate),
+        "@CALL_REASON@": rate_reason("call", opts.call_rate),
+        "@RATES_EXPIRE@": str(2 * max(rate_window(r or 1)[0] for r in rates)),
+        "@TLS_CFG@": str(rundir / "tls.cfg"),
+        "@LISTEN@": listen_lines(plan, opts.sip_transports, opts.public_address, addresses, tls),
         "@INNER_PORT@": str(plan.inner_port),
         "@CHILDREN@": str(children),
         "@CTL@": str(rundir / "ctl.sock"),
@@ -147,19 +225,15 @@ def render_config(
     return text
 
 
-def write_front(
-    plan: ClusterPlan,
-    transports: tuple[str, ...],
-    rundir: Path,
-    public_address: str = "",
-    scanners: Sequence[str] = (),
-) -> Path:
-    """Write the configuration and the dispatcher list into ``rundir``; the
-    configuration's path."""
+def write_front(plan: ClusterPlan, opts: SipOptions, rundir: Path) -> Path:
+    """Write the configuration, the dispatcher list and (TLS on) ``tls.cfg`` into
+    ``rundir``; the configuration's path."""
     rundir.mkdir(parents=True, exist_ok=True)
     (rundir / "dispatcher.list").write_text(dispatcher_list(plan))
+    if "tls" in opts.sip_transports:
+        (rundir / "tls.cfg").write_text(tls_config(opts))
     cfg = rundir / "kamailio.cfg"
-    cfg.write_text(render_config(plan, transports, rundir, public_address, scanners))
+    cfg.write_text(render_config(plan, opts, rundir))
     return cfg
 
 

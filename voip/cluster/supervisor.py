@@ -45,7 +45,9 @@ from ..backends.pjsip.metrics import (
     start_cluster_metrics,
 )
 from ..backends.pjsip.options import SipOptions
+from ..backends.pjsip.security import check_security
 from ..lifecycle import Handler
+from ..sipuri import join_hostport
 from . import kamailio
 from .probe import ask_options
 from .shares import LOOPBACK, WORKER_ENV, ClusterPlan
@@ -220,6 +222,7 @@ class Supervisor(Backend):
     def __init__(self, opts: SipOptions, command: Sequence[str]) -> None:
         self.opts = opts
         self.plan: ClusterPlan = cluster_plan(opts)
+        check_security(opts, listening=True)  # kamailio is the TLS listener
         self.front = kamailio.find_kamailio()
         self.command = list(command)
         self._stop = asyncio.Event()
@@ -293,9 +296,7 @@ class Supervisor(Backend):
             log.error("%s did not start (its lines above say why)", ", ".join(failed))
             return False
         o = self.opts
-        cfg = kamailio.write_front(
-            plan, o.sip_transports, rundir, o.public_address, o.scanner_user_agents
-        )
+        cfg = kamailio.write_front(plan, o, rundir)
         self.kamailio = Child(
             "kamailio",
             kamailio.command(self.front, cfg, rundir),
@@ -308,11 +309,13 @@ class Supervisor(Backend):
             log.error("kamailio did not start (its lines above say why)")
             return False
         first, last = plan.workers[0].sip_port, plan.workers[-1].sip_port
+        plain = "+".join(t.upper() for t in o.sip_transports if t != "tls")
+        tls = "tls" in o.sip_transports
         log.info(
-            "cluster up: SIP on %s:%d (%s) through kamailio; %d workers on %s:%d-%d",
-            plan.front_host,
-            plan.front_port,
-            "+".join(t.upper() for t in self.opts.sip_transports),
+            "cluster up: SIP on %s (%s)%s through kamailio; %d workers on %s:%d-%d",
+            join_hostport(plan.front_host, plan.front_port),
+            plain or "no UDP/TCP",
+            f", TLS on {join_hostport(*o.tls_host_port)}" if tls else "",
             len(plan.workers),
             LOOPBACK,
             first,

@@ -26,21 +26,35 @@ def cluster_plan(opts: SipOptions) -> ClusterPlan:
             "--workers with --register is not done yet: the workers would register their"
             " loopback addresses; point the PBX at the listen address instead (direct mode)"
         )
-    if "tls" in opts.sip_transports:
-        raise InvalidArgumentError(
-            "--workers with TLS is not done yet (kamailio's TLS front comes in a later"
-            " step): use --transport udp,tcp"
-        )
     host, port = opts.host_port
-    return plan_cluster(opts.workers, host, port, opts.rtp_ports, opts.max_calls)
+    plan = plan_cluster(opts.workers, host, port, opts.rtp_ports, opts.max_calls)
+    if "tls" in opts.sip_transports:
+        tls_port = opts.tls_host_port[1]
+        if plan.inner_port <= tls_port <= plan.workers[-1].sip_port:
+            raise InvalidArgumentError(
+                f"--tls-listen port {tls_port} is one of the cluster's loopback SIP ports"
+                f" ({plan.inner_port}-{plan.workers[-1].sip_port}); choose another"
+            )
+        first, last = opts.rtp_ports
+        if first <= tls_port <= last:
+            raise InvalidArgumentError(
+                f"--tls-listen port {tls_port} is in --rtp-ports {first}-{last}; move one"
+            )
+    return plan
 
 
 def worker_options(opts: SipOptions, place: WorkerPlace) -> SipOptions:
     """``opts`` as worker ``place`` runs them: SIP over UDP on its loopback port, taken
     from kamailio alone (its allow-list; no per-address rates, every call coming from the
-    front; scanners dropped by the front), its share of the RTP ports bound on the
-    front's host, and no cluster of its own; its metrics (with ``--metrics``) are
-    labelled with its index and served by the supervisor."""
+    front, which applies them; scanners dropped by the front), its share of the RTP ports
+    bound on the front's host, and no cluster of its own; its metrics (with ``--metrics``)
+    are labelled with its index and served by the supervisor.
+
+    TLS is the front's: the worker opens no TLS listener (its certificate is kamailio's),
+    and with ``--srtp`` it takes SDES keys over its UDP hop from kamailio, the loopback,
+    which it trusts as it trusts nothing else: the front refuses calls with SRTP that do
+    not come over TLS (406), as a lone server does. ``tls_ca`` stays, for calls the
+    worker places itself."""
     return dataclasses.replace(
         opts,
         listen=place.listen,
@@ -51,6 +65,11 @@ def worker_options(opts: SipOptions, place: WorkerPlace) -> SipOptions:
         options_rate=0.0,
         # Dropped by the front: a worker dropping one would look dead to kamailio.
         scanner_user_agents=(),
+        tls_listen="",
+        tls_cert="",
+        tls_key="",
+        tls_verify_client=False,
+        srtp_without_tls=opts.srtp_without_tls or opts.srtp != "off",
         workers=0,
         front_host=place.front_host,
         metrics="",
