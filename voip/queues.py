@@ -49,6 +49,9 @@ POSITION_TEXT = "You are caller number {position}."
 SPEECH_PAUSE = 10.0
 """Seconds of silence after each text of a ``hold`` prompt, before it is said again."""
 
+SOON = 0.001
+"""Seconds within which a deadline on hold counts as reached."""
+
 LIMIT = (
     "a queue holds the calls of one process (and one process at most 4 SIP calls, "
     "pjsua2's limit, callers and agents together)"
@@ -299,7 +302,10 @@ class Queue:
         announce_at = loop.time()
         try:
             while call.active:
-                if every is not None and loop.time() >= announce_at:
+                # Due within a millisecond counts as due: a clock that jumps (the test
+                # kit's) may stop a float's rounding short of the deadline, and waiting
+                # for what is left would not move it (seen: 52,000 empty plays in a row).
+                if every is not None and loop.time() >= announce_at - SOON:
                     announce_at = loop.time() + every
                     position = self.position(call)
                     if position is not None:
