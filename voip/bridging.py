@@ -16,7 +16,7 @@ import asyncio
 import functools
 from typing import TYPE_CHECKING, Literal
 
-from .errors import CallEndedError, InvalidArgumentError
+from .errors import InvalidArgumentError
 from .events import Bridged, Unbridged
 from .linking import check_free, who
 
@@ -99,8 +99,7 @@ async def bridge(self: Call, other: Call) -> BridgeEnd:
         )
     if other is self:
         raise InvalidArgumentError("a call cannot be bridged to itself")
-    if not self.active:
-        raise CallEndedError("the call has ended")
+    self._check_active()
     place = self.place
     if not (isinstance(place, Bridge) and other in place.calls):
         if not other.active:

@@ -25,7 +25,8 @@ from .audio.pcm import PCM, as_pcm
 from .audio.tones import RINGBACK, ringback_tone
 from .bridging import BridgeEnd
 from .dialling import DIALLER, DialResult, DialState
-from .errors import CallEndedError, InvalidArgumentError, VoipError
+from .errors import InvalidArgumentError, VoipError
+from .linking import check_free
 from .sipuri import caller_id_uri
 
 if TYPE_CHECKING:
@@ -106,12 +107,8 @@ async def connect(
     """
     _check(uri, timeout, caller_id)
     tone = _ringback_pcm(ringback)
-    if not self.active:
-        raise CallEndedError("the call has ended")
-    if self.place is not None:
-        raise InvalidArgumentError(
-            f"the call is {self.place.describe()}: it must leave that first to connect"
-        )
+    self._check_active()
+    check_free(self)
     dialler = DIALLER.get()
     if dialler is None:
         raise VoipError(

@@ -271,8 +271,7 @@ class Queue:
     # -- in and out ------------------------------------------------------------------
 
     def _check_free(self, call: Call) -> None:
-        if not call.active:
-            raise CallEndedError("the call has ended")
+        call._check_active()
         check_free(call)
 
     def _drop(self, entry: _Waiting, reason: QueueReason) -> None:

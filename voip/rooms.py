@@ -168,8 +168,7 @@ class Room:
             )
         if leave_key is not None and (not isinstance(leave_key, str) or len(leave_key) != 1):
             raise InvalidArgumentError(f"leave_key is one key such as '#', got {leave_key!r}")
-        if not call.active:
-            raise CallEndedError("the call has ended")
+        call._check_active()
         if call.place is self:
             raise InvalidArgumentError(f"call {who(call)} is in room {self.name!r} already")
         check_free(call)
