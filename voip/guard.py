@@ -58,6 +58,7 @@ __all__ = [
     "RequestGuard",
     "RequestHead",
     "RateLimiter",
+    "burst_of",
     "RefusalLog",
     "Verdict",
     "SCANNER_USER_AGENTS",
@@ -434,5 +435,11 @@ class RequestGuard:
         return Verdict("reply", 503 if status else 200)
 
 
+def burst_of(rate: float) -> float:
+    """The requests a limit of ``rate`` a second lets through at once: twice the rate,
+    at least 2 (the guard's, and the kamailio front's)."""
+    return max(2.0, 2 * rate)
+
+
 def _limiter(rate: float, clock: Callable[[], float]) -> RateLimiter | None:
-    return RateLimiter(rate, max(2.0, 2 * rate), clock) if rate > 0 else None
+    return RateLimiter(rate, burst_of(rate), clock) if rate > 0 else None

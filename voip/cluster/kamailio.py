@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..backends.pjsip.options import SipOptions
 from ..errors import VoipError
-from ..guard import NOT_ALLOWED, rate_reason
+from ..guard import NOT_ALLOWED, burst_of, rate_reason
 from .shares import LOOPBACK, ClusterPlan
 
 __all__ = [
@@ -141,9 +141,10 @@ def scanner_pattern(fragments: Sequence[str]) -> str:
 
 def rate_window(rate: float) -> tuple[int, int]:
     """The front's window for a rate (requests a second): its length in seconds and the
-    requests taken in each, the guard's burst (``max(2, 2 * rate)``, whole requests).
-    Rates of 1 a second and above: 2 s windows; below, longer windows of the same burst."""
-    burst = max(2.0, 2 * rate)
+    requests taken in each, the guard's burst (:func:`~voip.guard.burst_of`, whole
+    requests). Rates of 1 a second and above: 2 s windows; below, longer windows of the
+    same burst."""
+    burst = burst_of(rate)
     return max(2, round(burst / rate)), max(1, int(burst))
 
 
