@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -33,7 +32,7 @@ from ..dialling import DialResult
 from ..errors import InvalidArgumentError
 from ..lifecycle import Handler, Outcome, check_handler
 from ..sipuri import parse_name_addr
-from .phone import DEFAULT_TIMEOUT, HeardTimeout, Phone
+from .phone import DEFAULT_TIMEOUT, HeardTimeout, Phone, check_seconds
 
 __all__ = ["Callee", "Attempt", "REASONS"]
 
@@ -113,9 +112,7 @@ class Callee:
                 f"respond is 200 (answer) or a refusal such as 486 (busy), 603 (decline), "
                 f"480 (unavailable), got {respond!r}"
             )
-        ok = isinstance(after, (int, float)) and not isinstance(after, bool)
-        if not ok or not math.isfinite(after) or after < 0:
-            raise InvalidArgumentError(f"after is a number of seconds (0 or more), got {after!r}")
+        check_seconds("after", after)
         self.uri = uri
         self.respond = respond
         self.after = float(after)
