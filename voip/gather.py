@@ -23,7 +23,7 @@ from .prompts import Prompt, PromptPart, parts_of, play_prompt
 if TYPE_CHECKING:
     from .call import Call
 
-__all__ = ["Gathered", "GatherReason", "gather"]
+__all__ = ["Gathered", "GatherReason", "gather", "positive_seconds"]
 
 GatherReason = Literal["num_digits", "finish_on_key", "timeout", "invalid", "hangup"]
 
@@ -64,7 +64,9 @@ def _validator(valid: str | Callable[[str], object] | None) -> Callable[[str], b
     )
 
 
-def _positive(name: str, value: float | None, allow_none: bool = False) -> None:
+def positive_seconds(name: str, value: float | None, allow_none: bool = False) -> None:
+    """Raise :class:`InvalidArgumentError` unless ``value`` is a number of seconds above 0
+    (or None, with ``allow_none``)."""
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
@@ -114,8 +116,8 @@ async def gather(
         raise InvalidArgumentError(f"num_digits is a whole number >= 1, got {num_digits!r}")
     if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
         raise InvalidArgumentError(f"attempts is a whole number >= 1, got {attempts!r}")
-    _positive("timeout", timeout)
-    _positive("inter_digit_timeout", inter_digit_timeout, allow_none=True)
+    positive_seconds("timeout", timeout)
+    positive_seconds("inter_digit_timeout", inter_digit_timeout, allow_none=True)
     finish = _finish_keys(finish_on_key)
     accepted = parse_filter(filter)
     if accepted is not None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import InvalidArgumentError, VoipError
+from .gather import positive_seconds
 from .sipuri import parse_name_addr
 
 if TYPE_CHECKING:
@@ -109,8 +110,7 @@ async def transfer(
     other = target if isinstance(target, type(call)) else None
     if other is call:
         raise InvalidArgumentError("a call cannot be transferred to itself")
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise InvalidArgumentError(f"timeout is a number of seconds above 0, got {timeout!r}")
+    positive_seconds("timeout", timeout)
     call._check_active()
     if other is not None:
         other._check_active()
