@@ -1,6 +1,6 @@
 """Shared test helpers: measuring audio by content and running apps headless.
 
-``find_pcm`` and ``dominant_freq`` are the library's (:mod:`voip.audio.match`), which the
+``find_pcm``, ``find_sound`` and ``dominant_freq`` are the library's (:mod:`voip.audio.match`), which the
 test kit uses too; they are imported here for the tests.
 """
 
@@ -23,6 +23,7 @@ import pytest
 
 from voip.audio.match import dominant_freq as dominant_freq
 from voip.audio.match import find_pcm as find_pcm
+from voip.audio.match import find_sound as find_sound
 from voip.audio.pcm import FRAME_SAMPLES, SAMPLE_RATE
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from voip import loadWAVtoPCM
 from voip.tts import TTStoPCM
 
 from .baresip import Baresip, missing
-from .helpers import ROOT, find_pcm, frame_freqs, tone_runs, tone_spans, write_app
+from .helpers import ROOT, find_pcm, find_sound, frame_freqs, tone_runs, tone_spans, write_app
 from .sip import serving
 
 pytestmark = pytest.mark.skipif(bool(missing()), reason=missing() or "baresip is available")
@@ -58,7 +58,7 @@ def test_baresip_types_the_code_and_hears_the_answer(tmp_path, code, codec, answ
     # prompt is there sample for sample, but for the codec's quantisation.
     expected = loadWAVtoPCM(ASSETS / f"{answer}.wav")
     unexpected = loadWAVtoPCM(ASSETS / f"{other}.wav")
-    assert find_pcm(heard, expected)[0] > 0.99 > find_pcm(heard, unexpected)[0]
+    assert find_sound(heard, expected)[0] > 0.99 > find_sound(heard, unexpected)[0]
 
 
 VERBS_APP = """

@@ -9,7 +9,7 @@ import pytest
 
 from voip import loadWAVtoPCM, savePCMtoWAV
 
-from .helpers import ROOT, find_pcm, read_pty, tone, tone_spans, write_app
+from .helpers import ROOT, find_pcm, find_sound, read_pty, tone, tone_spans, write_app
 from .sip import next_ports, peer, peer_result, peers, serving, voip_dial
 from .test_ack_timeout import final_status, invite, udp_socket
 
@@ -94,8 +94,9 @@ def test_demo_over_sip_with_voip_dial(tmp_path):
             heard[keys] = loadWAVtoPCM(out)
     correct = loadWAVtoPCM(ASSETS / "password_correct.wav")
     incorrect = loadWAVtoPCM(ASSETS / "password_incorrect.wav")
-    assert find_pcm(heard["ww1234"], correct)[0] > 0.99 > find_pcm(heard["ww1234"], incorrect)[0]
-    assert find_pcm(heard["ww9999"], incorrect)[0] > 0.99 > find_pcm(heard["ww9999"], correct)[0]
+    # Piece by piece: a busy machine's jitter buffer may put a frame of filler in a prompt.
+    assert find_sound(heard["ww1234"], correct)[0] > 0.99 > find_sound(heard["ww1234"], incorrect)[0]
+    assert find_sound(heard["ww9999"], incorrect)[0] > 0.99 > find_sound(heard["ww9999"], correct)[0]
     # The whole prompt arrived: the app waited for it to drain before hanging up.
     assert app.log.count("hanging up") == 2
 
