@@ -32,9 +32,13 @@ _ports = itertools.count(0)
 
 
 def next_ports() -> tuple[int, int]:
-    """A SIP port and the first of 100 RTP ports, unique within this test run."""
+    """A SIP port and the first of 100 RTP ports, unique within this test run.
+
+    The RTP ports stay below Linux's ephemeral ports (32768 and up): there a client
+    socket of any other process may take one, and its packets would land in a capture
+    of the app's range."""
     n = next(_ports) + (os.getpid() % 40) * 50
-    return 16000 + n, 20000 + 100 * (n % 400)
+    return 16000 + n, 20000 + 100 * (n % 127)
 
 
 class App:
