@@ -14,7 +14,7 @@ import pytest
 
 from voip import loadWAVtoPCM, savePCMtoWAV
 
-from .helpers import goertzel_power, tone, tone_runs, write_app
+from .helpers import goertzel_power, run_app, tone, tone_runs, write_app
 from .sip import peer, peer_result, serving, start_callee
 
 pytestmark = pytest.mark.timeout(120)
@@ -141,3 +141,27 @@ def test_the_caller_hanging_up_while_it_rings_cancels_the_call(tmp_path):
     assert result_b["cancelled"] and not result_b["answered"]
     assert result_b["rang"] == pytest.approx(2.5, abs=0.4)
     assert "caller hung up while" in log and "ended='hung up'" in log
+
+
+def test_in_the_simulator_the_app_goes_on_as_soon_as_the_far_side_hangs_up(tmp_path):
+    """The simulated caller is connected over real SIP to the pjsua2 callee; when the
+    callee hangs up, the app's next tone follows at once (the simulator's calls out
+    share one endpoint: stopping an endpoint per call held ``connect`` a second or
+    two)."""
+    app_path = write_app(tmp_path, CONNECTOR)
+    savePCMtoWAV(tone(900, 20.0), tmp_path / "b.wav")
+    callee, uri = start_callee("--play", str(tmp_path / "b.wav"), "--duration", "2")
+    try:
+        env = {"CONNECT_TO": uri, "CONNECT_TIMEOUT": "10"}
+        proc = run_app(app_path, "--speaker", str(tmp_path / "heard.wav"), env=env, timeout=60)
+        callee.communicate(timeout=30)
+    finally:
+        callee.kill()
+    assert proc.returncode == 0, proc.stderr
+    assert "state='answered'" in proc.stderr, proc.stderr
+    heard = loadWAVtoPCM(tmp_path / "heard.wav")
+    far = runs_of(heard, 900)
+    assert sum(length for _, length in far) == pytest.approx(2.0, abs=0.3), far
+    after = runs_of(heard, 1000)
+    assert len(after) == 1 and after[0][1] == pytest.approx(1.0, abs=0.1), after
+    assert 0 <= after[0][0] - sum(far[-1]) < 0.5, (far, after)

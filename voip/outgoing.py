@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 from .dialling import DIALLER, DialResult
 
 if TYPE_CHECKING:
+    from .backends.pjsip.dial import DialEndpoint
     from .backends.pjsip.options import SipOptions
     from .lifecycle import Handler
 
-__all__ = ["dial", "dial_over_sip"]
+__all__ = ["dial", "dial_over_sip", "SessionDialler"]
 
 
 async def dial(
@@ -50,3 +51,26 @@ async def dial_over_sip(
     from .backends.pjsip.dial import dial as _dial
 
     return await _dial(uri, handler, timeout=timeout, caller_id=caller_id, options=options)
+
+
+class SessionDialler:
+    """The :class:`~voip.dialling.Dialler` of a session that is not a SIP server (the
+    simulator): its calls out go over SIP through one endpoint, started at the first
+    (loading PJSIP only then) and stopped by :meth:`close`
+    (:class:`~voip.backends.pjsip.dial.DialEndpoint`)."""
+
+    def __init__(self) -> None:
+        self._endpoint: DialEndpoint | None = None
+
+    async def __call__(
+        self, uri: str, handler: Handler, *, timeout: float, caller_id: str | None
+    ) -> DialResult:
+        if self._endpoint is None:
+            from .backends.pjsip.dial import DialEndpoint
+
+            self._endpoint = DialEndpoint()
+        return await self._endpoint.dial(uri, handler, timeout=timeout, caller_id=caller_id)
+
+    async def close(self) -> None:
+        if self._endpoint is not None:
+            await self._endpoint.close()

@@ -27,7 +27,7 @@ from ..caller import CallerScript
 from ..dialling import DIALLER
 from ..errors import AudioDeviceError
 from ..lifecycle import Handler, serve_call
-from ..outgoing import dial_over_sip
+from ..outgoing import SessionDialler
 from ..sound import FrameClock, SoundDevice
 from ..terminal import CallTerminal
 from ..transfer import Report
@@ -134,7 +134,8 @@ class SimBackend(Backend):
         ui = CallTerminal(call, call.feed_dtmf) if interactive else None
         loop.add_signal_handler(signal.SIGINT, call.mark_ended, "remote")
         log.info("call from %s answered (simulator)", uri)
-        DIALLER.set(dial_over_sip)  # the handler's calls out (call.connect) are real
+        dialler = SessionDialler()
+        DIALLER.set(dialler)  # the handler's calls out (call.connect) are real
         try:
             driver.start()
             if ui is not None:
@@ -146,6 +147,7 @@ class SimBackend(Backend):
                 ui.stop()
             driver.stop()
             timeline.close()
+            await dialler.close()
         log.info("call ended (%s hung up)", "we" if outcome.ended_by == "local" else "caller")
         return 1 if outcome.error is not None else 0
 

@@ -8,6 +8,7 @@ agent is started for the one call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from contextvars import ContextVar
@@ -19,7 +20,7 @@ from ...sipuri import uri_wants_tls
 from .agent import DialResult, SipAgent
 from .options import SipOptions
 
-__all__ = ["dial", "DialResult", "RUNNING_AGENT"]
+__all__ = ["dial", "DialEndpoint", "DialResult", "RUNNING_AGENT"]
 
 log = logging.getLogger("voip.dial")
 
@@ -54,30 +55,76 @@ async def dial(
     agent = RUNNING_AGENT.get()
     if agent is not None and agent.loop is not loop:
         agent = None
-    own = agent is None
-    if agent is None:
-        opts = options or resolve(SipOptions, "dialler", environ={})
-        if uri_wants_tls(uri) and "tls" not in opts.sip_transports:
-            # A client-side TLS transport: no certificate needed to call out.
-            opts = dataclasses.replace(opts, transports=(*opts.transports, "tls"))
-        agent = SipAgent(opts, loop)
-        await agent.start()
+    if agent is not None:
+        return await _dial_through(agent, uri, handler, timeout, caller_id)
+    agent = await _start_agent(options, uri)
     try:
-        try:
-            call, result = await agent.dial(uri, timeout, caller_id)
-        except TimeoutError:
-            return DialResult(408, "no answer", False)
-        if call is None:
-            log.info("call to %s: %s (%d %s)", uri, result.state, result.status, result.reason)
-            return result
-        # The handler's own calls out (voip.dial, call.connect) go through this agent.
-        agent_token, dialler_token = RUNNING_AGENT.set(agent), DIALLER.set(dial)
-        try:
-            outcome = await serve_call(handler, call)
-        finally:
-            RUNNING_AGENT.reset(agent_token)
-            DIALLER.reset(dialler_token)
-        return DialResult(200, "OK", True, outcome.error)
+        return await _dial_through(agent, uri, handler, timeout, caller_id)
     finally:
-        if own:
+        await agent.stop()
+
+
+class DialEndpoint:
+    """One SIP endpoint for a session's calls out (the simulator's ``call.connect`` and
+    ``voip.dial``): started at the first call, kept until :meth:`close`. With an
+    endpoint per call, each call would return only once its endpoint has stopped, a
+    second or more after the far side hung up (pjsua's shutdown waits a second for
+    late messages), and the caller would hear that silence."""
+
+    def __init__(self, options: SipOptions | None = None) -> None:
+        self.options = options
+        self._agent: asyncio.Future[SipAgent] | None = None
+
+    async def dial(
+        self, uri: str, handler: Handler, *, timeout: float, caller_id: str | None
+    ) -> DialResult:
+        """:func:`dial` through this endpoint (a ``sips:`` URI when the endpoint has no
+        TLS: through an endpoint of its own, as :func:`dial` does)."""
+        check_handler(handler)
+        if self._agent is None:
+            self._agent = asyncio.ensure_future(_start_agent(self.options, uri))
+        agent = await asyncio.shield(self._agent)
+        if uri_wants_tls(uri) and "tls" not in agent.opts.sip_transports:
+            return await dial(
+                uri, handler, timeout=timeout, caller_id=caller_id, options=self.options
+            )
+        return await _dial_through(agent, uri, handler, timeout, caller_id)
+
+    async def close(self) -> None:
+        """Stop the endpoint (hanging up what is still up), if it started."""
+        starting, self._agent = self._agent, None
+        if starting is None:
+            return
+        with contextlib.suppress(Exception):  # a start that failed was told to its caller
+            agent = await starting
             await agent.stop()
+
+
+async def _start_agent(options: SipOptions | None, uri: str) -> SipAgent:
+    opts = options or resolve(SipOptions, "dialler", environ={})
+    if uri_wants_tls(uri) and "tls" not in opts.sip_transports:
+        # A client-side TLS transport: no certificate needed to call out.
+        opts = dataclasses.replace(opts, transports=(*opts.transports, "tls"))
+    agent = SipAgent(opts, asyncio.get_running_loop())
+    await agent.start()
+    return agent
+
+
+async def _dial_through(
+    agent: SipAgent, uri: str, handler: Handler, timeout: float, caller_id: str | None
+) -> DialResult:
+    try:
+        call, result = await agent.dial(uri, timeout, caller_id)
+    except TimeoutError:
+        return DialResult(408, "no answer", False)
+    if call is None:
+        log.info("call to %s: %s (%d %s)", uri, result.state, result.status, result.reason)
+        return result
+    # The handler's own calls out (voip.dial, call.connect) go through this agent.
+    agent_token, dialler_token = RUNNING_AGENT.set(agent), DIALLER.set(dial)
+    try:
+        outcome = await serve_call(handler, call)
+    finally:
+        RUNNING_AGENT.reset(agent_token)
+        DIALLER.reset(dialler_token)
+    return DialResult(200, "OK", True, outcome.error)
