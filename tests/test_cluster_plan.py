@@ -47,6 +47,7 @@ def test_the_plan_counts_ports_from_the_listen_port():
     assert [w.listen for w in plan.workers] == [f"127.0.0.1:{p}" for p in (6071, 6072, 6073)]
     assert [w.index for w in plan.workers] == [1, 2, 3]
     assert plan.workers[2].rtp_ports == (4664, 4995)
+    assert [w.siblings for w in plan.workers] == [(6071, 6072, 6073)] * 3
     assert worker_place_from({WORKER_ENV: plan.workers[1].to_env()}) == plan.workers[1]
     assert worker_place_from({}) is None
 

@@ -81,6 +81,8 @@ class CallInfo:
     """Headers of the request that started the call (empty in the simulator)."""
     call_id: str = ""
     """A short id used to prefix log lines."""
+    source: str = ""
+    """Where the request that started the call came from, ``host:port`` (SIP only)."""
 
 
 class RecordController:

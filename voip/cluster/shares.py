@@ -2,7 +2,8 @@
 
 The front (kamailio) takes the listen address, as one process would. Its side of the
 loopback, from which it reaches the workers, is the listen port + 1000; worker ``i``
-(from 1) listens on the listen port + 1000 + ``i``, on 127.0.0.1, UDP only. The RTP range
+(from 1) listens on the listen port + 1000 + ``i``, on 127.0.0.1, UDP only, and knows its
+siblings' ports (rooms spanning workers call between them: :mod:`.places`). The RTP range
 is cut into equal shares of an even number of ports, each starting on an even port (RTP
 on even ports, RTCP on the odd one above).
 """
@@ -38,12 +39,14 @@ PORTS_PER_CALL = 2
 @dataclass(frozen=True)
 class WorkerPlace:
     """One worker's place: its number (from 1), its SIP port on :data:`LOOPBACK`, its share
-    of the RTP ports, and the host kamailio takes callers on (where its RTP is bound)."""
+    of the RTP ports, the host kamailio takes callers on (where its RTP is bound), and
+    the SIP ports of every worker of the machine, itself included, worker 1's first."""
 
     index: int
     sip_port: int
     rtp_ports: tuple[int, int]
     front_host: str
+    siblings: tuple[int, ...] = ()
 
     @property
     def listen(self) -> str:
@@ -60,6 +63,7 @@ class WorkerPlace:
                 "sip_port": self.sip_port,
                 "rtp_ports": list(self.rtp_ports),
                 "front_host": self.front_host,
+                "siblings": list(self.siblings),
             }
         )
 
@@ -125,7 +129,10 @@ def plan_cluster(
             f" ({inner}-{inner + workers}: the listen port + {FRONT_OFFSET} and up);"
             " move one or the other"
         )
-    places = tuple(WorkerPlace(i + 1, inner + i + 1, share, host) for i, share in enumerate(shares))
+    ports = tuple(inner + i + 1 for i in range(workers))
+    places = tuple(
+        WorkerPlace(i + 1, ports[i], share, host, ports) for i, share in enumerate(shares)
+    )
     return ClusterPlan(host, port, inner, places)
 
 
@@ -138,7 +145,11 @@ def worker_place_from(environ: Mapping[str, str]) -> WorkerPlace | None:
         data = json.loads(text)
         first, last = data["rtp_ports"]
         return WorkerPlace(
-            int(data["index"]), int(data["sip_port"]), (int(first), int(last)), data["front_host"]
+            int(data["index"]),
+            int(data["sip_port"]),
+            (int(first), int(last)),
+            data["front_host"],
+            tuple(int(port) for port in data.get("siblings", ())),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidArgumentError(

@@ -22,7 +22,7 @@ import gc
 import itertools
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, assert_never
 
 from ...bridge import MediaBridge
@@ -147,17 +147,22 @@ class SipAgent:
         await self.loop.run_in_executor(None, self.stack.stop)
 
     async def dial(
-        self, uri: str, timeout: float | None = None, caller_id: str | None = None
+        self,
+        uri: str,
+        timeout: float | None = None,
+        caller_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[Call | None, DialResult]:
         """Call ``uri`` (from ``caller_id``: see :func:`~voip.sipuri.caller_id_uri`;
-        None: from the account); returns the answered :class:`Call` (None if not
-        answered) and a :class:`DialResult` that is final unless the call was answered."""
+        None: from the account; ``headers`` added to the INVITE); returns the answered
+        :class:`Call` (None if not answered) and a :class:`DialResult` that is final
+        unless the call was answered."""
         if not uri.lower().startswith(("sip:", "sips:")):
             raise InvalidArgumentError(f"{uri!r} is not a SIP URI (e.g. sip:app@127.0.0.1:5062)")
         uri = sips_as_tls(uri)
         local = None if caller_id is None else caller_id_uri(caller_id, self._id_uri)
         outcome: asyncio.Future[tuple[Call | None, DialResult]] = self.loop.create_future()
-        place = self.stack.submit(self._place, uri, outcome, local)
+        place = self.stack.submit(self._place, uri, outcome, local, dict(headers or {}))
         sip_call = await asyncio.wrap_future(place)
         try:
             return await asyncio.wait_for(asyncio.shield(outcome), timeout)
@@ -370,7 +375,7 @@ class SipAgent:
         if code:
             sip_call.hangup_now(code)
             return
-        call = sip_call.make_call_object(parse_headers(message), f"c{next(self._ids)}")
+        call = sip_call.make_call_object(parse_headers(message), f"c{next(self._ids)}", source)
         sip_call.peer = f"from {call.getRemoteUri()} ({source})"
         sip_call.ack_slot = (host, head.branch if head is not None else "")
         # Answered now; the handler starts on the caller's ACK (CONFIRMED), when they
@@ -395,7 +400,9 @@ class SipAgent:
             self.guard.refusals.refused(host, f"{reason} ({status})", screen_kind(status))
         return status
 
-    def _place(self, uri: str, outcome: asyncio.Future[Any], local: str | None) -> SipCall:
+    def _place(
+        self, uri: str, outcome: asyncio.Future[Any], local: str | None, headers: dict[str, str]
+    ) -> SipCall:
         sip_call = self._new_call(pj.PJSUA_INVALID_ID)
         sip_call.outcome = outcome
         sip_call.peer = f"to {uri}"
@@ -405,6 +412,10 @@ class SipAgent:
             # The From header (pjsua_msg_data.local_uri, PJSIP 2.13 on); its tag is PJSIP's.
             prm.txOption.localUri = local
             sip_call.peer += f" from {local}"
+        for name, value in headers.items():
+            header = pj.SipHeader()
+            header.hName, header.hValue = name, value
+            prm.txOption.headers.append(header)
         try:
             sip_call.makeCall(uri, prm)
         except pj.Error as exc:

@@ -244,13 +244,14 @@ class SipCall(pj.Call if pj is not None else object):  # type: ignore[misc]
         self._inband = inband
         bridge.on_activity = _weakly(self._me, SipCall._mixer_activity)
 
-    def make_call_object(self, headers: dict[str, str], call_id: str) -> Call:
-        """Build the handler's :class:`Call` from the call's identity and headers."""
+    def make_call_object(self, headers: dict[str, str], call_id: str, source: str = "") -> Call:
+        """Build the handler's :class:`Call` from the call's identity, headers and the
+        address its INVITE came from."""
         info = self.getInfo()
         name, _uri, number = parse_name_addr(info.remoteUri)
         self.call = Call(
             self.bridge,
-            CallInfo(info.remoteUri, number, name, headers, call_id),
+            CallInfo(info.remoteUri, number, name, headers, call_id, source),
             hangup=_weakly(self._me, SipCall.request_hangup),
             send_dtmf=_weakly(self._me, SipCall.request_dtmf),
         )

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Mapping
 from contextvars import ContextVar
 
 from ...dialling import DIALLER
@@ -36,6 +37,7 @@ async def dial(
     timeout: float = 60.0,
     caller_id: str | None = None,
     options: SipOptions | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> DialResult:
     """Call ``uri`` and, once answered, run ``handler(call)`` on the call.
 
@@ -47,8 +49,9 @@ async def dial(
     (also when nobody answers within ``timeout`` seconds), ``rejected`` or ``failed``,
     ``status`` the SIP code, ``error`` what the handler raised. ``caller_id`` sets the
     INVITE's From (a number at our own host, or a SIP URI with a display name, see
-    :func:`~voip.sipuri.caller_id_uri`); the callee's side may overwrite it. The handler's
-    own calls out (``voip.dial``, ``call.connect``) go through this endpoint too.
+    :func:`~voip.sipuri.caller_id_uri`); the callee's side may overwrite it. ``headers``
+    are added to the INVITE (``{"X-Account": "42"}``). The handler's own calls out
+    (``voip.dial``, ``call.connect``) go through this endpoint too.
     """
     check_handler(handler)
     loop = asyncio.get_running_loop()
@@ -56,10 +59,10 @@ async def dial(
     if agent is not None and agent.loop is not loop:
         agent = None
     if agent is not None:
-        return await _dial_through(agent, uri, handler, timeout, caller_id)
+        return await _dial_through(agent, uri, handler, timeout, caller_id, headers)
     agent = await _start_agent(options, uri)
     try:
-        return await _dial_through(agent, uri, handler, timeout, caller_id)
+        return await _dial_through(agent, uri, handler, timeout, caller_id, headers)
     finally:
         await agent.stop()
 
@@ -111,10 +114,15 @@ async def _start_agent(options: SipOptions | None, uri: str) -> SipAgent:
 
 
 async def _dial_through(
-    agent: SipAgent, uri: str, handler: Handler, timeout: float, caller_id: str | None
+    agent: SipAgent,
+    uri: str,
+    handler: Handler,
+    timeout: float,
+    caller_id: str | None,
+    headers: Mapping[str, str] | None = None,
 ) -> DialResult:
     try:
-        call, result = await agent.dial(uri, timeout, caller_id)
+        call, result = await agent.dial(uri, timeout, caller_id, headers)
     except TimeoutError:
         return DialResult(408, "no answer", False)
     if call is None:
