@@ -49,11 +49,11 @@ class RoomFullError(VoipError):
     """A :class:`voip.Room` holds as many members as it may (``room``: its name,
     ``capacity``: how many)."""
 
-    def __init__(self, room: str, capacity: int) -> None:
+    def __init__(self, room: str, capacity: int, why: str = "") -> None:
+        """``why``: what set the capacity, if not the app (said in the message)."""
         super().__init__(
-            f"room {room!r} is full: it holds {capacity} members. A room's members share one "
-            "process, and one SIP process holds at most 4 calls (the pjsua2 wheel's limit): "
-            "tell the caller and offer another room"
+            f"room {room!r} is full: it holds {capacity} members{why}: tell the caller and"
+            " offer another room"
         )
         self.room = room
         self.capacity = capacity

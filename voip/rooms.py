@@ -17,11 +17,22 @@ connections in PJSIP's bridge are opened and closed to follow (the first 20-40 m
 speech are lost while the gate opens). :meth:`Room.mute` silences a member whatever it
 says.
 
-**Size.** A room holds ``capacity`` members, by default :data:`MAX_MEMBERS`: what one
-SIP process holds (the pjsua2 wheel is built for 4 calls a process, and a room's
-members must share one process for PJSIP's bridge to join them). Joining a full room
-raises :class:`~voip.errors.RoomFullError`, whose message says so; over SIP a fifth
-caller does not even reach the handler: the server answers 486 Busy Here.
+**Size.** A room holds ``capacity`` members if the app sets it. Otherwise a lone process's
+room holds :data:`MAX_MEMBERS`, what one SIP process holds (the pjsua2 wheel is built for
+4 calls a process): over SIP a fifth caller does not even reach the handler, the server
+answers 486 Busy Here. Joining a full room raises :class:`~voip.errors.RoomFullError`,
+whose message says why it is full.
+
+**Across workers** (``--workers N``, :mod:`voip.cluster.places`): the room of a name is
+one room over the workers of the machine. Each worker joins its own members in its own
+:class:`Room` of that name and, unless it is the room's home worker, one SIP leg to the
+home worker, a member of both rooms that carries the mix each way (cascaded bridges, a
+star: each member hears every other once). The room then holds what the workers' calls
+hold, less the legs (8 members over 3 workers), and its default capacity is no limit:
+each worker's 4 calls bound it. :attr:`Room.members`, ``len(room)``, ``capacity``,
+:meth:`Room.play` and the beeps are this worker's: a member hears the join and leave
+beeps of members on its own worker only. What the server does is found through
+:data:`SIBLINGS`, set in the context of each handler a worker runs.
 
 **Recording** (:meth:`Room.record`) sums every member's gated audio in Python: a room
 that is gated reads each member's frames anyway, and the sum adds one copy and one
@@ -35,8 +46,9 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable, Generator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -50,11 +62,23 @@ from .errors import CallEndedError, InvalidArgumentError, RoomFullError
 from .events import JoinedRoom, LeftRoom
 from .linking import Links, check_free, who
 
-__all__ = ["Room", "RoomEnd", "Announcement", "RoomRecording", "MAX_MEMBERS", "JOIN_BEEP"]
+__all__ = [
+    "Room",
+    "RoomEnd",
+    "Announcement",
+    "RoomRecording",
+    "Siblings",
+    "SIBLINGS",
+    "MAX_MEMBERS",
+    "JOIN_BEEP",
+]
 
 MAX_MEMBERS = 4
-"""Members a room holds unless told: the calls one SIP process holds (the pjsua2 wheel's
-limit); a bigger room needs members in several processes, which rooms cannot join yet."""
+"""Members a lone process's room holds unless told: the calls one SIP process holds (the
+pjsua2 wheel's limit). A room over several workers (``--workers``) has no limit of its
+own unless told: each worker's calls bound it."""
+_ONE_PROCESS = "one SIP process holds at most 4 calls, the pjsua2 wheel's limit"
+
 JOIN_BEEP = (1000.0, 0.2)
 """(Hz, seconds) of the beep everyone in the room hears when someone joins."""
 LEAVE_BEEP = (500.0, 0.2)
@@ -65,11 +89,29 @@ RoomEnd = Literal["hung up", "left", "key"]
 taken out (:meth:`Room.leave`), or the caller pressed the ``leave_key``."""
 
 
+class Siblings(Protocol):
+    """The other workers of this machine, as rooms see them (:mod:`voip.cluster.places`):
+    told when a room's members come and go on this worker."""
+
+    def joined(self, room: Room) -> None:
+        """A member joined ``room`` on this worker."""
+
+    def left(self, room: Room) -> None:
+        """A member left ``room`` on this worker."""
+
+
+SIBLINGS: ContextVar[Siblings | None] = ContextVar("voip_siblings", default=None)
+"""The sibling workers of a cluster's worker (set in each handler's context); None in a
+lone process, the simulator and the test kit."""
+
+
 @dataclass(eq=False)
 class _Member:
     over: asyncio.Future[RoomEnd]
     """Resolves with why the member left."""
     beep: bool
+    leg: bool = False
+    """A SIP leg to another worker's room: heard ungated, not counted as a member."""
     forget: Callable[[], None] = lambda: None
     keys: asyncio.Task[None] | None = None
 
@@ -77,8 +119,9 @@ class _Member:
 class Room:
     """Calls that all hear each other (see the module).
 
-    ``name`` is for messages and events; ``capacity`` the most members at once
-    (:data:`MAX_MEMBERS` by default: one SIP process's calls); ``gate``: silence gating
+    ``name`` is for messages and events (and names the room across workers);
+    ``capacity`` the most members at once (by default :data:`MAX_MEMBERS`, one SIP
+    process's calls, in a lone process, and no limit over workers); ``gate``: silence gating
     by voice activity detection; ``detector``: makes each member's detector (default:
     :func:`~voip.audio.vad.default_detector`).
     """
@@ -87,37 +130,54 @@ class Room:
         self,
         name: str,
         *,
-        capacity: int = MAX_MEMBERS,
+        capacity: int | None = None,
         gate: bool = True,
         detector: Callable[[], VoiceDetector] = default_detector,
     ) -> None:
         if not isinstance(name, str):
             raise InvalidArgumentError(f"a room's name is a string, got {name!r}")
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise InvalidArgumentError(f"capacity is a number of members >= 1, got {capacity!r}")
+        if capacity is not None and (
+            isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1
+        ):
+            raise InvalidArgumentError(
+                f"capacity is a number of members >= 1 (or None), got {capacity!r}"
+            )
         self.name = name
-        self.capacity = capacity
+        self._capacity = capacity
+        self._siblings: Siblings | None = None
         self.gated = bool(gate)
         self._detector = detector
         self._members: dict[Call, _Member] = {}
         self._recordings: list[RoomRecording] = []
 
     @property
+    def capacity(self) -> int | None:
+        """The most members at once on this worker (None: no limit of the room's own)."""
+        if self._capacity is None and self._siblings is None and SIBLINGS.get() is None:
+            return MAX_MEMBERS
+        return self._capacity
+
+    @property
     def members(self) -> tuple[Call, ...]:
-        """The calls in the room, in the order they joined."""
-        return tuple(self._members)
+        """The calls in the room on this process, in the order they joined."""
+        return tuple(call for call, member in self._members.items() if not member.leg)
+
+    @property
+    def legs(self) -> tuple[Call, ...]:
+        """The SIP legs joining this worker's room to the other workers' (see the module)."""
+        return tuple(call for call, member in self._members.items() if member.leg)
 
     def __len__(self) -> int:
-        return len(self._members)
+        return len(self.members)
 
     def __contains__(self, call: object) -> bool:
-        return call in self._members
+        return call in self.members
 
     def describe(self) -> str:
         return f"in room {self.name!r}"
 
     def __repr__(self) -> str:
-        return f"<Room {self.name!r}: {len(self)} of {self.capacity}>"
+        return f"<Room {self.name!r}: {len(self)} of {self.capacity or 'any number'}>"
 
     # -- joining and leaving -------------------------------------------------------------
 
@@ -145,7 +205,15 @@ class Room:
         :class:`~voip.errors.InvalidArgumentError` if ``call`` is not a call or is
         already in a room or a bridge.
         """
-        member = self._add(call, muted, beep, leave_key)
+        return await self._stay(call, self._add(call, muted, beep, leave_key))
+
+    async def join_leg(self, call: Call) -> RoomEnd:
+        """Put ``call``, a SIP leg to another worker's room of this name, in the room
+        until it leaves (:mod:`voip.cluster.places`): heard ungated (its worker gated its
+        members), no beeps, not counted in :attr:`members`."""
+        return await self._stay(call, self._add(call, False, False, None, leg=True))
+
+    async def _stay(self, call: Call, member: _Member) -> RoomEnd:
         with call.hangup_ends_verb():
             try:
                 return await asyncio.shield(member.over)
@@ -161,7 +229,9 @@ class Room:
         self._remove(call, "left")
         return True
 
-    def _add(self, call: Call, muted: bool, beep: bool, leave_key: str | None) -> _Member:
+    def _add(
+        self, call: Call, muted: bool, beep: bool, leave_key: str | None, leg: bool = False
+    ) -> _Member:
         if not isinstance(call, Call):
             raise InvalidArgumentError(
                 f"join() takes a call (a voip Call), got {type(call).__name__}"
@@ -172,15 +242,18 @@ class Room:
         if call.place is self:
             raise InvalidArgumentError(f"call {who(call)} is in room {self.name!r} already")
         check_free(call)
+        self._siblings = self._siblings or SIBLINGS.get()
+        capacity = self.capacity
+        if not leg and capacity is not None and len(self) >= capacity:
+            why = "" if self._capacity else f" ({_ONE_PROCESS})"
+            raise RoomFullError(self.name, capacity, why)
         members = self._members
-        if len(members) >= self.capacity:
-            raise RoomFullError(self.name, self.capacity)
         loop = asyncio.get_running_loop()
-        member = _Member(loop.create_future(), beep)
+        member = _Member(loop.create_future(), beep, leg)
         for other in members:
             call.links.hear(other.links)
             other.links.hear(call.links)
-        if self.gated:
+        if self.gated and not leg:
             call.links.gate(self._detector())
         call.links.mute(bool(muted))
         for recording in self._recordings:
@@ -190,11 +263,16 @@ class Room:
         member.forget = call.on_end(lambda: self._remove(call, "hung up"))
         if leave_key is not None:
             member.keys = loop.create_task(self._watch_keys(call, leave_key))
-        call.log.info("joined room %r (%d of %d)", self.name, len(members), self.capacity)
-        call._emit(JoinedRoom(self.name, len(members)))
+        if leg:
+            call.log.info("joined room %r as the leg to another worker's", self.name)
+            return member
+        call.log.info("joined room %r (%d of %s)", self.name, len(self), capacity or "any")
+        call._emit(JoinedRoom(self.name, len(self)))
         if beep:
             for each in self.members:
                 _beep(each, JOIN_BEEP)
+        if self._siblings is not None:
+            self._siblings.joined(self)
         return member
 
     def _remove(self, call: Call, reason: RoomEnd) -> None:
@@ -213,13 +291,18 @@ class Room:
         call.links.mute(False)
         if call.place is self:
             call.place = None
+        if not member.over.done():
+            member.over.set_result(reason)
+        if member.leg:
+            call.log.info("the leg to another worker's room %r left it: %s", self.name, reason)
+            return
         call.log.info("left room %r: %s", self.name, reason)
         call._emit(LeftRoom(self.name, reason))
         if member.beep:
             for each in self.members:
                 _beep(each, LEAVE_BEEP)
-        if not member.over.done():
-            member.over.set_result(reason)
+        if self._siblings is not None:
+            self._siblings.left(self)
 
     async def _watch_keys(self, call: Call, leave_key: str) -> None:
         with contextlib.suppress(CallEndedError):

@@ -104,7 +104,7 @@ def _make_backend(opts: argparse.Namespace, args: Sequence[str] = ()) -> Backend
         sip = sip_options_from_args(opts)
         place = worker_place_from(os.environ)
         if place is not None:  # one of a cluster's workers (voip.cluster)
-            return SipServer(worker_options(sip, place))
+            return SipServer(worker_options(sip, place), place)
         if sip.workers:
             from .cluster.supervisor import Supervisor
 

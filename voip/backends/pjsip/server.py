@@ -9,23 +9,33 @@ handler under the rules of :mod:`voip.lifecycle`. A call never ACKed is ended af
 agent's ``ACK_TIMEOUT`` (8 s), without a BYE. On SIGTERM it stops taking calls,
 gives running handlers ``grace`` seconds, hangs up the rest, and destroys the endpoint
 cleanly.
+
+A cluster's worker (``place`` given) also joins its rooms to its sibling workers'
+(:mod:`voip.cluster.places`): a sibling's leg to a room is served by that module, not by
+the app's handler.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...call import Call
+from ...cluster.places import WorkerRooms
 from ...dialling import DIALLER
 from ...lifecycle import Handler, serve_call
+from ...rooms import SIBLINGS
 from ..base import Backend
 from .agent import SipAgent
 from .dial import RUNNING_AGENT, dial
 from .metrics import CallMetrics, MetricsServer, start_metrics, worker_metrics
 from .options import SipOptions
+
+if TYPE_CHECKING:
+    from ...cluster.shares import WorkerPlace
 
 __all__ = ["SipServer"]
 
@@ -35,8 +45,12 @@ log = logging.getLogger("voip.sip")
 class SipServer(Backend):
     """Runs ``handler`` for every incoming call, concurrently."""
 
-    def __init__(self, opts: SipOptions) -> None:
+    def __init__(self, opts: SipOptions, place: WorkerPlace | None = None) -> None:
+        """``place``: this process's place in a cluster (None: a lone server)."""
         self.opts = opts
+        self.place = place
+        self.rooms: WorkerRooms | None = None
+        """The rooms shared with the sibling workers (a cluster's worker only)."""
         self.agent: SipAgent | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.accepting = True
@@ -56,6 +70,8 @@ class SipServer(Backend):
             self.metrics = self._metrics_http.metrics
         self.agent = SipAgent(self.opts, loop, self._start_handler, self._screen, self.metrics)
         await self.agent.start()
+        if self.place is not None and len(self.place.siblings) > 1:
+            self.rooms = WorkerRooms(self.place, self.agent)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
         try:
@@ -104,6 +120,10 @@ class SipServer(Backend):
         assert self._handler is not None
         RUNNING_AGENT.set(self.agent)  # voip.dial() from the handler calls out through us
         DIALLER.set(dial)  # and so does call.connect()
-        outcome = await serve_call(self._handler, call)  # the agent logs the call's end
+        SIBLINGS.set(self.rooms)  # and rooms reach the sibling workers' through it
+        handler = self._handler
+        if self.rooms is not None and (room := self.rooms.leg_room(call)) is not None:
+            handler = functools.partial(self.rooms.serve_leg, room)
+        outcome = await serve_call(handler, call)  # the agent logs the call's end
         if self.metrics is not None:
             self.metrics.handled(outcome)

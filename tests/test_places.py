@@ -1,0 +1,123 @@
+"""Rooms across workers, the pure parts: a room's home, a leg's recognition, and a
+room's members, legs and capacity as a worker sees them (the test kit, virtual time).
+Over SIP with real workers: test_places_sip.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from types import SimpleNamespace
+
+import pytest
+
+from voip import Room, RoomFullError
+from voip.cluster.places import ROOM_HEADER, WorkerRooms, home_of
+from voip.cluster.shares import plan_cluster
+from voip.rooms import MAX_MEMBERS, SIBLINGS
+from voip.testing import app
+
+from .helpers import goertzel_power, tone
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_a_rooms_home_is_the_same_everywhere_and_names_spread_over_the_workers():
+    # CRC-32, not Python's salted hash: these hold in every process and every run.
+    assert [home_of(name, 3) for name in ("1", "2", "lobby", "sales")] == [
+        home_of(name, 3) for name in ("1", "2", "lobby", "sales")
+    ]
+    assert home_of("1", 3) == 1 + 0x83DCEFB7 % 3 == 3  # test_places_sip.py counts on it
+    assert {home_of("anything", 1)} == {1}
+    counts = Counter(home_of(str(n), 3) for n in range(300))
+    assert set(counts) == {1, 2, 3} and min(counts.values()) > 70, counts
+
+
+def leg_call(source: str, **headers: str) -> SimpleNamespace:
+    return SimpleNamespace(headers=headers, info=SimpleNamespace(source=source))
+
+
+def test_a_leg_is_a_siblings_call_naming_a_room_and_nothing_else():
+    place = plan_cluster(3, "127.0.0.1", 5070, (4000, 4999), 4).workers[0]
+    rooms = WorkerRooms(place, agent=None)  # type: ignore[arg-type]
+    room = {ROOM_HEADER: "lobby"}
+    assert rooms.leg_room(leg_call("127.0.0.1:6072", **room)) == "lobby"  # type: ignore[arg-type]
+    assert rooms.leg_room(leg_call("127.0.0.1:6073", **room)) == "lobby"  # type: ignore[arg-type]
+    not_legs = [
+        leg_call("127.0.0.1:6070", **room),  # kamailio's port: a caller's header
+        leg_call("127.0.0.1:6071", **room),  # its own port
+        leg_call("10.0.0.1:6072", **room),
+        leg_call("127.0.0.1:6072"),  # a sibling's call without the header
+    ]
+    assert [rooms.leg_room(c) for c in not_legs] == [None] * 4  # type: ignore[arg-type]
+    assert rooms.home_port("lobby") == place.siblings[home_of("lobby", 3) - 1]
+
+
+class Told:
+    """A worker's siblings as rooms see them: what they were told."""
+
+    def __init__(self) -> None:
+        self.said: list[tuple[str, int]] = []
+
+    def joined(self, room: Room) -> None:
+        self.said.append(("joined", len(room)))
+
+    def left(self, room: Room) -> None:
+        self.said.append(("left", len(room)))
+
+
+async def test_a_room_over_workers_has_no_capacity_of_its_own_and_its_legs_are_no_members():
+    told = Told()
+    room = Room("big", gate=False)
+    assert room.capacity == MAX_MEMBERS  # a lone process
+    heard: dict[str, object] = {}
+
+    async def handler(call):
+        SIBLINGS.set(told)  # as a worker's server sets it
+        if call.caller == "leg":
+            await room.join_leg(call)
+        else:
+            await room.join(call, beep=False)
+        heard[call.caller] = room.capacity
+
+    async with app(handler) as running:
+        phones = [await running.dial(f"10{k}") for k in range(MAX_MEMBERS + 1)]
+        leg = await running.dial("leg")
+        await phones[0].wait(0.5)
+        assert room.capacity is None
+        assert len(room) == MAX_MEMBERS + 1 and [c.caller for c in room.legs] == ["leg"]
+        assert room.legs[0] not in room
+        start = len(phones[0].heard)
+        leg_start = len(leg.heard)
+        await asyncio.gather(
+            leg.speak(tone(700, 1.0, 0.3)),  # the other workers' members, through the leg
+            phones[1].speak(tone(900, 1.0, 0.3)),
+        )
+        await phones[0].wait(0.2)
+        leg_heard = leg.heard[leg_start:]
+        assert goertzel_power(phones[0].heard[start:], 700) > 0.01
+        assert goertzel_power(leg_heard, 900) > 0.01  # the leg carries this worker's mix
+        assert goertzel_power(leg_heard, 700) < 1e-4  # and never itself back
+        for phone in phones:
+            await phone.hang_up()
+        await leg.hang_up()
+    assert told.said[: MAX_MEMBERS + 1] == [("joined", n) for n in range(1, MAX_MEMBERS + 2)]
+    assert ("left", 0) in told.said and len(told.said) == 2 * (MAX_MEMBERS + 1)
+
+
+async def test_a_capacity_set_by_the_app_holds_over_workers_too():
+    room = Room("small", capacity=2, gate=False)
+    refused: list[str] = []
+
+    async def handler(call):
+        SIBLINGS.set(Told())
+        try:
+            await room.join(call, beep=False)
+        except RoomFullError as exc:
+            refused.append(str(exc))
+
+    async with app(handler) as running:
+        phones = [await running.dial(f"10{k}") for k in range(3)]
+        await phones[0].wait(0.5)
+    assert refused == [
+        "room 'small' is full: it holds 2 members: tell the caller and offer another room"
+    ]

@@ -1,0 +1,80 @@
+"""Rooms across workers for real: kamailio in front of 3 workers, 8 pjsua2 callers in one
+room, each hearing the other 7 and never itself (voip/cluster/places.py).
+
+Room "1" is homed on worker 3 (test_places.py checks ``home_of("1", 3) == 3``). Each
+caller plays its own tone and records what it hears; the front spreads the calls over the
+workers, and a worker with a fifth call to take answers 486 (the front tries the next):
+8 members over 3 workers of 4 calls, the two legs to worker 3 included.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from voip import loadWAVtoPCM, savePCMtoWAV
+
+from .helpers import goertzel_power, tone
+from .sip import peer, peer_result
+from .test_cluster import cluster
+
+pytestmark = pytest.mark.timeout(240)
+
+ROOM_APP = """
+    from voip import Room, runVoipClient
+
+    room = Room("1", gate=False)  # pure tones: WebRTC's detector is erratic on them
+
+    async def handler(call):
+        why = await room.join(call, beep=False)
+        call.log.info("left the room: %s", why)
+
+    runVoipClient(handler)
+"""
+
+FREQS = (450.0, 600.0, 750.0, 900.0, 1050.0, 1200.0, 1350.0, 1500.0)
+APART = 0.7
+"""Seconds between two callers' calls (each pjsua2 caller is a process starting up)."""
+TOGETHER = 5.0
+"""Seconds all 8 are measured together."""
+
+
+def joined_on(log: str, worker: int, what: str = r"\(") -> int:
+    """Joins of room "1" worker ``worker`` logged: members (default) or legs."""
+    return len(re.findall(rf"\[worker {worker}\] .*joined room '1' {what}", log))
+
+
+def test_a_room_of_eight_over_three_workers_each_hearing_the_other_seven(tmp_path):
+    n = len(FREQS)
+    heard = [tmp_path / f"heard{k}.wav" for k in range(n)]
+    with cluster(tmp_path, ROOM_APP, 3) as app:
+        procs = []
+        for k, freq in enumerate(FREQS):
+            savePCMtoWAV(tone(freq, 30.0, 0.1), tmp_path / f"say{k}.wav")
+            play = ("--play", str(tmp_path / f"say{k}.wav"), "--record", str(heard[k]))
+            # All hang up together, TOGETHER + 3 s after the last one's call.
+            duration = (n - 1 - k) * APART + TOGETHER + 4.0
+            procs.append(peer(app.uri, *play, "--duration", f"{duration:.1f}"))
+            time.sleep(APART)
+        results = [peer_result(p, timeout=90) for p in procs]
+        members = [joined_on(app.log, w) for w in (1, 2, 3)]
+        legs = [joined_on(app.log, w, "as the leg") for w in (1, 2, 3)]
+    assert all(r["answered"] for r in results), results
+    print("members per worker", members, "legs per worker", legs)
+    assert sum(members) == n and min(members) >= 2, members  # really over 3 workers
+    assert legs == [1, 1, 2], legs  # one leg each to worker 3, both joined there
+    # From 1.5 s after the last caller's audio started (its leg up), for TOGETHER s.
+    start = max(r["media_at"] for r in results) + 1.5
+    for k, r in enumerate(results):
+        pcm = loadWAVtoPCM(heard[k])
+        at = int((start - r["media_at"]) * 8000)
+        window = pcm[at : at + int(TOGETHER * 8000)]
+        assert len(window) == int(TOGETHER * 8000), (k, len(pcm) / 8000)
+        levels = {f: goertzel_power(window, f) for f in FREQS}
+        others = [levels[f] for j, f in enumerate(FREQS) if j != k]
+        print(k, {int(f): f"{v:.2e}" for f, v in levels.items()})
+        # A 0.1 tone whole gives about 0.0025; through G.711 and two bridges a little less.
+        assert min(others) > 0.001, (k, levels)
+        assert levels[FREQS[k]] < 1e-3 * min(others), (k, levels)
