@@ -54,7 +54,7 @@ def test_a_room_of_eight_over_three_workers_each_hearing_the_other_seven(tmp_pat
         for k, freq in enumerate(FREQS):
             savePCMtoWAV(tone(freq, 30.0, 0.1), tmp_path / f"say{k}.wav")
             play = ("--play", str(tmp_path / f"say{k}.wav"), "--record", str(heard[k]))
-            # All hang up together, TOGETHER + 3 s after the last one's call.
+            # All hang up together, TOGETHER + 4 s after the last one's call.
             duration = (n - 1 - k) * APART + TOGETHER + 4.0
             procs.append(peer(app.uri, *play, "--duration", f"{duration:.1f}"))
             time.sleep(APART)
@@ -65,16 +65,25 @@ def test_a_room_of_eight_over_three_workers_each_hearing_the_other_seven(tmp_pat
     print("members per worker", members, "legs per worker", legs)
     assert sum(members) == n and min(members) >= 2, members  # really over 3 workers
     assert legs == [1, 1, 2], legs  # one leg each to worker 3, both joined there
-    # From 1.5 s after the last caller's audio started (its leg up), for TOGETHER s.
+    # From 1.5 s after the last caller's audio started (its leg up), for TOGETHER s, in
+    # windows of 0.25 s: a tone's phase jumps where a jitter buffer drops or adds a frame,
+    # and one Goertzel over the whole would sum the pieces out of phase.
     start = max(r["media_at"] for r in results) + 1.5
+    wrong = {}
     for k, r in enumerate(results):
         pcm = loadWAVtoPCM(heard[k])
         at = int((start - r["media_at"]) * 8000)
         window = pcm[at : at + int(TOGETHER * 8000)]
         assert len(window) == int(TOGETHER * 8000), (k, len(pcm) / 8000)
-        levels = {f: goertzel_power(window, f) for f in FREQS}
-        others = [levels[f] for j, f in enumerate(FREQS) if j != k]
-        print(k, {int(f): f"{v:.2e}" for f, v in levels.items()})
+        pieces = window.reshape(-1, 2000)
         # A 0.1 tone whole gives about 0.0025; through G.711 and two bridges a little less.
-        assert min(others) > 0.001, (k, levels)
-        assert levels[FREQS[k]] < 1e-3 * min(others), (k, levels)
+        present = {
+            f: sum(goertzel_power(p, f) > 0.001 for p in pieces) / len(pieces) for f in FREQS
+        }
+        own = max(goertzel_power(p, FREQS[k]) for p in pieces)
+        print(k, {int(f): f"{v:.0%}" for f, v in present.items()}, f"own {own:.1e}")
+        others = [present[f] for j, f in enumerate(FREQS) if j != k]
+        # Under load (12 processes on 2 cores) a leg's audio may drop for 0.25-0.5 s.
+        if min(others) < 0.8 or own > 1e-5:
+            wrong[k] = (present, own)
+    assert not wrong, wrong

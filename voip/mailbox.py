@@ -1,11 +1,10 @@
 """``voip.Mailbox``: voice mail kept as WAV files, with an index in SQLite.
 
 Each message is a WAV file in ``<directory>/<box>/``; ``<directory>/index.sqlite3``
-lists them (box, caller, when, length, heard). SQLite in WAL mode, because several
-processes on one machine (a SIP server's workers, a web page listing the messages) read
-and write the same mailbox: WAL lets readers go on while one writes, every write is one
-short statement, and a ``busy_timeout`` makes a writer wait its turn instead of failing
-with "database is locked". Nothing is kept in memory: a new :class:`Mailbox` on the same
+lists them (box, caller, when, length, heard). SQLite in WAL mode (:mod:`voip.shareddb`),
+because several processes on one machine (a SIP server's workers, a web page listing the
+messages) read and write the same mailbox. Nothing is kept in memory: a new
+:class:`Mailbox` on the same
 directory, after a restart, sees every message.
 
 A message is written in one of two ways. :meth:`Mailbox.save` stores a recording
@@ -40,6 +39,7 @@ from .audio.pcm import PCM, SAMPLE_RATE, as_pcm
 from .audio.wav import loadWAVtoPCM, savePCMtoWAV
 from .errors import InvalidArgumentError, WAVError
 from .record import Recorded
+from .shareddb import BUSY_TIMEOUT, open_shared
 
 __all__ = ["Mailbox", "Message", "INDEX", "BUSY_TIMEOUT"]
 
@@ -47,8 +47,6 @@ logger = logging.getLogger(__name__)
 
 INDEX = "index.sqlite3"
 """The index's file name in the mailbox's directory."""
-BUSY_TIMEOUT = 30.0
-"""Seconds a write waits for another process's write before it fails."""
 
 _BOX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}")
 
@@ -123,14 +121,7 @@ class Mailbox(AbstractContextManager["Mailbox"]):
         self._lock = threading.Lock()
         self._recording: dict[Path, tuple[int, IO[bytes]]] = {}
         """What this object is recording: path -> (message id, the file's locked handle)."""
-        # Autocommit (isolation_level=None): every statement is its own short transaction.
-        self._db: sqlite3.Connection | None = sqlite3.connect(
-            self.directory / INDEX,
-            timeout=BUSY_TIMEOUT,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        self._set_up(self._db)
+        self._db: sqlite3.Connection | None = open_shared(self.directory / INDEX, _SCHEMA)
 
     def __repr__(self) -> str:
         return f"Mailbox({str(self.directory)!r})"
@@ -276,22 +267,6 @@ class Mailbox(AbstractContextManager["Mailbox"]):
         folder = self.directory / box
         folder.mkdir(exist_ok=True)
         return folder
-
-    @staticmethod
-    def _set_up(db: sqlite3.Connection) -> None:
-        """WAL mode and the table. Changing the journal mode does not wait for a lock as
-        other statements do: while another process makes the index it fails at once
-        with "database is locked", so it is tried again until :data:`BUSY_TIMEOUT`."""
-        deadline = time.monotonic() + BUSY_TIMEOUT
-        while True:
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(_SCHEMA)
-                return
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
 
     def _insert(
         self, box: str, path: Path, caller: str, received: float, seconds: float, complete: bool
