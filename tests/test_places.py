@@ -1,17 +1,20 @@
-"""Rooms across workers, the pure parts: a room's home, a leg's recognition, and a
-room's members, legs and capacity as a worker sees them (the test kit, virtual time).
-Over SIP with real workers: test_places_sip.py."""
+"""Rooms and queues across workers, the pure parts: a room's home, a leg's recognition,
+a room's members, legs and capacity as a worker sees them (the test kit, virtual time),
+and the queues' shared line. Over SIP with real workers: test_places_sip.py."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import threading
 from collections import Counter
 from types import SimpleNamespace
 
 import pytest
 
 from voip import Room, RoomFullError
-from voip.cluster.places import ROOM_HEADER, WorkerRooms, home_of
+from voip.cluster.book import BOOK, QueueBook
+from voip.cluster.places import ROOM_HEADER, TAKE_HEADER, WorkerPlaces, home_of
 from voip.cluster.shares import plan_cluster
 from voip.rooms import MAX_MEMBERS, SIBLINGS
 from voip.testing import app
@@ -36,20 +39,32 @@ def leg_call(source: str, **headers: str) -> SimpleNamespace:
     return SimpleNamespace(headers=headers, info=SimpleNamespace(source=source))
 
 
-def test_a_leg_is_a_siblings_call_naming_a_room_and_nothing_else():
+def test_a_leg_is_a_siblings_call_naming_a_room_or_a_ticket_and_nothing_else():
     place = plan_cluster(3, "127.0.0.1", 5070, (4000, 4999), 4).workers[0]
-    rooms = WorkerRooms(place, agent=None)  # type: ignore[arg-type]
+    places = WorkerPlaces(place, agent=None)  # type: ignore[arg-type]
     room = {ROOM_HEADER: "lobby"}
-    assert rooms.leg_room(leg_call("127.0.0.1:6072", **room)) == "lobby"  # type: ignore[arg-type]
-    assert rooms.leg_room(leg_call("127.0.0.1:6073", **room)) == "lobby"  # type: ignore[arg-type]
+
+    def serves(call: SimpleNamespace) -> tuple[str, ...] | None:
+        handler = places.leg_handler(call)  # type: ignore[arg-type]
+        return None if handler is None else (handler.func.__name__, *handler.args)
+
+    assert serves(leg_call("127.0.0.1:6072", **room)) == ("serve_leg", "lobby")
+    assert serves(leg_call("127.0.0.1:6073", **room)) == ("serve_leg", "lobby")
+    take = {TAKE_HEADER: "sales desk 42"}
+    assert serves(leg_call("127.0.0.1:6073", **take)) == ("_serve_take", "sales desk", 42)
     not_legs = [
         leg_call("127.0.0.1:6070", **room),  # kamailio's port: a caller's header
         leg_call("127.0.0.1:6071", **room),  # its own port
         leg_call("10.0.0.1:6072", **room),
         leg_call("127.0.0.1:6072"),  # a sibling's call without the header
+        leg_call("127.0.0.1:6072", **{TAKE_HEADER: "sales"}),  # no ticket
     ]
-    assert [rooms.leg_room(c) for c in not_legs] == [None] * 4  # type: ignore[arg-type]
-    assert rooms.home_port("lobby") == place.siblings[home_of("lobby", 3) - 1]
+    assert [serves(c) for c in not_legs] == [None] * 5
+    assert places.home_port("lobby") == place.siblings[home_of("lobby", 3) - 1]
+    # An agent's leg for a caller not waiting here is refused before it is answered.
+    assert places.vet(take, "127.0.0.1:6073")[0] == 410
+    assert places.vet(take, "127.0.0.1:6070") == (0, "")  # not a leg: the app's to answer
+    assert places.vet(room, "127.0.0.1:6073") == (0, "")
 
 
 class Told:
@@ -121,3 +136,44 @@ async def test_a_capacity_set_by_the_app_holds_over_workers_too():
     assert refused == [
         "room 'small' is full: it holds 2 members: tell the caller and offer another room"
     ]
+
+
+def test_the_line_is_shared_in_order_and_each_ticket_taken_once(tmp_path):
+    here, there = QueueBook(tmp_path / BOOK), QueueBook(tmp_path / BOOK)  # two workers
+    first = here.enter("sales", 6071, since=100.0)
+    second = there.enter("sales", 6072, since=101.0)
+    other = there.enter("support", 6072)
+    third = here.enter("sales", 6071)
+    assert [there.position(t.number) for t in (first, second, third)] == [1, 2, 3]
+    assert here.position(other.number) == 1 and here.waiting("sales") == 3
+    assert there.take("sales") == first  # the oldest, whoever asks
+    assert not here.leave(first.number)  # taken meanwhile
+    assert here.position(second.number) == 1
+    here.put_back(first)  # its caller could not be reached: first again
+    assert there.take("sales") == first
+    assert here.leave(third.number) and here.waiting("sales") == 1
+    assert here.forget_worker(6072) == 2  # worker 2 started again: its callers are gone
+    assert there.take("sales") is None and here.waiting("support") == 0
+    here.close()
+    there.close()
+
+
+def test_two_workers_taking_at_once_never_take_one_caller_twice(tmp_path):
+    book = QueueBook(tmp_path / BOOK)
+    numbers = {book.enter("q", 6071).number for _ in range(200)}
+    taken: list[list[int]] = [[], []]
+
+    def agent(k: int) -> None:
+        mine = QueueBook(tmp_path / BOOK)
+        while (ticket := mine.take("q")) is not None:
+            taken[k].append(ticket.number)
+        mine.close()
+
+    threads = [threading.Thread(target=agent, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken[0] + taken[1]) == sorted(numbers)
+    assert all(a < b for a, b in itertools.pairwise(taken[0]))  # oldest first, each
+    book.close()

@@ -1,5 +1,6 @@
-"""Rooms across workers for real: kamailio in front of 3 workers, 8 pjsua2 callers in one
-room, each hearing the other 7 and never itself (voip/cluster/places.py).
+"""Rooms and queues across workers for real: kamailio in front of 3 workers, 8 pjsua2
+callers in one room, each hearing the other 7 and never itself; two callers waiting in a
+queue on two workers, taken in order by an agent on the third (voip/cluster/places.py).
 
 Room "1" is homed on worker 3 (test_places.py checks ``home_of("1", 3) == 3``). Each
 caller plays its own tone and records what it hears; the front spreads the calls over the
@@ -19,6 +20,7 @@ from voip import loadWAVtoPCM, savePCMtoWAV
 from .helpers import goertzel_power, tone
 from .sip import peer, peer_result
 from .test_cluster import cluster
+from .test_queue_sip import CENTER, heard_in_order, two_callers_and_an_agent
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -87,3 +89,24 @@ def test_a_room_of_eight_over_three_workers_each_hearing_the_other_seven(tmp_pat
         if min(others) < 0.8 or own > 1e-5:
             wrong[k] = (present, own)
     assert not wrong, wrong
+
+
+def worker_of(log: str, line: str) -> list[int]:
+    """The workers that logged ``line`` (a regular expression), in the order they did."""
+    return [int(w) for w in re.findall(rf"\[worker (\d)\] .*{line}", log)]
+
+
+def test_two_callers_wait_on_two_workers_and_an_agent_on_a_third_takes_them_in_order(
+    tmp_path,
+):
+    # test_queue_sip.py's call centre, as it is: caller 1, caller 2, then the agent; the
+    # front gives three calls in a row to three workers (round robin).
+    with cluster(tmp_path, CENTER, 3) as app:
+        results = two_callers_and_an_agent(app.uri, tmp_path)
+    callers = worker_of(app.log, "waiting in queue 'sales'")
+    takers = worker_of(app.log, "took a caller of queue 'sales' on another worker")
+    print("callers on", callers, "taken by", takers)
+    assert len(callers) == 2 and len(set(callers)) == 2, callers
+    assert len(takers) == 2 and takers[0] == takers[1] and takers[0] not in callers, takers
+    # Each heard what a lone process's callers and agent hear, in the same order.
+    heard_in_order(tmp_path, results, app.log)

@@ -63,26 +63,37 @@ def hold_span(runs: list[tuple[float, float, float]]) -> tuple[float, float]:
 
 def test_two_callers_wait_on_hold_and_the_agent_takes_them_in_order(tmp_path):
     app_path = write_app(tmp_path, CENTER)
+    with serving(app_path) as app:
+        results = two_callers_and_an_agent(app.uri, tmp_path)
+    heard_in_order(tmp_path, results, app.log)
+
+
+def two_callers_and_an_agent(uri: str, tmp_path) -> dict[str, dict]:
+    """Caller 1, caller 2 1.5 s later and the agent 2.5 s after that, each playing its
+    tone and recording what it hears into ``tmp_path``; their results once all are over."""
     for name, freq in (("c1", CALLER_1), ("c2", CALLER_2), ("agent", AGENT)):
         savePCMtoWAV(tone(freq, 20.0), tmp_path / f"{name}.wav")
-    rec = {name: tmp_path / f"heard_{name}.wav" for name in ("c1", "c2", "agent")}
 
     def call(name: str, duration: float, *args: str):
         return peer(
-            app.uri,
-            *("--play", str(tmp_path / f"{name}.wav"), "--record", str(rec[name])),
+            uri,
+            *("--play", str(tmp_path / f"{name}.wav")),
+            *("--record", str(tmp_path / f"heard_{name}.wav")),
             *("--duration", str(duration), *args),
         )
 
-    with serving(app_path) as app:
-        c1 = call("c1", 8)
-        time.sleep(1.5)
-        c2 = call("c2", 20)
-        time.sleep(2.5)
-        agent = call("agent", 8, "--header", "X-Role: agent")
-        results = {name: peer_result(p) for name, p in (("c1", c1), ("c2", c2), ("a", agent))}
-    assert all(r["answered"] for r in results.values()), results
+    c1 = call("c1", 8)
+    time.sleep(1.5)
+    c2 = call("c2", 20)
+    time.sleep(2.5)
+    agent = call("agent", 8, "--header", "X-Role: agent")
+    return {name: peer_result(p) for name, p in (("c1", c1), ("c2", c2), ("a", agent))}
 
+
+def heard_in_order(tmp_path, results: dict[str, dict], log: str) -> None:
+    """What the three heard: see the module."""
+    assert all(r["answered"] for r in results.values()), results
+    rec = {name: tmp_path / f"heard_{name}.wav" for name in ("c1", "c2", "agent")}
     c1_runs, c2_runs, agent_runs = heard(rec["c1"]), heard(rec["c2"]), heard(rec["agent"])
     # Caller 1: hold music from the start, then the agent (from about 4 s) to its hang-up.
     start, end = hold_span(c1_runs)
@@ -106,5 +117,5 @@ def test_two_callers_wait_on_hold_and_the_agent_takes_them_in_order(tmp_path):
     after = [f for f, at, _ in c2_runs if at >= end - 0.1]
     assert after[0] == AGENT and after[-1] == GOODBYE and CALLER_1 not in after
     assert results["c2"]["seconds"] < 14  # hung up by the app after its goodbye
-    assert "queue over: bridged, other hung up" in app.log
-    assert "queue over: bridged, hung up" in app.log
+    assert "queue over: bridged, other hung up" in log
+    assert "queue over: bridged, hung up" in log

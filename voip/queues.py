@@ -14,17 +14,35 @@ it can loop to take the next. Both handlers keep running meanwhile.
 :class:`Taken` (who, how it ended), or None. While it waits, the queue is the call's
 :attr:`~voip.call.Call.place`.
 
-A queue holds the calls of one process, and one process holds at most 4 SIP calls (the
+In a lone process a queue holds the calls of that process, at most 4 SIP calls (the
 ``pjsua2`` wheel's limit): callers and agents together.
+
+**Across workers** (``--workers N``, :mod:`voip.cluster.places`): the queues of one name
+on the workers of the machine are one line, in the order the callers came, kept in a file
+the workers share (:mod:`voip.cluster.book`): each waiting caller holds a
+:class:`Ticket`. A caller waits on its own worker, hearing its hold music and its place
+in the whole line there; an agent's ``take`` tears up the oldest ticket and, if that
+caller waits on another worker, places a SIP call (a leg) to that worker, which bridges
+it to the caller, while ``take`` bridges the agent to the leg: two calls on each worker
+for the conversation, none while the caller waits. A caller who left meanwhile refuses
+the leg (410), and ``take`` goes on to the next. ``len(queue)`` and :attr:`Queue.callers`
+are this worker's callers; :meth:`Queue.position` is in the whole line; for a caller taken
+from another worker, :attr:`Taken.caller` and :attr:`Dequeued.agent` are the leg. Agents
+on several workers each take the next caller when they look, every :data:`LOOK_EVERY`
+seconds while the line is empty (the order of agents is kept on one worker only). What the
+server does is found through :data:`SHARED_ORDER`, set in each handler's context.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections import deque
+from collections.abc import Awaitable
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -38,7 +56,18 @@ from .events import LeftQueue, Queued
 from .linking import check_free, who
 from .prompts import Prompt, parts_of, synthesise_ahead
 
-__all__ = ["Queue", "Dequeued", "Taken", "QueueReason", "POSITION_TEXT", "SPEECH_PAUSE"]
+__all__ = [
+    "Queue",
+    "Dequeued",
+    "Taken",
+    "Ticket",
+    "QueueReason",
+    "SharedOrder",
+    "SHARED_ORDER",
+    "POSITION_TEXT",
+    "SPEECH_PAUSE",
+    "LOOK_EVERY",
+]
 
 QueueReason = Literal["bridged", "timeout", "hung up", "left"]
 """Why :meth:`Queue.wait` returned."""
@@ -51,6 +80,10 @@ SPEECH_PAUSE = 10.0
 
 SOON = 0.001
 """Seconds within which a deadline on hold counts as reached."""
+
+LOOK_EVERY = 0.2
+"""Seconds between an agent's looks at a shared line while it is empty (across workers:
+an arrival on another worker wakes nobody here)."""
 
 LIMIT = (
     "a queue holds the calls of one process (and one process at most 4 SIP calls, "
@@ -87,6 +120,48 @@ class Taken:
     """Seconds the caller had waited in the queue."""
 
 
+@dataclass(frozen=True)
+class Ticket:
+    """A caller's place in a line shared by workers (see the module)."""
+
+    number: int
+    """Increasing with the time of arrival, never reused."""
+    queue: str
+    worker: int
+    """The SIP port of the worker the caller waits on."""
+    since: float
+    """When the caller began to wait (seconds since the epoch)."""
+
+
+class SharedOrder(Protocol):
+    """The line of each queue over the workers of one machine (:mod:`voip.cluster.places`)."""
+
+    def enter(self, queue: Queue, call: Call) -> int:
+        """A ticket at the end of ``queue``'s line for ``call``, waiting here: its number."""
+
+    def leave(self, number: int) -> None:
+        """Ticket ``number`` no longer waits (the caller left, or was taken here)."""
+
+    def position(self, number: int) -> int | None:
+        """Ticket ``number``'s place in the whole line (1: the next), or None."""
+
+    def next(self, queue: Queue) -> Ticket | None:
+        """The oldest ticket of ``queue``'s line, torn up (None: nobody waits)."""
+
+    def is_here(self, ticket: Ticket) -> bool:
+        """Whether ``ticket``'s caller waits on this worker."""
+
+    def fetch(self, ticket: Ticket, agent: Call) -> Awaitable[tuple[Call, BridgeEnd] | None]:
+        """Bridge ``agent`` to ``ticket``'s caller on another worker, through a leg, until
+        the bridge is over: the leg and how it ended, from the agent's side; None if the
+        caller could not be reached (gone: the ticket is torn up; else it is put back)."""
+
+
+SHARED_ORDER: ContextVar[SharedOrder | None] = ContextVar("voip_shared_order", default=None)
+"""The shared line of a cluster's worker (set in each handler's context); None in a lone
+process, the simulator and the test kit."""
+
+
 @dataclass(eq=False)
 class _Waiting:
     """One caller in the queue."""
@@ -96,6 +171,8 @@ class _Waiting:
     outcome: asyncio.Future[tuple[QueueReason, Call | None, Bridge | None]]
     holding: asyncio.Task[None] | None = None
     playing: Playback | None = None
+    ticket: int = 0
+    """Its ticket in the shared line (0: a lone process's queue)."""
 
     def stop_hold(self) -> None:
         """Stop the hold music and the announcements now (from the next frame)."""
@@ -110,8 +187,8 @@ class Queue:
     caller's side, ``await queue.take(agent)`` on the agent's.
 
     ``len(queue)`` is the number of callers waiting, :attr:`callers` lists them (the
-    next to be taken first). A queue holds the calls of one process: one process
-    answers at most 4 SIP calls (callers and agents together).
+    next to be taken first): this process's. A lone process's queue holds its calls, at
+    most 4 SIP calls (callers and agents together); over workers, see the module.
     """
 
     def __init__(self, name: str) -> None:
@@ -120,6 +197,7 @@ class Queue:
         self.name = name
         self._waiting: list[_Waiting] = []
         self._takers: deque[asyncio.Future[None]] = deque()
+        self._shared: SharedOrder | None = None
 
     def __len__(self) -> int:
         return len(self._waiting)
@@ -133,10 +211,11 @@ class Queue:
         return [entry.call for entry in self._waiting]
 
     def position(self, call: Call) -> int | None:
-        """``call``'s place in the queue (1: the next to be taken), or None."""
+        """``call``'s place in the queue (1: the next to be taken), or None. Over
+        workers, its place in the whole line."""
         for n, entry in enumerate(self._waiting, 1):
             if entry.call is call:
-                return n
+                return self._shared.position(entry.ticket) if self._shared else n
         return None
 
     def describe(self) -> str:
@@ -176,10 +255,14 @@ class Queue:
         loop = asyncio.get_running_loop()
         entry = _Waiting(call, loop.time(), loop.create_future())
         self._waiting.append(entry)
+        self._shared = self._shared or SHARED_ORDER.get()
+        if self._shared is not None:
+            entry.ticket = self._shared.enter(self, call)
         call.place = self
         forget = call.on_end(lambda: self._drop(entry, "hung up"))
-        call.log.info("waiting in queue %r at position %d", self.name, len(self))
-        call._emit(Queued(self.name, len(self)))
+        position = self.position(call) or len(self)
+        call.log.info("waiting in queue %r at position %d", self.name, position)
+        call._emit(Queued(self.name, position))
         self._wake_taker()
         entry.holding = asyncio.create_task(self._hold(entry, hold_parts, position_every))
         with call.hangup_ends_verb():
@@ -226,40 +309,90 @@ class Queue:
         _check_call("take", agent)
         _check_seconds("timeout", timeout, zero=True)
         self._check_free(agent)
-        with agent.hangup_ends_verb():
-            entry = await self._next(agent, timeout)
-            if entry is None:
-                return None
-            self._check_free(agent)  # (bridged meanwhile by another task?)
-            caller = entry.call
-            self._remove(entry, "bridged")
-            entry.stop_hold()
-            bridge = Bridge(agent, caller)
-            entry.outcome.set_result(("bridged", agent, bridge))
-            waited = asyncio.get_running_loop().time() - entry.since
-            agent.log.info("took %s from queue %r after %.1f s", who(caller), self.name, waited)
-            return Taken(caller, await bridge.until_over(agent), waited)
-
-    async def _next(self, agent: Call, timeout: float | None) -> _Waiting | None:
-        """The caller waiting longest, once there is one; None at the time-out or when
-        the agent's call ends."""
+        self._shared = self._shared or SHARED_ORDER.get()
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        while agent.active and not self._waiting:
-            arrival: asyncio.Future[None] = loop.create_future()
-            self._takers.append(arrival)
-            forget = agent.on_end(functools.partial(_wake, arrival))
-            try:
-                left = None if deadline is None else max(0.0, deadline - loop.time())
-                await asyncio.wait({arrival}, timeout=left)
-            finally:
-                forget()
-                if arrival in self._takers:
-                    self._takers.remove(arrival)
-            if not arrival.done():  # timed out
-                arrival.cancel()
+        with agent.hangup_ends_verb():
+            if self._shared is not None:
+                return await self._take_shared(self._shared, agent, deadline)
+            while agent.active and not self._waiting:
+                if not await self._arrival(agent, deadline):
+                    return None
+            if not agent.active:
                 return None
-        return self._waiting[0] if agent.active else None
+            return await self._bridge_to(self._waiting[0], agent)
+
+    async def _take_shared(
+        self, shared: SharedOrder, agent: Call, deadline: float | None
+    ) -> Taken | None:
+        """``take`` from the line shared by the workers: the oldest ticket, here or on
+        another worker; the next one if its caller is gone."""
+        while agent.active:
+            ticket = shared.next(self)
+            if ticket is None:
+                if not await self._arrival(agent, deadline, LOOK_EVERY):
+                    return None
+                continue
+            if shared.is_here(ticket):
+                entry = next((e for e in self._waiting if e.ticket == ticket.number), None)
+                if entry is not None:  # (else it left meanwhile)
+                    return await self._bridge_to(entry, agent)
+                continue
+            fetched = await shared.fetch(ticket, agent)
+            if fetched is not None:
+                leg, end = fetched
+                waited = time.time() - ticket.since
+                agent.log.info("took a caller of queue %r on another worker", self.name)
+                return Taken(leg, end, waited)
+            if deadline is not None and asyncio.get_running_loop().time() >= deadline:
+                return None
+        return None
+
+    async def _bridge_to(self, entry: _Waiting, agent: Call) -> Taken:
+        """Bridge ``agent`` to the caller of ``entry`` until the bridge is over."""
+        self._check_free(agent)  # (bridged meanwhile by another task?)
+        caller = entry.call
+        bridge = self._hand_over(entry, agent)
+        waited = asyncio.get_running_loop().time() - entry.since
+        agent.log.info("took %s from queue %r after %.1f s", who(caller), self.name, waited)
+        return Taken(caller, await bridge.until_over(agent), waited)
+
+    def hand_over(self, ticket: int, leg: Call) -> Bridge | None:
+        """Bridge the caller of ticket ``ticket``, waiting here, to ``leg``, an agent's leg
+        from another worker (:mod:`voip.cluster.places`); None if it waits no more."""
+        entry = next((e for e in self._waiting if e.ticket == ticket), None)
+        return None if entry is None else self._hand_over(entry, leg)
+
+    def _hand_over(self, entry: _Waiting, agent: Call) -> Bridge:
+        self._remove(entry, "bridged")
+        entry.stop_hold()
+        bridge = Bridge(agent, entry.call)
+        entry.outcome.set_result(("bridged", agent, bridge))
+        return bridge
+
+    async def _arrival(
+        self, agent: Call, deadline: float | None, most: float | None = None
+    ) -> bool:
+        """Wait for a caller to arrive here, or ``most`` seconds; False at the
+        ``deadline`` or when the agent's call ends."""
+        loop = asyncio.get_running_loop()
+        arrival: asyncio.Future[None] = loop.create_future()
+        self._takers.append(arrival)
+        forget = agent.on_end(functools.partial(_wake, arrival))
+        try:
+            left = None if deadline is None else max(0.0, deadline - loop.time())
+            if most is not None:
+                left = most if left is None else min(left, most)
+            await asyncio.wait({arrival}, timeout=left)
+        finally:
+            forget()
+            if arrival in self._takers:
+                self._takers.remove(arrival)
+        woken = arrival.done()
+        if not woken:
+            arrival.cancel()
+        past = deadline is not None and loop.time() >= deadline
+        return agent.active and (woken or not past)
 
     def _wake_taker(self) -> None:
         while self._takers:
@@ -287,6 +420,8 @@ class Queue:
         """Out of the line; those behind move up (and are told so)."""
         index = self._waiting.index(entry)
         del self._waiting[index]
+        if self._shared is not None:
+            self._shared.leave(entry.ticket)
         if entry.call.place is self:
             entry.call.place = None
         entry.call._emit(LeftQueue(self.name, reason))

@@ -8,5 +8,6 @@ over the workers, probing each with OPTIONS every 2 s: a worker answers 200 whil
 room and 503 when full or stopping (:mod:`voip.guard`), and a call a worker refuses goes
 to the next. Audio flows between the callers and the workers directly. The supervisor
 restarts what dies and, on SIGTERM, lets the workers drain before kamailio stops.
-A room spans the workers of the machine, joined by SIP calls between them (:mod:`.places`).
+Rooms and queues span the workers of the machine, joined by SIP calls between them
+(:mod:`.places`), the queues' line in a file they share (:mod:`.book`).
 """

@@ -1,4 +1,4 @@
-"""Rooms across the workers of one machine: a room's home, and the legs to it.
+"""Rooms and queues across the workers of one machine: legs between the workers.
 
 A :class:`voip.Room` joins the calls of one process in PJSIP's conference bridge, and one
 process holds 4 calls. With ``--workers N`` the room of a name is one room over the
@@ -22,6 +22,15 @@ workers of 4 calls, with the home worker holding 2 of them. A leg the home refus
 its calls up) is tried again every :data:`RETRY` seconds while the worker has members;
 the members of that worker meanwhile hear only each other.
 
+A :class:`voip.Queue` of one name is one line over the workers (:mod:`voip.queues` says
+what a caller and an agent see): its order is a file the workers share (:mod:`.book`),
+each caller waits on its own worker, and an agent that takes a caller of another worker
+places a leg to it (header :data:`TAKE_HEADER`: the queue and the ticket). That worker
+refuses the leg (410) if the caller is no longer waiting, and otherwise bridges it to the
+caller. This was chosen over a home worker per queue, as rooms have: a caller waiting
+costs one call on its own worker, not a leg as well (waiting is most of a queue's time);
+a conversation costs two calls on each side, the same as through a home.
+
 Across machines (``--join``) is not done: places are shared by the workers of one machine.
 """
 
@@ -31,19 +40,27 @@ import asyncio
 import functools
 import logging
 import zlib
+from collections.abc import Mapping
+from pathlib import Path
 
 from ..backends.pjsip.agent import SipAgent
 from ..backends.pjsip.dial import RUNNING_AGENT, dial
+from ..bridging import Bridge, BridgeEnd
 from ..call import Call
+from ..lifecycle import Handler
+from ..queues import Queue, Ticket
 from ..rooms import Room
+from .book import BOOK, QueueBook
 from .shares import LOOPBACK, WorkerPlace
 
-__all__ = ["ROOM_HEADER", "RETRY", "WorkerRooms", "home_of"]
+__all__ = ["ROOM_HEADER", "TAKE_HEADER", "RETRY", "WorkerPlaces", "home_of"]
 
 log = logging.getLogger("voip.cluster")
 
 ROOM_HEADER = "X-Voip-Room"
 """The header of a leg's INVITE naming the room (kamailio removes it from callers')."""
+TAKE_HEADER = "X-Voip-Take"
+"""The header of an agent's leg's INVITE: the queue's name and the ticket, ``"sales 42"``."""
 RETRY = 1.0
 """Seconds between attempts to place a leg the home worker did not answer."""
 LEG_TIMEOUT = 5.0
@@ -57,9 +74,10 @@ def home_of(name: str, workers: int) -> int:
     return 1 + zlib.crc32(name.encode("utf-8", "surrogatepass")) % workers
 
 
-class WorkerRooms:
-    """One worker's rooms and its legs to the others' (see the module): the
-    :class:`~voip.rooms.Siblings` of a cluster's worker. Runs on the loop."""
+class WorkerPlaces:
+    """One worker's rooms and queues, and its legs to the others' (see the module): the
+    :class:`~voip.rooms.Siblings` and :class:`~voip.queues.SharedOrder` of a cluster's
+    worker. Runs on the loop, but :meth:`vet` (SIP thread)."""
 
     def __init__(self, place: WorkerPlace, agent: SipAgent) -> None:
         self.place = place
@@ -68,6 +86,20 @@ class WorkerRooms:
         """This worker's room of each name that has had members or legs here."""
         self._legs: dict[str, asyncio.Task[None]] = {}
         """The task keeping the leg to the home worker, for each room not homed here."""
+        self.queues: dict[str, Queue] = {}
+        """This worker's queue of each name that has had callers here."""
+        self.book: QueueBook | None = None
+        """The queues' line (None: the supervisor gave no shared directory)."""
+        if place.shared:
+            self.book = QueueBook(Path(place.shared) / BOOK)
+            if forgotten := self.book.forget_worker(place.sip_port):
+                log.info("%d callers of this worker's last run taken off the queues", forgotten)
+        self._tickets: set[int] = set()
+        """The tickets of the callers waiting here (read by :meth:`vet`)."""
+
+    def close(self) -> None:
+        if self.book is not None:
+            self.book.close()
 
     def home_port(self, name: str) -> int:
         """The SIP port of the home worker of the room ``name``."""
@@ -76,17 +108,34 @@ class WorkerRooms:
     def is_home(self, name: str) -> bool:
         return self.home_port(name) == self.place.sip_port
 
-    def leg_room(self, call: Call) -> str | None:
-        """The room ``call`` is a sibling worker's leg to, or None: an ordinary call.
+    def from_sibling(self, source: str) -> bool:
+        """Whether ``source`` (``host:port``) is a sibling worker's own port: a leg's.
+        A leg's header alone is not enough (a caller's would come through kamailio,
+        which removes it anyway)."""
+        host, _, port = source.rpartition(":")
+        return host == LOOPBACK and port in {
+            str(p) for p in self.place.siblings if p != self.place.sip_port
+        }
 
-        A leg comes from a sibling's own port on the loopback; the header alone is not
-        enough (a caller's would come through kamailio, which removes it anyway)."""
-        name = call.headers.get(ROOM_HEADER)
-        host, _, port = call.info.source.rpartition(":")
-        siblings = {str(p) for p in self.place.siblings if p != self.place.sip_port}
-        if name is None or host != LOOPBACK or port not in siblings:
+    def leg_handler(self, call: Call) -> Handler | None:
+        """What serves ``call`` if it is a sibling worker's leg to a room or a caller
+        waiting here; None: an ordinary call, for the app's handler."""
+        if not self.from_sibling(call.info.source):
             return None
-        return name
+        room = call.headers.get(ROOM_HEADER)
+        if room is not None:
+            return functools.partial(self.serve_leg, room)
+        take = _take(call.headers)
+        if take is not None:
+            return functools.partial(self._serve_take, *take)
+        return None
+
+    def vet(self, headers: Mapping[str, str], source: str) -> tuple[int, str]:
+        """Refuse an agent's leg for a caller no longer waiting here (SIP thread)."""
+        take = _take(headers)
+        if take is None or not self.from_sibling(source) or take[1] in self._tickets:
+            return 0, ""
+        return 410, f"no caller of ticket {take[1]} waits in queue {take[0]!r} here now"
 
     def room(self, name: str) -> Room:
         """This worker's room ``name``, made with the defaults if there is none."""
@@ -151,3 +200,75 @@ class WorkerRooms:
                     await asyncio.sleep(RETRY)
         finally:
             del self._legs[name]
+
+    # -- SharedOrder: told by the queues ---------------------------------------------------
+
+    def _book(self) -> QueueBook:
+        if self.book is None:
+            raise RuntimeError("this worker was given no shared directory")
+        return self.book
+
+    def enter(self, queue: Queue, call: Call) -> int:
+        self.queues[queue.name] = queue
+        ticket = self._book().enter(queue.name, self.place.sip_port)
+        self._tickets.add(ticket.number)
+        return ticket.number
+
+    def leave(self, number: int) -> None:
+        self._tickets.discard(number)
+        self._book().leave(number)
+
+    def position(self, number: int) -> int | None:
+        return self._book().position(number)
+
+    def next(self, queue: Queue) -> Ticket | None:
+        return self._book().take(queue.name)
+
+    def is_here(self, ticket: Ticket) -> bool:
+        return ticket.worker == self.place.sip_port
+
+    async def fetch(self, ticket: Ticket, agent: Call) -> tuple[Call, BridgeEnd] | None:
+        RUNNING_AGENT.set(self.agent)
+        bridged: list[tuple[Call, Bridge]] = []
+
+        async def bridge(leg: Call) -> None:
+            if agent.active:  # (it may have hung up while the leg rang)
+                bridged.append((leg, Bridge(agent, leg)))
+                await bridged[0][1].until_over(leg)
+
+        uri = f"sip:queue@{LOOPBACK}:{ticket.worker}"
+        result = await dial(
+            uri,
+            bridge,
+            timeout=LEG_TIMEOUT,
+            headers={TAKE_HEADER: f"{ticket.queue} {ticket.number}"},
+        )
+        if bridged:
+            leg, over = bridged[0]
+            return leg, await over.until_over(agent)
+        if result.status != 410:  # the caller's worker is full or down: later, maybe
+            log.warning(
+                "cannot reach the caller of ticket %d of queue %r on %s (%d %s): back in line",
+                ticket.number,
+                ticket.queue,
+                uri,
+                result.status,
+                result.reason,
+            )
+            self._book().put_back(ticket)
+            await asyncio.sleep(RETRY)
+        return None
+
+    async def _serve_take(self, queue: str, number: int, call: Call) -> None:
+        """The handler of an agent's leg: bridged to the caller of ticket ``number``
+        until the bridge is over (hung up at once if the caller is no longer here)."""
+        waiting = self.queues.get(queue)
+        bridge = None if waiting is None else waiting.hand_over(number, call)
+        if bridge is not None:
+            await bridge.until_over(call)
+
+
+def _take(headers: Mapping[str, str]) -> tuple[str, int] | None:
+    """The queue and ticket an agent's leg names (:data:`TAKE_HEADER`), or None."""
+    queue, _, number = headers.get(TAKE_HEADER, "").rpartition(" ")
+    return (queue, int(number)) if queue and number.isdigit() else None

@@ -47,6 +47,9 @@ class WorkerPlace:
     rtp_ports: tuple[int, int]
     front_host: str
     siblings: tuple[int, ...] = ()
+    shared: str = ""
+    """A directory the workers of the machine share (the queues' line), made by the
+    supervisor; empty: none."""
 
     @property
     def listen(self) -> str:
@@ -64,6 +67,7 @@ class WorkerPlace:
                 "rtp_ports": list(self.rtp_ports),
                 "front_host": self.front_host,
                 "siblings": list(self.siblings),
+                "shared": self.shared,
             }
         )
 
@@ -150,6 +154,7 @@ def worker_place_from(environ: Mapping[str, str]) -> WorkerPlace | None:
             (int(first), int(last)),
             data["front_host"],
             tuple(int(port) for port in data.get("siblings", ())),
+            str(data.get("shared", "")),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidArgumentError(

@@ -13,6 +13,9 @@ them no new call; running handlers get ``--grace`` seconds; the rest are hung up
 BYEs through kamailio), and only once they have all exited does kamailio get its own.
 The exit status is 0 when every process exited 0.
 
+The workers share a directory of the supervisor's, made afresh at each start and removed
+at exit, for the line of each queue (:mod:`.book`).
+
 With ``--metrics``, the workers keep their metrics in ``prometheus_client``'s
 multiprocess files, in a directory of the supervisor's made afresh at each start and
 removed at exit, and the supervisor serves them all from the one address, with its own
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import functools
 import logging
 import os
@@ -280,12 +284,14 @@ class Supervisor(Backend):
             env.pop("prometheus_multiproc_dir", None)  # the old name, read if set
             env[MULTIPROC_ENV] = str(rundir / "metrics")
             exited = functools.partial(process_exited, rundir / "metrics")
+        shared = rundir / "shared"  # the queues' line (voip.cluster.book)
+        shared.mkdir()
         for place in plan.workers:
             child = Child(
                 f"worker {place.index}",
                 self.command,
                 functools.partial(_until_answers, LOOPBACK, place.sip_port),
-                env={**env, WORKER_ENV: place.to_env()},
+                env={**env, WORKER_ENV: dataclasses.replace(place, shared=str(shared)).to_env()},
                 exited=exited,
             )
             self.workers.append(child)

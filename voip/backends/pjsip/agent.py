@@ -52,7 +52,7 @@ from .transfer import send_refer, settle
 if TYPE_CHECKING:
     from .metrics import CallMetrics
 
-__all__ = ["SipAgent", "DialResult", "DialState", "Screen", "ACK_TIMEOUT"]
+__all__ = ["SipAgent", "DialResult", "DialState", "Screen", "Vet", "ACK_TIMEOUT"]
 
 log = logging.getLogger("voip.sip")
 
@@ -64,6 +64,9 @@ lost has had five chances; an honest one ACKs within milliseconds."""
 Screen = Callable[[str], tuple[int, str]]
 """Given a new call's source address: ``(0, "")`` to answer it, or a SIP status to
 refuse it with and the reason (for the log)."""
+Vet = Callable[[Mapping[str, str], str], tuple[int, str]]
+"""Given a new call's headers and source (``host:port``), once screened: as a
+:data:`Screen` answers (a leg between workers for a caller no longer there: 410)."""
 
 
 class _Account(pj.Account if pj is not None else object):  # type: ignore[misc]
@@ -90,11 +93,13 @@ class SipAgent:
         on_call: Callable[[Call], None] | None = None,
         screen: Screen | None = None,
         metrics: CallMetrics | None = None,
+        vet: Vet | None = None,
     ) -> None:
         """``on_call(call)`` runs on the loop for each answered incoming call; without
         it incoming calls are refused (603). ``screen`` may refuse them first, after
         the :class:`~voip.guard.RequestGuard` built from ``opts``. ``metrics`` is told
-        every call's actions and every refusal."""
+        every call's actions and every refusal. ``vet`` may refuse a call, screened,
+        from its headers (SIP thread)."""
         self.opts = opts
         self.loop = loop
         self.stack = SipStack(opts)
@@ -105,6 +110,7 @@ class SipAgent:
         """PJSIP's own players and recorders (loaded with the endpoint, unless
         ``python_media``)."""
         self._on_call = on_call
+        self._vet = vet
         self.guard = RequestGuard(
             allow=opts.allow,
             invite_rate=opts.invite_rate,
@@ -371,11 +377,16 @@ class SipAgent:
         sip_call.incoming = True
         self.calls[prm.callId] = sip_call
         sip_call.feed(Event.INVITE_RECEIVED)
+        headers = parse_headers(message)
         code = 603 if self._on_call is None else self._admit(head, host)
+        if not code and self._vet is not None:
+            code, reason = self._vet(headers, source)
+            if code:
+                log.info("refused call from %s: %s (%d)", source, reason, code)
         if code:
             sip_call.hangup_now(code)
             return
-        call = sip_call.make_call_object(parse_headers(message), f"c{next(self._ids)}", source)
+        call = sip_call.make_call_object(headers, f"c{next(self._ids)}", source)
         sip_call.peer = f"from {call.getRemoteUri()} ({source})"
         sip_call.ack_slot = (host, head.branch if head is not None else "")
         # Answered now; the handler starts on the caller's ACK (CONFIRMED), when they

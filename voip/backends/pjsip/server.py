@@ -10,23 +10,25 @@ agent's ``ACK_TIMEOUT`` (8 s), without a BYE. On SIGTERM it stops taking calls,
 gives running handlers ``grace`` seconds, hangs up the rest, and destroys the endpoint
 cleanly.
 
-A cluster's worker (``place`` given) also joins its rooms to its sibling workers'
-(:mod:`voip.cluster.places`): a sibling's leg to a room is served by that module, not by
-the app's handler.
+A cluster's worker (``place`` given) also joins its rooms and queues to its sibling
+workers' (:mod:`voip.cluster.places`): a sibling's leg to a room or to a waiting caller is
+served by that module, not by the app's handler, and one for a caller no longer waiting
+is refused (410).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import signal
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...call import Call
-from ...cluster.places import WorkerRooms
+from ...cluster.places import WorkerPlaces
 from ...dialling import DIALLER
 from ...lifecycle import Handler, serve_call
+from ...queues import SHARED_ORDER
 from ...rooms import SIBLINGS
 from ..base import Backend
 from .agent import SipAgent
@@ -49,8 +51,8 @@ class SipServer(Backend):
         """``place``: this process's place in a cluster (None: a lone server)."""
         self.opts = opts
         self.place = place
-        self.rooms: WorkerRooms | None = None
-        """The rooms shared with the sibling workers (a cluster's worker only)."""
+        self.places: WorkerPlaces | None = None
+        """The rooms and queues shared with the sibling workers (a cluster's worker only)."""
         self.agent: SipAgent | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.accepting = True
@@ -68,10 +70,12 @@ class SipServer(Backend):
             # Before the SIP stack: a port in use stops the server before it takes calls.
             self._metrics_http = start_metrics(self.opts.metrics)
             self.metrics = self._metrics_http.metrics
-        self.agent = SipAgent(self.opts, loop, self._start_handler, self._screen, self.metrics)
-        await self.agent.start()
+        self.agent = SipAgent(
+            self.opts, loop, self._start_handler, self._screen, self.metrics, self._vet
+        )
         if self.place is not None and len(self.place.siblings) > 1:
-            self.rooms = WorkerRooms(self.place, self.agent)
+            self.places = WorkerPlaces(self.place, self.agent)
+        await self.agent.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
         try:
@@ -80,6 +84,8 @@ class SipServer(Backend):
             await self._shutdown()
         finally:
             await self.agent.stop()
+            if self.places is not None:
+                self.places.close()
             # Only now: a second Ctrl-C must not interrupt the endpoint's teardown.
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
@@ -99,6 +105,9 @@ class SipServer(Backend):
                 await asyncio.wait(pending, timeout=5)
 
     # -- SIP thread ----------------------------------------------------------------------
+
+    def _vet(self, headers: Mapping[str, str], source: str) -> tuple[int, str]:
+        return (0, "") if self.places is None else self.places.vet(headers, source)
 
     def _screen(self, source: str) -> tuple[int, str]:
         assert self.agent is not None
@@ -120,10 +129,11 @@ class SipServer(Backend):
         assert self._handler is not None
         RUNNING_AGENT.set(self.agent)  # voip.dial() from the handler calls out through us
         DIALLER.set(dial)  # and so does call.connect()
-        SIBLINGS.set(self.rooms)  # and rooms reach the sibling workers' through it
+        SIBLINGS.set(self.places)  # rooms and queues reach the sibling workers' through it
+        SHARED_ORDER.set(self.places)
         handler = self._handler
-        if self.rooms is not None and (room := self.rooms.leg_room(call)) is not None:
-            handler = functools.partial(self.rooms.serve_leg, room)
+        if self.places is not None:
+            handler = self.places.leg_handler(call) or handler
         outcome = await serve_call(handler, call)  # the agent logs the call's end
         if self.metrics is not None:
             self.metrics.handled(outcome)

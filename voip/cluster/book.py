@@ -1,0 +1,102 @@
+"""The order of the callers waiting in the queues of a cluster, one file for its workers.
+
+Each waiting caller holds a :class:`~voip.queues.Ticket`: its number (increasing, never
+reused), its queue's name, the SIP port of the worker it waits on, and when it began to
+wait. The tickets are rows of an SQLite file in WAL mode (:mod:`voip.shareddb`) in a
+directory the supervisor gives every worker: taking the oldest ticket of a queue is one
+``DELETE ... RETURNING`` statement, so two agents on two workers never take one caller.
+Pure apart from the file: no loop, no SIP.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from ..queues import Ticket
+from ..shareddb import open_shared
+
+__all__ = ["BOOK", "QueueBook"]
+
+BOOK = "queues.sqlite3"
+"""The book's file name in the cluster's shared directory."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tickets (
+    number INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a late leg names no other
+    queue TEXT NOT NULL,
+    worker INTEGER NOT NULL,                   -- the SIP port of the caller's worker
+    since REAL NOT NULL                        -- seconds since the epoch
+);
+CREATE INDEX IF NOT EXISTS tickets_by_queue ON tickets (queue, number);
+"""
+
+
+class QueueBook:
+    """The tickets of every queue of the machine's workers (see the module)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._db = open_shared(path, _SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def enter(self, queue: str, worker: int, since: float | None = None) -> Ticket:
+        """A new ticket at the end of ``queue`` for a caller waiting on ``worker``."""
+        since = time.time() if since is None else since
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO tickets (queue, worker, since) VALUES (?, ?, ?)",
+                (queue, worker, since),
+            )
+        assert cursor.lastrowid is not None
+        return Ticket(cursor.lastrowid, queue, worker, since)
+
+    def put_back(self, ticket: Ticket) -> None:
+        """``ticket`` back in its place (its caller could not be reached: try later)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO tickets (number, queue, worker, since) VALUES (?, ?, ?, ?)",
+                (ticket.number, ticket.queue, ticket.worker, ticket.since),
+            )
+
+    def leave(self, number: int) -> bool:
+        """Tear up ticket ``number``; False if it was not there (taken meanwhile)."""
+        with self._lock:
+            return self._db.execute("DELETE FROM tickets WHERE number = ?", (number,)).rowcount > 0
+
+    def take(self, queue: str) -> Ticket | None:
+        """The oldest ticket of ``queue``, torn up in the same statement; None: nobody."""
+        with self._lock:
+            row = self._db.execute(
+                "DELETE FROM tickets WHERE number ="
+                " (SELECT MIN(number) FROM tickets WHERE queue = ?)"
+                " RETURNING number, queue, worker, since",
+                (queue,),
+            ).fetchone()
+        return None if row is None else Ticket(*row)
+
+    def position(self, number: int) -> int | None:
+        """Ticket ``number``'s place in its queue (1: the next to be taken), or None."""
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM tickets AS t, tickets AS mine WHERE mine.number = ?"
+                " AND t.queue = mine.queue AND t.number <= mine.number",
+                (number,),
+            ).fetchone()
+        return count or None
+
+    def waiting(self, queue: str) -> int:
+        """How many tickets ``queue`` has, over every worker."""
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM tickets WHERE queue = ?", (queue,)
+            ).fetchone()
+        return int(count)
+
+    def forget_worker(self, worker: int) -> int:
+        """Tear up the tickets of ``worker`` (started again: its callers are gone); how many."""
+        with self._lock:
+            return self._db.execute("DELETE FROM tickets WHERE worker = ?", (worker,)).rowcount
