@@ -16,6 +16,7 @@ import time
 import pytest
 
 from voip import loadWAVtoPCM, savePCMtoWAV
+from voip.cluster.places import home_of
 
 from .helpers import goertzel_power, tone
 from .sip import peer, peer_result
@@ -110,3 +111,69 @@ def test_two_callers_wait_on_two_workers_and_an_agent_on_a_third_takes_them_in_o
     assert len(takers) == 2 and takers[0] == takers[1] and takers[0] not in callers, takers
     # Each heard what a lone process's callers and agent hear, in the same order.
     heard_in_order(tmp_path, results, app.log)
+
+
+HOLDING_OR_ROOM_APP = """
+    from voip import Room, runVoipClient
+
+    rooms = {}
+
+    async def handler(call):
+        name = call.headers.get("X-Room")
+        if name is None:  # a call that only keeps one of its worker's calls busy
+            call.log.info("holding")
+            await call.playTone(300, 3600)
+            return
+        room = rooms.setdefault(name, Room(name, gate=False))
+        await room.join(call, beep=False)
+
+    runVoipClient(handler)
+"""
+
+
+def test_a_leg_the_full_home_refuses_is_placed_again_once_it_has_a_call_free(tmp_path):
+    # Two workers, A and B. Six calls that only hold, round robin: A gets the 1st, 3rd
+    # and 5th (the 1st hangs up at about 12 s), B the others (hung up at about 4 s).
+    # Then a room homed on A: its first member takes A's last call, the second goes to B,
+    # whose leg A refuses (4 calls up) until the 1st call ends: then they hear each other.
+    with cluster(tmp_path, HOLDING_OR_ROOM_APP, 2) as app:
+        holders = []
+        for k in range(6):
+            duration = 12 - 0.5 * k if k == 0 else (40 if k % 2 == 0 else 4 - 0.5 * k)
+            holders.append(peer(app.uri, "--duration", str(duration)))
+            time.sleep(0.5)
+        time.sleep(2.5)  # B's holders have hung up
+        a = worker_of(app.log, "holding")[0]  # where the 1st went
+        assert worker_of(app.log, "holding").count(a) == 3, app.log[-3000:]
+        name = next(n for n in ("a", "b", "c", "d", "e", "f") if home_of(n, 2) == a)
+        rec = {k: tmp_path / f"heard_{k}.wav" for k in ("first", "second")}
+        members = []
+        for k, freq in (("first", 600.0), ("second", 900.0)):
+            savePCMtoWAV(tone(freq, 30.0, 0.3), tmp_path / f"{k}.wav")
+            play = ("--play", str(tmp_path / f"{k}.wav"), "--record", str(rec[k]))
+            room = ("--header", f"X-Room: {name}")
+            members.append(peer(app.uri, *play, *room, "--duration", "14"))
+            time.sleep(1.0)
+        first, second = (peer_result(p, timeout=60) for p in members)
+        freed = peer_result(holders[0])  # A's call that ended
+        for p in holders[1:]:
+            p.kill()
+            p.wait()
+    joined = worker_of(app.log, rf"joined room '{name}' \(")
+    assert joined == [a, 3 - a], joined  # the first at home, the second on B
+    assert worker_of(app.log, f"leg of room '{name}' .* was refused \\(486") == [3 - a]
+    assert len(worker_of(app.log, f"joined room '{name}' as the leg")) == 2  # once up
+    # Each half second: is the other's tone there? The second member hears nobody while
+    # its leg is refused; from a retry after A's call ended (1 s apart), both hear each
+    # other.
+    ended = freed["media_at"] + freed["seconds"]
+    for me, path, freq in ((second, rec["second"], 600.0), (first, rec["first"], 900.0)):
+        pcm = loadWAVtoPCM(path)
+        at = int((ended - me["media_at"]) * 8000)
+        before = pcm[: at // 4000 * 4000].reshape(-1, 4000)
+        after = pcm[at + 12000 : at + 28000].reshape(-1, 4000)  # 1.5 s to 3.5 s later
+        print(freq, "before", [f"{goertzel_power(p, freq):.0e}" for p in before])
+        print(freq, "after", [f"{goertzel_power(p, freq):.0e}" for p in after])
+        assert len(before) >= 4 and len(after) == 4
+        assert all(goertzel_power(p, freq) < 1e-5 for p in before)
+        assert all(goertzel_power(p, freq) > 0.005 for p in after)

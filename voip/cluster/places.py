@@ -19,8 +19,8 @@ A star of bridges, no loop: each member hears every other member once, the membe
 other workers through their worker's leg. The home worker of a room spends a call on
 each sibling with members, each other worker one call on its leg: 8 members over 3
 workers of 4 calls, with the home worker holding 2 of them. A leg the home refuses (all
-its calls up) is tried again every :data:`RETRY` seconds while the worker has members;
-the members of that worker meanwhile hear only each other.
+its calls up) is tried again every :data:`RETRY` seconds while the worker has members
+(one warning per outage); the members of that worker meanwhile hear only each other.
 
 A :class:`voip.Queue` of one name is one line over the workers (:mod:`voip.queues` says
 what a caller and an agent see): its order is a file the workers share (:mod:`.book`),
@@ -180,6 +180,7 @@ class WorkerPlaces:
         """Keep a leg to the home worker while the room here has members."""
         RUNNING_AGENT.set(self.agent)
         uri = f"sip:room@{LOOPBACK}:{self.home_port(name)}"
+        refused = False  # said once per outage, not once a second
         try:
             while self.room(name).members:
                 result = await dial(
@@ -188,16 +189,21 @@ class WorkerPlaces:
                     timeout=LEG_TIMEOUT,
                     headers={ROOM_HEADER: name},
                 )
-                if self.room(name).members:
+                if not self.room(name).members:
+                    break
+                if result.answered or not refused:
                     log.warning(
-                        "the leg of room %r to %s ended (%d %s): again in %g s",
+                        "the leg of room %r to %s %s (%d %s): calling again every %g s; the"
+                        " members here hear only each other meanwhile",
                         name,
                         uri,
+                        "ended" if result.answered else "was refused",
                         result.status,
                         result.reason,
                         RETRY,
                     )
-                    await asyncio.sleep(RETRY)
+                refused = not result.answered
+                await asyncio.sleep(RETRY)
         finally:
             del self._legs[name]
 
