@@ -243,12 +243,17 @@ class WorkerPlaces:
                 await bridged[0][1].until_over(leg)
 
         uri = f"sip:queue@{LOOPBACK}:{ticket.worker}"
-        result = await dial(
-            uri,
-            bridge,
-            timeout=LEG_TIMEOUT,
-            headers={TAKE_HEADER: f"{ticket.queue} {ticket.number}"},
-        )
+        try:
+            result = await dial(
+                uri,
+                bridge,
+                timeout=LEG_TIMEOUT,
+                headers={TAKE_HEADER: f"{ticket.queue} {ticket.number}"},
+            )
+        except asyncio.CancelledError:  # the agent's take was cancelled
+            if not bridged:  # (the leg is cancelled too: the caller waits on)
+                self._book().put_back(ticket)
+            raise
         if bridged:
             leg, over = bridged[0]
             return leg, await over.until_over(agent)
