@@ -11,8 +11,10 @@ star leaves it for the menu again. Whoever records is at the menu, not in the lo
 so they do not hear their own announcement.
 
 The announcements are kept in ``intercom/`` next to this script (``INTERCOM_DIR`` to put
-them elsewhere). The lobby holds 4 people: over SIP a process holds at most 4 calls (the
-pjsua2 wheel's limit), and a room's members share one process.
+them elsewhere). The lobby holds 4 people in one process: over SIP a process holds at
+most 4 calls (the pjsua2 wheel's limit); with ``--workers N`` it spans the workers, and
+an announcement reaches the lobby on every worker (the count said is the caller's
+worker's listeners).
 
 Headless, an announcement (any WAV of someone talking after 5 s of silence as the
 caller: the simulator plays it from the answer, and the recording starts after the menu's

@@ -7,10 +7,11 @@ caller (they alone hear "muted" or "unmuted") and # leaves it. A caller who is n
 speaking adds nothing to what the others hear: the room is silence-gated, frame by
 frame, by a voice activity detector, so that nobody's line noise or hum reaches it.
 
-Rooms hold 4 people: over SIP a process holds at most 4 calls (the pjsua2 wheel's
-limit), and a room's members share one process. A caller to a full room hears so and
-may choose another; a fifth caller to a process with 4 calls up is refused by the
-server itself (486 Busy Here).
+Rooms hold 4 people in one process: over SIP a process holds at most 4 calls (the
+pjsua2 wheel's limit). A caller to a full room hears so and may choose another; a fifth
+caller to a process with 4 calls up is refused by the server itself (486 Busy Here).
+With ``--workers N`` a room spans the workers (8 people over 3), and the number of
+people said is those on the caller's worker.
 
 Headless: enter room 12, then mute after 3 s:
 

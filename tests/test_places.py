@@ -16,7 +16,7 @@ from voip import Room, RoomFullError
 from voip.cluster.book import BOOK, QueueBook
 from voip.cluster.places import ROOM_HEADER, TAKE_HEADER, WorkerPlaces, home_of
 from voip.cluster.shares import plan_cluster
-from voip.rooms import MAX_MEMBERS, SIBLINGS
+from voip.rooms import LEAVE_BEEP, MAX_MEMBERS, SIBLINGS
 from voip.testing import app
 
 from .helpers import goertzel_power, tone
@@ -91,7 +91,7 @@ async def test_a_room_over_workers_has_no_capacity_of_its_own_and_its_legs_are_n
         if call.caller == "leg":
             await room.join_leg(call)
         else:
-            await room.join(call, beep=False)
+            await room.join(call, beep=call.caller == "100")
         heard[call.caller] = room.capacity
 
     async with app(handler) as running:
@@ -112,7 +112,15 @@ async def test_a_room_over_workers_has_no_capacity_of_its_own_and_its_legs_are_n
         assert goertzel_power(phones[0].heard[start:], 700) > 0.01
         assert goertzel_power(leg_heard, 900) > 0.01  # the leg carries this worker's mix
         assert goertzel_power(leg_heard, 700) < 1e-4  # and never itself back
-        for phone in phones:
+        # An announcement, and the beeps, go into the leg: to the other workers' members.
+        leg_start = len(leg.heard)
+        await room.play(tone(1300, 0.5, 0.3))
+        assert goertzel_power(leg.heard[leg_start:], 1300) > 0.01
+        leg_start = len(leg.heard)
+        await phones[0].hang_up()
+        await leg.wait(0.5)
+        assert goertzel_power(leg.heard[leg_start:], LEAVE_BEEP[0]) > 0.001
+        for phone in phones[1:]:
             await phone.hang_up()
         await leg.hang_up()
     assert told.said[: MAX_MEMBERS + 1] == [("joined", n) for n in range(1, MAX_MEMBERS + 2)]

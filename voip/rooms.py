@@ -29,10 +29,10 @@ one room over the workers of the machine. Each worker joins its own members in i
 home worker, a member of both rooms that carries the mix each way (cascaded bridges, a
 star: each member hears every other once). The room then holds what the workers' calls
 hold, less the legs (8 members over 3 workers), and its default capacity is no limit:
-each worker's 4 calls bound it. :attr:`Room.members`, ``len(room)``, ``capacity``,
-:meth:`Room.play` and the beeps are this worker's: a member hears the join and leave
-beeps of members on its own worker only. What the server does is found through
-:data:`SIBLINGS`, set in the context of each handler a worker runs.
+each worker's 4 calls bound it. :attr:`Room.members`, ``len(room)`` and ``capacity`` are
+this worker's. The beeps and :meth:`Room.play` are played into the legs too, which carry
+them to every other worker's members: everyone hears them. What the server does is found
+through :data:`SIBLINGS`, set in the context of each handler a worker runs.
 
 **Recording** (:meth:`Room.record`) sums every member's gated audio in Python: a room
 that is gated reads each member's frames anyway, and the sum adds one copy and one
@@ -269,7 +269,7 @@ class Room:
         call.log.info("joined room %r (%d of %s)", self.name, len(self), capacity or "any")
         call._emit(JoinedRoom(self.name, len(self)))
         if beep:
-            for each in self.members:
+            for each in self._members:  # the legs too: they carry it to the other workers
                 _beep(each, JOIN_BEEP)
         if self._siblings is not None:
             self._siblings.joined(self)
@@ -299,7 +299,7 @@ class Room:
         call.log.info("left room %r: %s", self.name, reason)
         call._emit(LeftRoom(self.name, reason))
         if member.beep:
-            for each in self.members:
+            for each in self._members:
                 _beep(each, LEAVE_BEEP)
         if self._siblings is not None:
             self._siblings.left(self)
@@ -329,12 +329,14 @@ class Room:
         """Play ``sound`` to every member now (an announcement): text is spoken
         (:meth:`~voip.call.Call.say`), anything else is 8 kHz PCM. Members joining
         meanwhile do not hear it. Returns an :class:`Announcement`: await it for the end
-        (True if every member heard it all), ``cancel()`` it to stop."""
+        (True if every member heard it all), ``cancel()`` it to stop. Over workers it is
+        played into the legs as well, which carry it to the members of the others."""
+        everyone = tuple(self._members)
         if isinstance(sound, str):
-            playbacks = [call.say(sound) for call in self.members]
+            playbacks = [call.say(sound) for call in everyone]
         else:
             pcm = as_pcm(sound)
-            playbacks = [call.play_source(PCMSource(pcm)) for call in self.members]
+            playbacks = [call.play_source(PCMSource(pcm)) for call in everyone]
         return Announcement(playbacks)
 
     def record(self, path: str | os.PathLike[str]) -> RoomRecording:
