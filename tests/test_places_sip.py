@@ -10,7 +10,9 @@ workers, and a worker with a fifth call to take answers 486 (the front tries the
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 
 import pytest
@@ -18,9 +20,9 @@ import pytest
 from voip import loadWAVtoPCM, savePCMtoWAV
 from voip.cluster.places import home_of
 
-from .helpers import goertzel_power, tone
+from .helpers import goertzel_power, tone, wait_until
 from .sip import peer, peer_result
-from .test_cluster import cluster
+from .test_cluster import cluster, pids
 from .test_queue_sip import CENTER, heard_in_order, two_callers_and_an_agent
 
 pytestmark = pytest.mark.timeout(240)
@@ -177,3 +179,46 @@ def test_a_leg_the_full_home_refuses_is_placed_again_once_it_has_a_call_free(tmp
         assert len(before) >= 4 and len(after) == 4
         assert all(goertzel_power(p, freq) < 1e-5 for p in before)
         assert all(goertzel_power(p, freq) > 0.005 for p in after)
+
+
+def test_a_leg_to_a_worker_killed_is_hung_up_and_placed_again_to_the_new_one(tmp_path):
+    # Room "d" is homed on worker 1 of 2. Two members (one on each worker, round robin);
+    # worker 1 is killed: worker 2 hangs its leg up (no BYE comes from a dead process) and
+    # calls the restarted worker 1, so that two more members, one on each, hear the one
+    # left on worker 2, and it them.
+    assert home_of("d", 2) == 1
+    freqs = {"a": 500.0, "b": 700.0, "c": 900.0, "e": 1100.0}
+    rec = {k: tmp_path / f"heard_{k}.wav" for k in freqs}
+    for k, freq in freqs.items():
+        savePCMtoWAV(tone(freq, 40.0, 0.3), tmp_path / f"{k}.wav")
+
+    def member(k: str, duration: float):
+        play = ("--play", str(tmp_path / f"{k}.wav"), "--record", str(rec[k]))
+        return peer(app.uri, *play, "--header", "X-Room: d", "--duration", str(duration))
+
+    with cluster(tmp_path, HOLDING_OR_ROOM_APP, 2) as app:
+        first = [member("a", 22), member("b", 22)]
+        wait_until(app.proc, lambda: len(worker_of(app.log, "joined room 'd' as the leg")) == 2)
+        os.kill(pids(app, "worker 1")[0], signal.SIGKILL)
+        wait_until(app.proc, lambda: len(worker_of(app.log, "joined room 'd' as the leg")) == 4, 20)
+        time.sleep(2.5)  # worker 1 back in the front's rotation (its next probe)
+        later = [member("c", 8), member("e", 8)]
+        time.sleep(0.5)
+        results = {k: peer_result(p) for k, p in zip("abce", first + later, strict=True)}
+    assert "the worker on port" in app.log and "is gone: hanging up the leg" in app.log
+    joined = dict(zip("abce", worker_of(app.log, r"joined room 'd' \("), strict=True))
+    assert sorted([joined["a"], joined["b"]]) == [1, 2] and sorted([joined["c"], joined["e"]]) == [
+        1,
+        2,
+    ]
+    survivor = "a" if joined["a"] == 2 else "b"
+    # The survivor, on worker 2, hears both newcomers (the one on worker 1 through the new
+    # leg), and each newcomer hears the survivor.
+    start = max(results[k]["media_at"] for k in "ce") + 1.0
+    for me, others in ((survivor, "ce"), ("c", survivor), ("e", survivor)):
+        pcm = loadWAVtoPCM(rec[me])
+        at = int((start - results[me]["media_at"]) * 8000)
+        pieces = pcm[at : at + 32000].reshape(-1, 4000)
+        levels = {k: [goertzel_power(p, freqs[k]) for p in pieces] for k in others}
+        print(me, {k: [f"{v:.0e}" for v in vs] for k, vs in levels.items()})
+        assert all(v > 0.005 for vs in levels.values() for v in vs), (me, levels)

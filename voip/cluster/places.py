@@ -22,6 +22,11 @@ workers of 4 calls, with the home worker holding 2 of them. A leg the home refus
 its calls up) is tried again every :data:`RETRY` seconds while the worker has members
 (one warning per outage); the members of that worker meanwhile hear only each other.
 
+A worker that dies takes its calls with it, but not its legs' far ends: no BYE comes, and
+a leg would stay up, silent. Each worker writes its pid in the shared directory, and a
+leg whose far worker's process is gone is hung up within :data:`WATCH_EVERY` seconds (a
+room's leg is then placed again, to the worker started in its place).
+
 A :class:`voip.Queue` of one name is one line over the workers (:mod:`voip.queues` says
 what a caller and an agent see): its order is a file the workers share (:mod:`.book`),
 each caller waits on its own worker, and an agent that takes a caller of another worker
@@ -37,10 +42,12 @@ Across machines (``--join``) is not done: places are shared by the workers of on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import os
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from ..backends.pjsip.agent import SipAgent
@@ -64,7 +71,9 @@ TAKE_HEADER = "X-Voip-Take"
 RETRY = 1.0
 """Seconds between attempts to place a leg the home worker did not answer."""
 LEG_TIMEOUT = 5.0
-"""Seconds a leg may ring at the home worker (it answers at once, or is down)."""
+"""Seconds a leg may ring at the other worker (it answers at once, or is down)."""
+WATCH_EVERY = 1.0
+"""Seconds between looks at whether the worker at a leg's far end is still running."""
 
 
 def home_of(name: str, workers: int) -> int:
@@ -91,6 +100,7 @@ class WorkerPlaces:
         self.book: QueueBook | None = None
         """The queues' line (None: the supervisor gave no shared directory)."""
         if place.shared:
+            _write_pid(Path(place.shared), place.sip_port)
             self.book = QueueBook(Path(place.shared) / BOOK)
             if forgotten := self.book.forget_worker(place.sip_port):
                 log.info("%d callers of this worker's last run taken off the queues", forgotten)
@@ -173,8 +183,11 @@ class WorkerPlaces:
     async def serve_leg(self, name: str, call: Call) -> None:
         """The handler of a leg: in this worker's room ``name`` until the call ends (or,
         at the far end, until the room here has no members)."""
-        while call.active and (self.is_home(name) or self.room(name).members):
-            await self.room(name).join_leg(call)
+        home = self.is_home(name)
+        far = _port_of(call.info.source) if home else self.home_port(name)
+        with self._watched(call, far):
+            while call.active and (home or self.room(name).members):
+                await self.room(name).join_leg(call)
 
     async def _keep_leg(self, name: str) -> None:
         """Keep a leg to the home worker while the room here has members."""
@@ -240,7 +253,8 @@ class WorkerPlaces:
         async def bridge(leg: Call) -> None:
             if agent.active:  # (it may have hung up while the leg rang)
                 bridged.append((leg, Bridge(agent, leg)))
-                await bridged[0][1].until_over(leg)
+                with self._watched(leg, ticket.worker):
+                    await bridged[0][1].until_over(leg)
 
         uri = f"sip:queue@{LOOPBACK}:{ticket.worker}"
         try:
@@ -276,10 +290,69 @@ class WorkerPlaces:
         waiting = self.queues.get(queue)
         bridge = None if waiting is None else waiting.hand_over(number, call)
         if bridge is not None:
-            await bridge.until_over(call)
+            with self._watched(call, _port_of(call.info.source)):
+                await bridge.until_over(call)
+
+    # -- legs whose far worker died --------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _watched(self, leg: Call, port: int) -> Iterator[None]:
+        """Within it, ``leg`` is hung up if the worker on ``port`` stops running."""
+        pid = _read_pid(Path(self.place.shared), port) if self.place.shared else None
+        task = None
+        if pid is not None:
+            task = asyncio.get_running_loop().create_task(self._hang_up_if_gone(leg, port, pid))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+
+    async def _hang_up_if_gone(self, leg: Call, port: int, pid: int) -> None:
+        while leg.active:
+            await asyncio.sleep(WATCH_EVERY)
+            if not _running(pid):
+                log.warning(
+                    "the worker on port %d (pid %d) is gone: hanging up the leg to it", port, pid
+                )
+                leg.hangup()
+                return
 
 
 def _take(headers: Mapping[str, str]) -> tuple[str, int] | None:
     """The queue and ticket an agent's leg names (:data:`TAKE_HEADER`), or None."""
     queue, _, number = headers.get(TAKE_HEADER, "").rpartition(" ")
     return (queue, int(number)) if queue and number.isdigit() else None
+
+
+def _port_of(source: str) -> int:
+    return int(source.rpartition(":")[2])
+
+
+def _pid_file(shared: Path, port: int) -> Path:
+    return shared / f"worker-{port}.pid"
+
+
+def _write_pid(shared: Path, port: int) -> None:
+    """Say which process is the worker on ``port`` now (replacing its last run's)."""
+    path = _pid_file(shared, port)
+    temporary = path.with_suffix(".new")
+    temporary.write_text(str(os.getpid()))
+    temporary.replace(path)  # a reader sees the old pid or the new one, never half
+
+
+def _read_pid(shared: Path, port: int) -> int | None:
+    try:
+        return int(_pid_file(shared, port).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # (someone else's: the pid was reused)
+        return False
+    return True
