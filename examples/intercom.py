@@ -13,8 +13,7 @@ so they do not hear their own announcement.
 The announcements are kept in ``intercom/`` next to this script (``INTERCOM_DIR`` to put
 them elsewhere). The lobby holds 4 people in one process: over SIP a process holds at
 most 4 calls (the pjsua2 wheel's limit); with ``--workers N`` it spans the workers, and
-an announcement reaches the lobby on every worker (the count said is the caller's
-worker's listeners).
+an announcement reaches the lobby on every worker.
 
 Headless, an announcement (any WAV of someone talking after 5 s of silence as the
 caller: the simulator plays it from the answer, and the recording starts after the menu's
@@ -62,7 +61,7 @@ async def handler(call):
             elif choice.digits == "2":
                 await replay(call, mailbox)
             elif call.active:
-                await call.say(f"The lobby, {people(len(LOBBY))} here. Press star to leave.")
+                await call.say(f"The lobby, {people(LOBBY.size)} here. Press star to leave.")
                 try:
                     if await LOBBY.join(call, leave_key="*") != "key":
                         return  # hung up
@@ -79,7 +78,7 @@ async def announce(call, mailbox):
         if call.active:
             await call.say("I heard nothing.")
         return
-    listeners = len(LOBBY)
+    listeners = LOBBY.size
     LOBBY.play(recorded.pcm)  # to everyone in the lobby now, each from its start
     call.log.info("announcement of %.1f s played to %d", recorded.seconds, listeners)
     if call.active:

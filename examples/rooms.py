@@ -10,8 +10,7 @@ frame, by a voice activity detector, so that nobody's line noise or hum reaches 
 Rooms hold 4 people in one process: over SIP a process holds at most 4 calls (the
 pjsua2 wheel's limit). A caller to a full room hears so and may choose another; a fifth
 caller to a process with 4 calls up is refused by the server itself (486 Busy Here).
-With ``--workers N`` a room spans the workers (8 people over 3), and the number of
-people said is those on the caller's worker.
+With ``--workers N`` a room spans the workers (8 people over 3).
 
 Headless: enter room 12, then mute after 3 s:
 
@@ -64,7 +63,7 @@ async def handler(call):
         room = ROOMS.get(number)
         if room is None:
             room = ROOMS[number] = Room(number)
-        await call.say(f"Room {' '.join(number)}. {people(len(room.members))}")
+        await call.say(f"Room {' '.join(number)}. {people(room.size)}")
         keys = asyncio.ensure_future(keys_in_room(call, room))
         try:
             why = await room.join(call)

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from voip import Room, RoomFullError
-from voip.cluster.book import BOOK, QueueBook
+from voip.cluster.book import BOOK, Headcounts, QueueBook
 from voip.cluster.places import ROOM_HEADER, TAKE_HEADER, WorkerPlaces, home_of
 from voip.cluster.shares import plan_cluster
 from voip.rooms import LEAVE_BEEP, MAX_MEMBERS, SIBLINGS
@@ -79,6 +79,9 @@ class Told:
     def left(self, room: Room) -> None:
         self.said.append(("left", len(room)))
 
+    def size(self, room: Room) -> int:
+        return len(room) + 10  # ten more on the other workers
+
 
 async def test_a_room_over_workers_has_no_capacity_of_its_own_and_its_legs_are_no_members():
     told = Told()
@@ -101,6 +104,7 @@ async def test_a_room_over_workers_has_no_capacity_of_its_own_and_its_legs_are_n
         assert room.capacity is None
         assert len(room) == MAX_MEMBERS + 1 and [c.caller for c in room.legs] == ["leg"]
         assert room.legs[0] not in room
+        assert room.size == MAX_MEMBERS + 1 + 10  # as the siblings count them
         start = len(phones[0].heard)
         leg_start = len(leg.heard)
         await asyncio.gather(
@@ -162,6 +166,21 @@ def test_the_line_is_shared_in_order_and_each_ticket_taken_once(tmp_path):
     assert here.leave(third.number) and here.waiting("sales") == 1
     assert here.forget_worker(6072) == 2  # worker 2 started again: its callers are gone
     assert there.take("sales") is None and here.waiting("support") == 0
+    here.close()
+    there.close()
+
+
+def test_a_rooms_size_is_the_sum_of_the_workers_heads(tmp_path):
+    here, there = Headcounts(tmp_path / BOOK), Headcounts(tmp_path / BOOK)
+    here.set("lobby", 6071, 3)
+    there.set("lobby", 6072, 2)
+    there.set("other", 6072, 1)
+    assert here.total("lobby") == 5 and there.total("nobody") == 0
+    here.set("lobby", 6071, 2)
+    there.set("lobby", 6072, 0)
+    assert there.total("lobby") == 2
+    here.forget_worker(6071)
+    assert here.total("lobby") == 0 and here.total("other") == 1
     here.close()
     there.close()
 

@@ -28,13 +28,17 @@ from .test_queue_sip import CENTER, heard_in_order, two_callers_and_an_agent
 pytestmark = pytest.mark.timeout(240)
 
 ROOM_APP = """
+    import asyncio
     from voip import Room, runVoipClient
 
     room = Room("1", gate=False)  # pure tones: WebRTC's detector is erratic on them
 
     async def handler(call):
-        why = await room.join(call, beep=False)
-        call.log.info("left the room: %s", why)
+        joined = asyncio.ensure_future(room.join(call, beep=False))
+        while not joined.done() and room.size < 8:  # the members on every worker
+            await asyncio.sleep(0.1)
+        call.log.info("the room has %d members, %d here", room.size, len(room))
+        call.log.info("left the room: %s", await joined)
 
     runVoipClient(handler)
 """
@@ -70,6 +74,9 @@ def test_a_room_of_eight_over_three_workers_each_hearing_the_other_seven(tmp_pat
     print("members per worker", members, "legs per worker", legs)
     assert sum(members) == n and min(members) >= 2, members  # really over 3 workers
     assert legs == [1, 1, 2], legs  # one leg each to worker 3, both joined there
+    # Each member's handler saw the 8 (room.size), of whom 2 or 3 on its worker.
+    sizes = re.findall(r"the room has (\d) members, (\d) here", app.log)
+    assert sorted(sizes) == sorted((str(n), str(m)) for m in members for _ in range(m)), sizes
     # From 1.5 s after the last caller's audio started (its leg up), for TOGETHER s, in
     # windows of 0.25 s: a tone's phase jumps where a jitter buffer drops or adds a frame,
     # and one Goertzel over the whole would sum the pieces out of phase.

@@ -30,7 +30,8 @@ home worker, a member of both rooms that carries the mix each way (cascaded brid
 star: each member hears every other once). The room then holds what the workers' calls
 hold, less the legs (8 members over 3 workers), and its default capacity is no limit:
 each worker's 4 calls bound it. :attr:`Room.members`, ``len(room)`` and ``capacity`` are
-this worker's. The beeps and :meth:`Room.play` are played into the legs too, which carry
+this worker's; :attr:`Room.size` counts the members on every worker (from a file the
+workers share). The beeps and :meth:`Room.play` are played into the legs too, which carry
 them to every other worker's members: everyone hears them. What the server does is found
 through :data:`SIBLINGS`, set in the context of each handler a worker runs.
 
@@ -98,6 +99,9 @@ class Siblings(Protocol):
 
     def left(self, room: Room) -> None:
         """A member left ``room`` on this worker."""
+
+    def size(self, room: Room) -> int:
+        """The members of ``room`` on every worker."""
 
 
 SIBLINGS: ContextVar[Siblings | None] = ContextVar("voip_siblings", default=None)
@@ -169,6 +173,13 @@ class Room:
 
     def __len__(self) -> int:
         return len(self.members)
+
+    @property
+    def size(self) -> int:
+        """The members of the room on every worker, over workers (``len(room)`` counts
+        this worker's); in a lone process ``len(room)``."""
+        siblings = self._siblings or SIBLINGS.get()
+        return len(self) if siblings is None else siblings.size(self)
 
     def __contains__(self, call: object) -> bool:
         return call in self.members

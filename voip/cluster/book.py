@@ -1,10 +1,11 @@
-"""The order of the callers waiting in the queues of a cluster, one file for its workers.
+"""What the workers of a cluster share in one file: the queues' order, the rooms' heads.
 
 Each waiting caller holds a :class:`~voip.queues.Ticket`: its number (increasing, never
 reused), its queue's name, the SIP port of the worker it waits on, and when it began to
 wait. The tickets are rows of an SQLite file in WAL mode (:mod:`voip.shareddb`) in a
 directory the supervisor gives every worker: taking the oldest ticket of a queue is one
 ``DELETE ... RETURNING`` statement, so two agents on two workers never take one caller.
+Beside them, how many members each worker has in each room (:class:`Headcounts`).
 Pure apart from the file: no loop, no SIP.
 """
 
@@ -17,10 +18,10 @@ import time
 from ..queues import Ticket
 from ..shareddb import open_shared
 
-__all__ = ["BOOK", "QueueBook"]
+__all__ = ["BOOK", "QueueBook", "Headcounts"]
 
-BOOK = "queues.sqlite3"
-"""The book's file name in the cluster's shared directory."""
+BOOK = "places.sqlite3"
+"""The file's name in the cluster's shared directory."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tickets (
@@ -30,6 +31,12 @@ CREATE TABLE IF NOT EXISTS tickets (
     since REAL NOT NULL                        -- seconds since the epoch
 );
 CREATE INDEX IF NOT EXISTS tickets_by_queue ON tickets (queue, number);
+CREATE TABLE IF NOT EXISTS heads (
+    room TEXT NOT NULL,
+    worker INTEGER NOT NULL,                   -- the worker's SIP port
+    members INTEGER NOT NULL,
+    PRIMARY KEY (room, worker)
+);
 """
 
 
@@ -100,3 +107,38 @@ class QueueBook:
         """Tear up the tickets of ``worker`` (started again: its callers are gone); how many."""
         with self._lock:
             return self._db.execute("DELETE FROM tickets WHERE worker = ?", (worker,)).rowcount
+
+
+class Headcounts:
+    """How many members each worker has in each room, in the same file."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._db = open_shared(path, _SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def set(self, room: str, worker: int, members: int) -> None:
+        """``worker`` has ``members`` members in ``room`` now."""
+        with self._lock:
+            if members:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO heads (room, worker, members) VALUES (?, ?, ?)",
+                    (room, worker, members),
+                )
+            else:
+                self._db.execute("DELETE FROM heads WHERE room = ? AND worker = ?", (room, worker))
+
+    def total(self, room: str) -> int:
+        """The members of ``room`` on every worker."""
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT COALESCE(SUM(members), 0) FROM heads WHERE room = ?", (room,)
+            ).fetchone()
+        return int(count)
+
+    def forget_worker(self, worker: int) -> None:
+        """``worker`` started again: it has no members anywhere."""
+        with self._lock:
+            self._db.execute("DELETE FROM heads WHERE worker = ?", (worker,))

@@ -57,7 +57,7 @@ from ..call import Call
 from ..lifecycle import Handler
 from ..queues import Queue, Ticket
 from ..rooms import Room
-from .book import BOOK, QueueBook
+from .book import BOOK, Headcounts, QueueBook
 from .shares import LOOPBACK, WorkerPlace
 
 __all__ = ["ROOM_HEADER", "TAKE_HEADER", "RETRY", "WorkerPlaces", "home_of"]
@@ -99,17 +99,22 @@ class WorkerPlaces:
         """This worker's queue of each name that has had callers here."""
         self.book: QueueBook | None = None
         """The queues' line (None: the supervisor gave no shared directory)."""
+        self.heads: Headcounts | None = None
+        """The rooms' members on each worker (None: no shared directory)."""
         if place.shared:
             _write_pid(Path(place.shared), place.sip_port)
             self.book = QueueBook(Path(place.shared) / BOOK)
             if forgotten := self.book.forget_worker(place.sip_port):
                 log.info("%d callers of this worker's last run taken off the queues", forgotten)
+            self.heads = Headcounts(Path(place.shared) / BOOK)
+            self.heads.forget_worker(place.sip_port)
         self._tickets: set[int] = set()
         """The tickets of the callers waiting here (read by :meth:`vet`)."""
 
     def close(self) -> None:
-        if self.book is not None:
-            self.book.close()
+        for shared in (self.book, self.heads):
+            if shared is not None:
+                shared.close()
 
     def home_port(self, name: str) -> int:
         """The SIP port of the home worker of the room ``name``."""
@@ -156,13 +161,20 @@ class WorkerPlaces:
 
     # -- Siblings: told by the rooms -----------------------------------------------------
 
+    def size(self, room: Room) -> int:
+        return len(room) if self.heads is None else self.heads.total(room.name)
+
     def joined(self, room: Room) -> None:
         self._adopt(room)
+        if self.heads is not None:
+            self.heads.set(room.name, self.place.sip_port, len(room))
         if not self.is_home(room.name) and room.name not in self._legs:
             task = asyncio.get_running_loop().create_task(self._keep_leg(room.name))
             self._legs[room.name] = task
 
     def left(self, room: Room) -> None:
+        if self.heads is not None and self.rooms.get(room.name) is room:
+            self.heads.set(room.name, self.place.sip_port, len(room))
         if not room.members and not self.is_home(room.name):
             for leg in room.legs:  # its handler returns, and the leg is hung up
                 room.leave(leg)
