@@ -48,8 +48,8 @@ class WorkerPlace:
     front_host: str
     siblings: tuple[int, ...] = ()
     shared: str = ""
-    """A directory the workers of the machine share (the queues' line), made by the
-    supervisor; empty: none."""
+    """A directory the workers of the machine share (rooms' and queues' state, their
+    pids: :mod:`.places`), made by the supervisor; empty: none."""
 
     @property
     def listen(self) -> str:

@@ -14,7 +14,7 @@ BYEs through kamailio), and only once they have all exited does kamailio get its
 The exit status is 0 when every process exited 0.
 
 The workers share a directory of the supervisor's, made afresh at each start and removed
-at exit, for the line of each queue (:mod:`.book`).
+at exit, for what rooms and queues share between them (:mod:`.places`).
 
 With ``--metrics``, the workers keep their metrics in ``prometheus_client``'s
 multiprocess files, in a directory of the supervisor's made afresh at each start and
@@ -284,7 +284,7 @@ class Supervisor(Backend):
             env.pop("prometheus_multiproc_dir", None)  # the old name, read if set
             env[MULTIPROC_ENV] = str(rundir / "metrics")
             exited = functools.partial(process_exited, rundir / "metrics")
-        shared = rundir / "shared"  # the queues' line (voip.cluster.book)
+        shared = rundir / "shared"  # queues, rooms' heads, pids (voip.cluster.places)
         shared.mkdir()
         for place in plan.workers:
             child = Child(
