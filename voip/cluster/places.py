@@ -235,8 +235,8 @@ class WorkerPlaces:
     # -- SharedOrder: told by the queues ---------------------------------------------------
 
     def _book(self) -> QueueBook:
-        if self.book is None:
-            raise RuntimeError("this worker was given no shared directory")
+        # The server makes this the queues' SharedOrder only when there is a book.
+        assert self.book is not None
         return self.book
 
     def enter(self, queue: Queue, call: Call) -> int:

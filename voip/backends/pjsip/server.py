@@ -130,7 +130,7 @@ class SipServer(Backend):
         RUNNING_AGENT.set(self.agent)  # voip.dial() from the handler calls out through us
         DIALLER.set(dial)  # and so does call.connect()
         SIBLINGS.set(self.places)  # rooms and queues reach the sibling workers' through it
-        SHARED_ORDER.set(self.places)
+        SHARED_ORDER.set(self.places if self.places and self.places.book else None)
         handler = self._handler
         if self.places is not None:
             handler = self.places.leg_handler(call) or handler
