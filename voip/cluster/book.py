@@ -12,8 +12,10 @@ Pure apart from the file: no loop, no SIP.
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
+from typing import Any
 
 from ..queues import Ticket
 from ..shareddb import open_shared
@@ -40,8 +42,8 @@ CREATE TABLE IF NOT EXISTS heads (
 """
 
 
-class QueueBook:
-    """The tickets of every queue of the machine's workers (see the module)."""
+class _Book:
+    """A connection to the file, one statement at a time (from any thread)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._db = open_shared(path, _SCHEMA)
@@ -50,95 +52,84 @@ class QueueBook:
     def close(self) -> None:
         self._db.close()
 
+    def _run(self, sql: str, args: tuple[object, ...]) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, args)
+
+    def _row(self, sql: str, args: tuple[object, ...]) -> Any:
+        with self._lock:
+            return self._db.execute(sql, args).fetchone()
+
+
+class QueueBook(_Book):
+    """The tickets of every queue of the machine's workers (see the module)."""
+
     def enter(self, queue: str, worker: int, since: float | None = None) -> Ticket:
         """A new ticket at the end of ``queue`` for a caller waiting on ``worker``."""
         since = time.time() if since is None else since
-        with self._lock:
-            cursor = self._db.execute(
-                "INSERT INTO tickets (queue, worker, since) VALUES (?, ?, ?)",
-                (queue, worker, since),
-            )
+        cursor = self._run(
+            "INSERT INTO tickets (queue, worker, since) VALUES (?, ?, ?)", (queue, worker, since)
+        )
         assert cursor.lastrowid is not None
         return Ticket(cursor.lastrowid, queue, worker, since)
 
     def put_back(self, ticket: Ticket) -> None:
         """``ticket`` back in its place (its caller could not be reached: try later)."""
-        with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO tickets (number, queue, worker, since) VALUES (?, ?, ?, ?)",
-                (ticket.number, ticket.queue, ticket.worker, ticket.since),
-            )
+        self._run(
+            "INSERT OR IGNORE INTO tickets (number, queue, worker, since) VALUES (?, ?, ?, ?)",
+            (ticket.number, ticket.queue, ticket.worker, ticket.since),
+        )
 
     def leave(self, number: int) -> bool:
         """Tear up ticket ``number``; False if it was not there (taken meanwhile)."""
-        with self._lock:
-            return self._db.execute("DELETE FROM tickets WHERE number = ?", (number,)).rowcount > 0
+        return self._run("DELETE FROM tickets WHERE number = ?", (number,)).rowcount > 0
 
     def take(self, queue: str) -> Ticket | None:
         """The oldest ticket of ``queue``, torn up in the same statement; None: nobody."""
-        with self._lock:
-            row = self._db.execute(
-                "DELETE FROM tickets WHERE number ="
-                " (SELECT MIN(number) FROM tickets WHERE queue = ?)"
-                " RETURNING number, queue, worker, since",
-                (queue,),
-            ).fetchone()
+        row = self._row(
+            "DELETE FROM tickets WHERE number ="
+            " (SELECT MIN(number) FROM tickets WHERE queue = ?)"
+            " RETURNING number, queue, worker, since",
+            (queue,),
+        )
         return None if row is None else Ticket(*row)
 
     def position(self, number: int) -> int | None:
         """Ticket ``number``'s place in its queue (1: the next to be taken), or None."""
-        with self._lock:
-            (count,) = self._db.execute(
-                "SELECT COUNT(*) FROM tickets AS t, tickets AS mine WHERE mine.number = ?"
-                " AND t.queue = mine.queue AND t.number <= mine.number",
-                (number,),
-            ).fetchone()
-        return count or None
+        (count,) = self._row(
+            "SELECT COUNT(*) FROM tickets AS t, tickets AS mine WHERE mine.number = ?"
+            " AND t.queue = mine.queue AND t.number <= mine.number",
+            (number,),
+        )
+        return int(count) or None
 
     def waiting(self, queue: str) -> int:
         """How many tickets ``queue`` has, over every worker."""
-        with self._lock:
-            (count,) = self._db.execute(
-                "SELECT COUNT(*) FROM tickets WHERE queue = ?", (queue,)
-            ).fetchone()
-        return int(count)
+        return int(self._row("SELECT COUNT(*) FROM tickets WHERE queue = ?", (queue,))[0])
 
     def forget_worker(self, worker: int) -> int:
         """Tear up the tickets of ``worker`` (started again: its callers are gone); how many."""
-        with self._lock:
-            return self._db.execute("DELETE FROM tickets WHERE worker = ?", (worker,)).rowcount
+        return self._run("DELETE FROM tickets WHERE worker = ?", (worker,)).rowcount
 
 
-class Headcounts:
+class Headcounts(_Book):
     """How many members each worker has in each room, in the same file."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._db = open_shared(path, _SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._db.close()
 
     def set(self, room: str, worker: int, members: int) -> None:
         """``worker`` has ``members`` members in ``room`` now."""
-        with self._lock:
-            if members:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO heads (room, worker, members) VALUES (?, ?, ?)",
-                    (room, worker, members),
-                )
-            else:
-                self._db.execute("DELETE FROM heads WHERE room = ? AND worker = ?", (room, worker))
+        if members:
+            self._run(
+                "INSERT OR REPLACE INTO heads (room, worker, members) VALUES (?, ?, ?)",
+                (room, worker, members),
+            )
+        else:
+            self._run("DELETE FROM heads WHERE room = ? AND worker = ?", (room, worker))
 
     def total(self, room: str) -> int:
         """The members of ``room`` on every worker."""
-        with self._lock:
-            (count,) = self._db.execute(
-                "SELECT COALESCE(SUM(members), 0) FROM heads WHERE room = ?", (room,)
-            ).fetchone()
-        return int(count)
+        sql = "SELECT COALESCE(SUM(members), 0) FROM heads WHERE room = ?"
+        return int(self._row(sql, (room,))[0])
 
     def forget_worker(self, worker: int) -> None:
         """``worker`` started again: it has no members anywhere."""
-        with self._lock:
-            self._db.execute("DELETE FROM heads WHERE worker = ?", (worker,))
+        self._run("DELETE FROM heads WHERE worker = ?", (worker,))
