@@ -134,6 +134,7 @@ HOLDING_OR_ROOM_APP = """
             await call.playTone(300, 3600)
             return
         room = rooms.setdefault(name, Room(name, gate=False))
+        call.log.info("member %s", call.headers.get("X-Name", "?"))
         await room.join(call, beep=False)
 
     runVoipClient(handler)
@@ -189,43 +190,53 @@ def test_a_leg_the_full_home_refuses_is_placed_again_once_it_has_a_call_free(tmp
 
 
 def test_a_leg_to_a_worker_killed_is_hung_up_and_placed_again_to_the_new_one(tmp_path):
-    # Room "d" is homed on worker 1 of 2. Two members (one on each worker, round robin);
-    # worker 1 is killed: worker 2 hangs its leg up (no BYE comes from a dead process) and
-    # calls the restarted worker 1, so that two more members, one on each, hear the one
-    # left on worker 2, and it them.
+    # Room "d" is homed on worker 1 of 2. Members call until one is on worker 2 (the
+    # survivor); worker 1 is killed: worker 2 hangs its leg up (no BYE comes from a dead
+    # process) and calls the restarted worker 1. Newcomers call until one is on worker 1:
+    # the survivor hears it through the new leg, and it the survivor.
     assert home_of("d", 2) == 1
-    freqs = {"a": 500.0, "b": 700.0, "c": 900.0, "e": 1100.0}
-    rec = {k: tmp_path / f"heard_{k}.wav" for k in freqs}
+    names = "abcdefgh"
+    freqs = {k: 500.0 + 150 * n for n, k in enumerate(names)}
+    rec = {k: tmp_path / f"heard_{k}.wav" for k in names}
+    procs = {}
     for k, freq in freqs.items():
         savePCMtoWAV(tone(freq, 40.0, 0.3), tmp_path / f"{k}.wav")
 
-    def member(k: str, duration: float):
-        play = ("--play", str(tmp_path / f"{k}.wav"), "--record", str(rec[k]))
-        return peer(app.uri, *play, "--header", "X-Room: d", "--duration", str(duration))
+    def worker_of_member(k: str) -> int | None:
+        found = re.findall(rf"\[worker (\d)\] .*member {k}$", app.log, re.MULTILINE)
+        return int(found[0]) if found else None
+
+    def until_one_on(worker: int, duration: float) -> str:
+        """Members call, one at a time (the front takes turns, but not strictly), until
+        one is on ``worker``: its name."""
+        for k in names:
+            if k in procs:
+                continue
+            play = ("--play", str(tmp_path / f"{k}.wav"), "--record", str(rec[k]))
+            named = ("--header", "X-Room: d", "--header", f"X-Name: {k}")
+            procs[k] = peer(app.uri, *play, *named, "--duration", str(duration))
+            wait_until(app.proc, lambda k=k: worker_of_member(k) is not None)
+            if worker_of_member(k) == worker:
+                return k
+        raise AssertionError(f"no member on worker {worker}")
+
+    def legs() -> int:
+        return len(worker_of(app.log, "joined room 'd' as the leg"))
 
     with cluster(tmp_path, HOLDING_OR_ROOM_APP, 2) as app:
-        first = [member("a", 22), member("b", 22)]
-        wait_until(app.proc, lambda: len(worker_of(app.log, "joined room 'd' as the leg")) == 2)
+        survivor = until_one_on(2, 30)
+        wait_until(app.proc, lambda: legs() == 2)  # worker 2's, at both ends
         os.kill(pids(app, "worker 1")[0], signal.SIGKILL)
-        wait_until(app.proc, lambda: len(worker_of(app.log, "joined room 'd' as the leg")) == 4, 20)
+        wait_until(app.proc, lambda: legs() == 4, 20)  # placed again, to the new worker 1
         time.sleep(2.5)  # worker 1 back in the front's rotation (its next probe)
-        later = [member("c", 8), member("e", 8)]
-        time.sleep(0.5)
-        results = {k: peer_result(p) for k, p in zip("abce", first + later, strict=True)}
+        newcomer = until_one_on(1, 8)
+        results = {k: peer_result(p) for k, p in procs.items()}
     assert "the worker on port" in app.log and "is gone: hanging up the leg" in app.log
-    joined = dict(zip("abce", worker_of(app.log, r"joined room 'd' \("), strict=True))
-    assert sorted([joined["a"], joined["b"]]) == [1, 2] and sorted([joined["c"], joined["e"]]) == [
-        1,
-        2,
-    ]
-    survivor = "a" if joined["a"] == 2 else "b"
-    # The survivor, on worker 2, hears both newcomers (the one on worker 1 through the new
-    # leg), and each newcomer hears the survivor.
-    start = max(results[k]["media_at"] for k in "ce") + 1.0
-    for me, others in ((survivor, "ce"), ("c", survivor), ("e", survivor)):
+    # From a second after the newcomer's audio started, for 4 s, each half second.
+    start = results[newcomer]["media_at"] + 1.0
+    for me, other in ((survivor, newcomer), (newcomer, survivor)):
         pcm = loadWAVtoPCM(rec[me])
         at = int((start - results[me]["media_at"]) * 8000)
-        pieces = pcm[at : at + 32000].reshape(-1, 4000)
-        levels = {k: [goertzel_power(p, freqs[k]) for p in pieces] for k in others}
-        print(me, {k: [f"{v:.0e}" for v in vs] for k, vs in levels.items()})
-        assert all(v > 0.005 for vs in levels.values() for v in vs), (me, levels)
+        levels = [goertzel_power(p, freqs[other]) for p in pcm[at : at + 32000].reshape(-1, 4000)]
+        print(me, "hears", other, [f"{v:.0e}" for v in levels])
+        assert all(v > 0.005 for v in levels), (me, other, levels)
