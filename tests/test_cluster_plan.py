@@ -113,6 +113,7 @@ def test_kamailios_configuration_is_rendered_whole(tmp_path):
     ]
     assert f'modparam("ctl", "binrpc", "unix:{tmp_path}/ctl.sock")' in text
     assert 'modparam("dispatcher", "ds_ping_interval", 2)' in text
+    assert 'remove_hf_re("^X-Voip-");' in text  # the workers' own headers: never a caller's
     assert dispatcher_list(plan) == (
         "1 sip:127.0.0.1:6061 0 0 socket=udp:127.0.0.1:6060\n"
         "1 sip:127.0.0.1:6062 0 0 socket=udp:127.0.0.1:6060\n"
