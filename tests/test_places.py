@@ -12,10 +12,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from voip import Room, RoomFullError
+from voip import Queue, Room, RoomFullError
 from voip.cluster.book import BOOK, Headcounts, QueueBook
 from voip.cluster.places import ROOM_HEADER, TAKE_HEADER, WorkerPlaces, home_of
 from voip.cluster.shares import plan_cluster
+from voip.queues import SHARED_ORDER
 from voip.rooms import LEAVE_BEEP, MAX_MEMBERS, SIBLINGS
 from voip.testing import app
 
@@ -203,4 +204,67 @@ def test_two_workers_taking_at_once_never_take_one_caller_twice(tmp_path):
         t.join()
     assert sorted(taken[0] + taken[1]) == sorted(numbers)
     assert all(a < b for a, b in itertools.pairwise(taken[0]))  # oldest first, each
+    book.close()
+
+
+class Line:
+    """A worker's side of a shared line, as :class:`WorkerPlaces` is, on a real book;
+    the callers of the other worker (port 6072) cannot be reached: ``fetch`` says so."""
+
+    def __init__(self, book: QueueBook) -> None:
+        self.book = book
+        self.fetched: list[int] = []
+
+    def enter(self, queue, call) -> int:
+        return self.book.enter(queue.name, 6071).number
+
+    def leave(self, number: int) -> None:
+        self.book.leave(number)
+
+    def position(self, number: int) -> int | None:
+        return self.book.position(number)
+
+    def next(self, queue):
+        return self.book.take(queue.name)
+
+    def is_here(self, ticket) -> bool:
+        return ticket.worker == 6071
+
+    async def fetch(self, ticket, agent):
+        self.fetched.append(ticket.number)
+        return None  # gone meanwhile (the other worker answered 410)
+
+
+async def test_a_shared_line_is_taken_in_its_order_over_workers(tmp_path):
+    book = QueueBook(tmp_path / BOOK)
+    line = Line(book)
+    elsewhere = book.enter("sales", 6072)  # a caller on the other worker, first in line
+    sales = Queue("sales")
+    positions: list[int | None] = []
+    taken: list[str] = []
+
+    async def handler(call):
+        SHARED_ORDER.set(line)  # as a worker's server sets it
+        if call.caller == "900":
+            took = await sales.take(call)
+            taken.append(took.caller.caller if took else "nobody")
+            return
+        waiting = asyncio.ensure_future(sales.wait(call, position_every=None))
+        await asyncio.sleep(0.1)
+        positions.append(sales.position(call))
+        await waiting
+
+    async with app(handler) as running:
+        caller = await running.dial("100")
+        await caller.wait(0.5)
+        assert positions == [2] and len(sales) == 1  # in the whole line; here, one
+        agent = await running.dial("900")
+        await caller.speak(tone(700, 1.0, 0.3))
+        start = len(agent.heard)
+        await caller.speak(tone(700, 1.0, 0.3))
+        assert goertzel_power(agent.heard[start:], 700) > 0.01  # bridged here
+        await agent.hang_up()
+    # The other worker's caller first (it was gone), then this one's.
+    assert line.fetched == [elsewhere.number] and taken == ["100"]
+    assert book.waiting("sales") == 0
     book.close()
