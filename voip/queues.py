@@ -425,8 +425,8 @@ class Queue:
         if entry.call.place is self:
             entry.call.place = None
         entry.call._emit(LeftQueue(self.name, reason))
-        for n, behind in enumerate(self._waiting[index:], index + 1):
-            behind.call._emit(Queued(self.name, n))
+        for behind in self._waiting[index:]:
+            behind.call._emit(Queued(self.name, self.position(behind.call) or 0))
 
     # -- on hold ---------------------------------------------------------------------
 
