@@ -215,19 +215,30 @@ def test_a_leg_to_a_worker_killed_is_hung_up_and_placed_again_to_the_new_one(tmp
             play = ("--play", str(tmp_path / f"{k}.wav"), "--record", str(rec[k]))
             named = ("--header", "X-Room: d", "--header", f"X-Name: {k}")
             procs[k] = peer(app.uri, *play, *named, "--duration", str(duration))
-            wait_until(app.proc, lambda k=k: worker_of_member(k) is not None)
+            waiting_for(f"member {k}", lambda k=k: worker_of_member(k) is not None)
             if worker_of_member(k) == worker:
                 return k
-        raise AssertionError(f"no member on worker {worker}")
+        raise AssertionError(f"no member on worker {worker}:\n{said()}")
 
     def legs() -> int:
         return len(worker_of(app.log, "joined room 'd' as the leg"))
 
+    def said() -> str:
+        """What the workers and the supervisor said of the room and the workers."""
+        words = ("room 'd'", "member", "leg", "worker 1", "refused")
+        return "\n".join(ln for ln in app.log.splitlines() if any(w in ln for w in words))
+
+    def waiting_for(what: str, ready, timeout: float = 30) -> None:
+        try:
+            wait_until(app.proc, ready, timeout)
+        except AssertionError:
+            raise AssertionError(f"{what} never came:\n{said()}") from None
+
     with cluster(tmp_path, HOLDING_OR_ROOM_APP, 2) as app:
         survivor = until_one_on(2, 30)
-        wait_until(app.proc, lambda: legs() == 2)  # worker 2's, at both ends
+        waiting_for("the leg", lambda: legs() == 2)  # worker 2's, at both ends
         os.kill(pids(app, "worker 1")[0], signal.SIGKILL)
-        wait_until(app.proc, lambda: legs() == 4, 20)  # placed again, to the new worker 1
+        waiting_for("the leg again", lambda: legs() == 4)  # placed again, to the new worker 1
         time.sleep(2.5)  # worker 1 back in the front's rotation (its next probe)
         newcomer = until_one_on(1, 8)
         results = {k: peer_result(p) for k, p in procs.items()}
