@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,9 @@ from voip.cluster.shares import WORKER_ENV, plan_cluster, split_ports, worker_pl
 from voip.cluster.supervisor import exit_reason
 from voip.cluster.worker import cluster_plan, worker_options
 from voip.runner import build_parser
+
+JOINER = ("--listen", "192.0.2.20:5060")
+"""A joining machine's listen address."""
 
 
 def server(*argv: str):
@@ -62,6 +66,10 @@ def test_the_plan_counts_ports_from_the_listen_port():
         (("--workers", "2", "--register", "sip:1@pbx.example"), "--register"),
         (("--workers", "2", "--tls-listen", "0.0.0.0:6061", "--transport", "tls"), "loopback"),
         (("--workers", "2", "--tls-listen", "0.0.0.0:4100", "--transport", "tls"), "rtp-ports"),
+        (("--join", "sip:192.0.2.10"), "give --workers N too"),
+        (("--workers", "2", "--join", "sip:192.0.2.10"), "not 0.0.0.0"),
+        (("--workers", "2", "--join", "sip:front.example", *JOINER), "IPv4 address, not a name"),
+        (("--workers", "2", "--join", "sip:192.0.2.10", *JOINER, "--tls-cert", "c"), "TLS"),
     ],
 )
 def test_what_a_cluster_refuses_is_said_at_once(args, says):
@@ -87,6 +95,32 @@ def test_a_worker_takes_udp_from_the_front_alone_on_its_place():
     assert (w.invite_rate, w.options_rate, w.workers, w.max_calls) == (0, 0, 0, 3)
     assert w.front_host == "0.0.0.0"
     assert not w.srtp_without_tls
+
+
+def test_a_joined_machines_workers_listen_on_its_host_and_take_calls_from_the_front():
+    opts = server("--workers", "2", *JOINER, "--join", "sip:192.0.2.10:5070")
+    assert opts.join_host_port == ("192.0.2.10", 5070)
+    plan = cluster_plan(opts)
+    assert [w.uri for w in plan.workers] == ["sip:192.0.2.20:6061", "sip:192.0.2.20:6062"]
+    assert worker_place_from({WORKER_ENV: plan.workers[1].to_env()}) == plan.workers[1]
+    w = worker_options(opts, plan.workers[0])
+    assert (w.listen, w.front_host, w.join, w.workers) == ("192.0.2.20:6061", "192.0.2.20", "", 0)
+    assert w.allow.allows("192.0.2.10") and not w.allow.allows("127.0.0.1")
+
+
+@pytest.mark.parametrize("uri", ["192.0.2.10", "sip:1@192.0.2.10", "sip:h;transport=tcp", "sip:"])
+def test_join_takes_a_sip_uri_of_a_host_and_port(uri):
+    with pytest.raises(InvalidArgumentError, match="sip:HOST"):
+        server("--workers", "2", "--join", uri)
+
+
+def test_only_loopback_may_join_a_front_unless_told():
+    plan = plan_cluster(1, "127.0.0.1", 5060, (4000, 4999), 4)
+    assert 'is_in_subnet("$si", "127.0.0.0/8")' in render_config(plan, server(), Path("."))
+    told = server("--join-allow", "10.1.0.0/16,192.0.2.7")
+    assert 'is_in_subnet("$si", "10.1.0.0/16,192.0.2.7/32")' in render_config(plan, told, Path("."))
+    with pytest.raises(InvalidArgumentError, match="at least one"):
+        server("--join-allow", "")
 
 
 def test_a_worker_leaves_tls_to_the_front_and_trusts_its_srtp_keys():

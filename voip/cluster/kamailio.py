@@ -207,6 +207,7 @@ def render_config(
         "@DEFINES@": "\n".join(policy_defines(opts)),
         "@SCANNERS@": scanner_pattern(opts.scanner_user_agents) or "-",
         "@ALLOW@": ",".join(str(n) for n in opts.allow.networks) or "-",
+        "@JOIN_ALLOW@": ",".join(str(n) for n in opts.join_allow.networks),
         "@NOT_ALLOWED@": NOT_ALLOWED,
         "@INVITE_REASON@": rate_reason("invite", opts.invite_rate),
         "@OTHERS_REASON@": rate_reason("other", opts.options_rate),

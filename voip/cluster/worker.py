@@ -3,19 +3,21 @@
 Both start from the :class:`~voip.backends.pjsip.options.SipOptions` the user gave (every
 layer: TOML, environment, command line). The workers re-read the same layers (they are
 started with the same arguments and environment) and :func:`worker_options` then moves
-them to their place: SIP over UDP on the loopback, from kamailio alone.
+them to their place: SIP over UDP on the loopback (a joined machine's: its listen host),
+from kamailio alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 
 from ..backends.pjsip.options import SipOptions
 from ..errors import InvalidArgumentError
 from ..sipmsg import AllowList
 from .shares import LOOPBACK, ClusterPlan, WorkerPlace, plan_cluster
 
-__all__ = ["cluster_plan", "worker_options"]
+__all__ = ["check_join", "cluster_plan", "worker_options"]
 
 
 def cluster_plan(opts: SipOptions) -> ClusterPlan:
@@ -27,7 +29,10 @@ def cluster_plan(opts: SipOptions) -> ClusterPlan:
             " loopback addresses; point the PBX at the listen address instead (direct mode)"
         )
     host, port = opts.host_port
-    plan = plan_cluster(opts.workers, host, port, opts.rtp_ports, opts.max_calls)
+    if opts.join:
+        check_join(opts)
+    sip_host = host if opts.join else LOOPBACK
+    plan = plan_cluster(opts.workers, host, port, opts.rtp_ports, opts.max_calls, sip_host)
     if "tls" in opts.sip_transports:
         tls_port = opts.tls_host_port[1]
         if plan.inner_port <= tls_port <= plan.workers[-1].sip_port:
@@ -41,6 +46,35 @@ def cluster_plan(opts: SipOptions) -> ClusterPlan:
                 f"--tls-listen port {tls_port} is in --rtp-ports {first}-{last}; move one"
             )
     return plan
+
+
+def check_join(opts: SipOptions) -> None:
+    """Raise :class:`InvalidArgumentError` for ``join`` settings that cannot work."""
+    if not opts.workers:
+        raise InvalidArgumentError(
+            f"--join {opts.join} runs this machine's workers for a front elsewhere: give"
+            " --workers N too"
+        )
+    host = opts.host_port[0]
+    if host in ("", "0.0.0.0") or ":" in host:
+        raise InvalidArgumentError(
+            f"--join needs --listen with this machine's IPv4 address as the front reaches it"
+            f" (not {host or 'empty'}): its workers listen there, and the front only lets"
+            " a machine join with the address its request comes from"
+        )
+    front = opts.join_host_port[0]
+    try:
+        ipaddress.IPv4Address(front)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"--join {opts.join}: give the front's IPv4 address, not a name (its workers"
+            " take calls from that address alone)"
+        ) from None
+    if "tls" in opts.sip_transports:
+        raise InvalidArgumentError(
+            "--join with TLS: callers' TLS ends at the front, whose certificate it is;"
+            " give --tls-cert to the front's supervisor, not to the joining one"
+        )
 
 
 def worker_options(opts: SipOptions, place: WorkerPlace) -> SipOptions:
@@ -60,7 +94,8 @@ def worker_options(opts: SipOptions, place: WorkerPlace) -> SipOptions:
         listen=place.listen,
         transports=("udp",),
         rtp_ports=place.rtp_ports,
-        allow=AllowList((LOOPBACK,)),
+        # From the front alone: its loopback side, or the front a machine joined.
+        allow=AllowList((opts.join_host_port[0] if opts.join else LOOPBACK,)),
         invite_rate=0.0,
         options_rate=0.0,
         # Dropped by the front: a worker dropping one would look dead to kamailio.
@@ -71,6 +106,7 @@ def worker_options(opts: SipOptions, place: WorkerPlace) -> SipOptions:
         tls_verify_client=False,
         srtp_without_tls=opts.srtp_without_tls or opts.srtp != "off",
         workers=0,
+        join="",
         front_host=place.front_host,
         metrics="",
         metrics_worker=str(place.index) if opts.metrics else "",

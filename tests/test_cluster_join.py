@@ -1,0 +1,69 @@
+"""``--join``: a second machine's workers behind a front, on loopback.
+
+The front is a cluster on 127.0.0.1 with one worker; the "second machine" is a
+supervisor listening on 127.0.0.2 with two workers that joins it. Callers reach the
+joined workers through the front and hear the app right (tests/soak.py's app and
+``check_call``); on SIGTERM the joiner leaves, and the front's own worker takes what comes.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import textwrap
+import time
+
+from .sip import multi, multi_results, peer, peer_result, serving
+from .soak import APP as HOLDING_APP
+from .soak import check_call
+from .test_cluster import MANY_AT_ONCE, answered_on, cluster
+
+
+def wait_for(text: str, log: object, timeout: float = 15) -> None:
+    """Poll ``log()`` until it holds ``text``; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while text not in log():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"never logged: {text}"
+        time.sleep(0.05)
+
+
+def test_a_second_machine_joins_with_two_workers_takes_calls_and_leaves_cleanly(tmp_path):
+    with cluster(tmp_path, HOLDING_APP, 1, *MANY_AT_ONCE) as front:
+        second = tmp_path / "second"
+        second.mkdir()
+        (second / "app.py").write_text(textwrap.dedent(HOLDING_APP))
+        join = ("--workers", "2", "--join", f"sip:127.0.0.1:{front.port}")
+        with serving(second / "app.py", *join, host="127.0.0.2", ready="cluster up") as joined:
+            workers = [f"sip:127.0.0.2:{joined.port + 1001 + i}" for i in range(2)]
+            for uri in workers:
+                wait_for(f"worker {uri} joined", lambda: front.log)
+            # Six calls at once: more than the front's one worker holds (4).
+            callers = []
+            for k in range(2):
+                wavs = tmp_path / f"caller-{k}"
+                wavs.mkdir()
+                callers.append(
+                    multi(
+                        front.uri,
+                        *("--calls", "3", "--concurrent", "3", "--min", "4", "--max", "4"),
+                        *("--record-dir", str(wavs), "--seed", str(k)),
+                    )
+                )
+            calls = [c for p in callers for c in multi_results(p, timeout=60)[0]]
+            on_second = [answered_on(joined, w) for w in (1, 2)]
+            on_front = answered_on(front, 1)
+            joined.proc.send_signal(signal.SIGTERM)
+            assert joined.proc.wait(timeout=30) == 0, joined.log[-3000:]
+        assert "left the front" in joined.log, joined.log[-3000:]
+        for uri in workers:
+            wait_for(f"worker {uri} left", lambda: front.log)
+        # Gone from the front's list at once: the next call goes to its own worker,
+        # without first trying a joined one.
+        after = peer_result(peer(front.uri, "--dtmf", "12", "--duration", "2"), timeout=30)
+    assert len(calls) == 6 and all(c["answered"] for c in calls), calls
+    wrong = {c["n"]: why for c in calls if (why := check_call(c))}
+    assert not wrong, wrong
+    assert all(n >= 1 for n in on_second) and sum(on_second) + on_front == 6, (on_second, on_front)
+    assert after["answered"], after
+    assert answered_on(front, 1) == on_front + 1
+    assert not re.search(r"worker sip:127\.0\.0\.2:\d+ did not answer", front.log), front.log
