@@ -51,14 +51,16 @@ def front_port(workers: int) -> int:
 
 
 @contextmanager
-def cluster(tmp_path: Path, source: str, workers: int = 3, *args: str):
-    """The app in ``source`` served with ``--workers`` until the block ends (then
-    SIGTERM: every process must exit 0)."""
+def cluster(
+    tmp_path: Path, source: str, workers: int = 3, *args: str, env: dict[str, str] | None = None
+):
+    """The app in ``source`` served with ``--workers`` (and ``env`` added to its
+    environment) until the block ends (then SIGTERM: every process must exit 0)."""
     require_front()
     app_path = tmp_path / "app.py"
     app_path.write_text(textwrap.dedent(source))
     assert KAMAILIO is not None
-    env = {"PATH": f"{os.environ.get('PATH', '')}:{os.path.dirname(KAMAILIO)}"}
+    env = {**(env or {}), "PATH": f"{os.environ.get('PATH', '')}:{os.path.dirname(KAMAILIO)}"}
     with serving(
         app_path,
         *("--workers", str(workers), "--transport", "udp", *args),

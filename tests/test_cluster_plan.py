@@ -94,6 +94,7 @@ def test_a_worker_takes_udp_from_the_front_alone_on_its_place():
     assert w.allow.allows("127.0.0.1") and not w.allow.allows("192.0.2.1")
     assert (w.invite_rate, w.options_rate, w.workers, w.max_calls) == (0, 0, 0, 3)
     assert w.front_host == "0.0.0.0"
+    assert w.outbound_proxy == "sip:127.0.0.1:6060;lr"  # calls out through the front
     assert not w.srtp_without_tls
 
 
@@ -106,6 +107,7 @@ def test_a_joined_machines_workers_listen_on_its_host_and_take_calls_from_the_fr
     w = worker_options(opts, plan.workers[0])
     assert (w.listen, w.front_host, w.join, w.workers) == ("192.0.2.20:6061", "192.0.2.20", "", 0)
     assert w.allow.allows("192.0.2.10") and not w.allow.allows("127.0.0.1")
+    assert w.outbound_proxy == "sip:192.0.2.10:5070;lr"
 
 
 @pytest.mark.parametrize("uri", ["192.0.2.10", "sip:1@192.0.2.10", "sip:h;transport=tcp", "sip:"])
@@ -144,6 +146,8 @@ def test_kamailios_configuration_is_rendered_whole(tmp_path):
         "listen=tcp:10.0.0.2:5060 advertise 203.0.113.5:5060",
         "listen=udp:127.0.0.1:6060",  # kamailio's side of the loopback
     ]
+    # The workers' calls out leave from the front's first address beyond the loopback.
+    assert "#!define OUT_UDP udp:10.0.0.2:5060\n#!define OUT_TCP tcp:10.0.0.2:5060" in text
     assert f'modparam("ctl", "binrpc", "unix:{tmp_path}/ctl.sock")' in text
     assert 'modparam("dispatcher", "ds_ping_interval", 2)' in text
     assert dispatcher_list(plan) == (

@@ -41,6 +41,7 @@ __all__ = [
     "find_kamailio",
     "render_config",
     "dispatcher_list",
+    "outbound_defines",
     "policy_defines",
     "rate_window",
     "tls_config",
@@ -170,6 +171,24 @@ def policy_defines(opts: SipOptions) -> list[str]:
     return [f"#!define {line}" for line in lines]
 
 
+def outbound_defines(
+    plan: ClusterPlan,
+    transports: tuple[str, ...],
+    addresses: Callable[[], list[str]] = ipv4_addresses,
+) -> list[str]:
+    """The ``#!define`` lines naming the sockets the workers' calls out leave from
+    (``OUT_UDP``, ``OUT_TCP``, for the transports the front opens): the listen host, or
+    for a wildcard one this host's first address that is not the loopback."""
+    host = plan.front_host
+    if host in ("", "0.0.0.0"):
+        host = next((a for a in addresses() if not a.startswith("127.")), LOOPBACK)
+    return [
+        f"#!define OUT_{t.upper()} {t}:{host}:{plan.front_port}"
+        for t in ("udp", "tcp")
+        if t in transports
+    ]
+
+
 def tls_config(opts: SipOptions) -> str:
     """kamailio's ``tls.cfg``: the certificate for callers (TLS 1.2 and up, as voip's
     own listener); with ``--tls-verify-client``, callers must show one ``--tls-ca``
@@ -204,7 +223,9 @@ def render_config(
     tls = opts.tls_host_port if "tls" in opts.sip_transports else None
     rates = (opts.invite_rate, opts.options_rate, opts.call_rate)
     values = {
-        "@DEFINES@": "\n".join(policy_defines(opts)),
+        "@DEFINES@": "\n".join(
+            policy_defines(opts) + outbound_defines(plan, opts.sip_transports, addresses)
+        ),
         "@SCANNERS@": scanner_pattern(opts.scanner_user_agents) or "-",
         "@ALLOW@": ",".join(str(n) for n in opts.allow.networks) or "-",
         "@JOIN_ALLOW@": ",".join(str(n) for n in opts.join_allow.networks),

@@ -15,9 +15,10 @@ import ipaddress
 from ..backends.pjsip.options import SipOptions
 from ..errors import InvalidArgumentError
 from ..sipmsg import AllowList
-from .shares import LOOPBACK, ClusterPlan, WorkerPlace, plan_cluster
+from ..sipuri import join_hostport
+from .shares import FRONT_OFFSET, LOOPBACK, ClusterPlan, WorkerPlace, plan_cluster
 
-__all__ = ["check_join", "cluster_plan", "worker_options"]
+__all__ = ["check_join", "cluster_plan", "front_of", "worker_options"]
 
 
 def cluster_plan(opts: SipOptions) -> ClusterPlan:
@@ -77,8 +78,16 @@ def check_join(opts: SipOptions) -> None:
         )
 
 
+def front_of(opts: SipOptions) -> tuple[str, int]:
+    """Where a worker reaches its front: kamailio's loopback side (the listen port +
+    :data:`~.shares.FRONT_OFFSET`), or the front a machine joined."""
+    if opts.join:
+        return opts.join_host_port
+    return LOOPBACK, opts.host_port[1] + FRONT_OFFSET
+
+
 def worker_options(opts: SipOptions, place: WorkerPlace) -> SipOptions:
-    """``opts`` as worker ``place`` runs them: SIP over UDP on its loopback port, taken
+    """``opts`` as worker ``place`` runs them: SIP over UDP on its place's port, taken
     from kamailio alone (its allow-list; no per-address rates, every call coming from the
     front, which applies them; scanners dropped by the front), its share of the RTP ports
     bound on the front's host, and no cluster of its own; its metrics (with ``--metrics``)
@@ -87,15 +96,17 @@ def worker_options(opts: SipOptions, place: WorkerPlace) -> SipOptions:
     TLS is the front's: the worker opens no TLS listener (its certificate is kamailio's),
     and with ``--srtp`` it takes SDES keys over its UDP hop from kamailio, the loopback,
     which it trusts as it trusts nothing else: the front refuses calls with SRTP that do
-    not come over TLS (406), as a lone server does. ``tls_ca`` stays, for calls the
-    worker places itself."""
+    not come over TLS (406), as a lone server does.
+
+    Its own calls out go through the front (``outbound_proxy``, :func:`front_of`), which
+    relays them from its public address; the front relays none over TLS yet."""
     return dataclasses.replace(
         opts,
         listen=place.listen,
         transports=("udp",),
         rtp_ports=place.rtp_ports,
         # From the front alone: its loopback side, or the front a machine joined.
-        allow=AllowList((opts.join_host_port[0] if opts.join else LOOPBACK,)),
+        allow=AllowList((front_of(opts)[0],)),
         invite_rate=0.0,
         options_rate=0.0,
         # Dropped by the front: a worker dropping one would look dead to kamailio.
@@ -107,6 +118,7 @@ def worker_options(opts: SipOptions, place: WorkerPlace) -> SipOptions:
         srtp_without_tls=opts.srtp_without_tls or opts.srtp != "off",
         workers=0,
         join="",
+        outbound_proxy=f"sip:{join_hostport(*front_of(opts))};lr",
         front_host=place.front_host,
         metrics="",
         metrics_worker=str(place.index) if opts.metrics else "",

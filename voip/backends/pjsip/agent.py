@@ -192,6 +192,8 @@ class SipAgent:
         self._ipv6_accounts = [
             self._ipv6_account(stack, tid, cfg.mediaConfig) for tid in stack.ipv6_transport_ids
         ]
+        if o.outbound_proxy:  # a cluster's worker: calls out go through the front
+            cfg.sipConfig.proxies.append(o.outbound_proxy)
         if o.register:
             self._configure_registration(cfg)
         self._id_uri = cfg.idUri

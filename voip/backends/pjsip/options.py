@@ -468,6 +468,10 @@ class SipOptions:
     ``public_address``), binds its RTP there (callers send audio to the worker
     directly), and answers kamailio's OPTIONS with its room (200, or 503 when full
     or stopping)."""
+    outbound_proxy: str = ""
+    """Not a setting: in a cluster's worker, the front's SIP URI (``sip:HOST:PORT;lr``)
+    its own calls out (``voip.dial``, ``call.connect``) go through: kamailio
+    record-routes them and relays them from its public address."""
     metrics_worker: str = ""
     """Not a setting: in a cluster's worker whose supervisor serves ``--metrics``, the
     worker's index. Its metrics then carry a ``worker`` label and go to
