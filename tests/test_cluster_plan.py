@@ -15,6 +15,8 @@ from voip.cluster.kamailio import (
     KamailioMissing,
     dispatcher_list,
     find_kamailio,
+    parse_destinations,
+    parse_statistics,
     policy_defines,
     rate_window,
     render_config,
@@ -225,6 +227,20 @@ def test_the_fronts_scanner_pattern_holds_nothing_special():
 def test_without_kamailio_the_error_says_how_to_install_it(tmp_path):
     with pytest.raises(KamailioMissing, match="sudo apt install kamailio"):
         find_kamailio(str(tmp_path))
+
+
+def test_kamailios_statistics_are_read_as_prometheus_names():
+    text = "core:rcv_requests = 12\nsl:1xx_replies = 3\ntmx:UAS_transactions = 2\nerror: x\n"
+    assert parse_statistics(text) == {
+        "kamailio_core_rcv_requests": 12,
+        "kamailio_sl_1xx_replies": 3,
+        "kamailio_tmx_UAS_transactions": 2,
+    }
+    listed = (
+        "DEST: {\n URI: sip:127.0.0.1:6061\n FLAGS: AP\n}\n"
+        "DEST: {\n URI: sip:10.0.0.2:6061\n FLAGS: IP\n}\n"
+    )
+    assert parse_destinations(listed) == {"sip:127.0.0.1:6061": True, "sip:10.0.0.2:6061": False}
 
 
 def test_how_a_child_ended_is_said_in_words():

@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import socket
 import struct
+import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ..backends.pjsip.metrics import FrontStatistics
 from ..backends.pjsip.options import SipOptions
 from ..errors import VoipError
 from ..guard import NOT_ALLOWED, burst_of, rate_reason
@@ -39,6 +42,9 @@ __all__ = [
     "KamailioMissing",
     "PROBE_INTERVAL",
     "find_kamailio",
+    "parse_destinations",
+    "parse_statistics",
+    "read_statistics",
     "render_config",
     "dispatcher_list",
     "outbound_defines",
@@ -268,3 +274,43 @@ def command(front: Front, cfg: Path, rundir: Path) -> list[str]:
 def kamcmd(front: Front, rundir: Path, *args: str) -> list[str]:
     """A ``kamcmd`` command line on the front's control socket."""
     return [front.kamcmd, "-s", f"unix:{rundir / 'ctl.sock'}", *args]
+
+
+def parse_statistics(text: str) -> dict[str, float]:
+    """``GROUP:NAME = VALUE`` lines by ``kamailio_GROUP_NAME`` (characters a Prometheus
+    name cannot hold as ``_``); other lines are left out."""
+    found = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(" = ")
+        group, colon, name = key.strip().partition(":")
+        if not (sep and colon):
+            continue
+        try:
+            found[re.sub(r"[^A-Za-z0-9_]", "_", f"kamailio_{group}_{name}")] = float(value)
+        except ValueError:
+            continue
+    return found
+
+
+def parse_destinations(text: str) -> dict[str, bool]:
+    """``kamcmd dispatcher.list``'s destinations: URI to whether it is active (flags
+    ``A...``, not ``I``nactive, ``D``isabled or ``T``rying)."""
+    pairs = re.findall(r"URI: (\S+)\s+FLAGS: (\w+)", text)
+    return {uri: flags.startswith("A") for uri, flags in pairs}
+
+
+def read_statistics(front: Front, rundir: Path, timeout: float = 2.0) -> FrontStatistics | None:
+    """The running front's statistics over its control socket (None: it did not answer
+    within ``timeout`` seconds, e.g. while it restarts)."""
+    try:
+        stats, dests = (
+            subprocess.run(
+                kamcmd(front, rundir, *args), capture_output=True, text=True, timeout=timeout
+            )
+            for args in (("stats.get_statistics", "all"), ("dispatcher.list",))
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if stats.returncode or dests.returncode:
+        return None
+    return FrontStatistics(parse_statistics(stats.stdout), parse_destinations(dests.stdout))

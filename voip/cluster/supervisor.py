@@ -20,7 +20,8 @@ the workers drain.
 With ``--metrics``, the workers keep their metrics in ``prometheus_client``'s
 multiprocess files, in a directory of the supervisor's made afresh at each start and
 removed at exit, and the supervisor serves them all from the one address, with its own
-(workers up, restarts); a worker that exits is marked dead there, so that its calls stop
+(workers up, restarts; kamailio's statistics and dispatcher state, asked over its
+control socket at each scrape); a worker that exits is marked dead there, so that its calls stop
 counting as up (:mod:`voip.backends.pjsip.metrics`).
 """
 
@@ -235,6 +236,8 @@ class Supervisor(Backend):
         self.workers: list[Child] = []
         self.kamailio: Child | None = None
         self.joiner: Joiner | None = None
+        self.rundir = Path()
+        """kamailio's runtime directory (made at :meth:`run`)."""
         self.metrics: MetricsServer | None = None
 
     async def run(self, handler: Handler) -> int:
@@ -243,7 +246,7 @@ class Supervisor(Backend):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
-        rundir = Path(tempfile.mkdtemp(prefix="voip-front-"))
+        rundir = self.rundir = Path(tempfile.mkdtemp(prefix="voip-front-"))
         try:
             if self.opts.metrics:  # before the workers: a port in use stops it all at once
                 (rundir / "metrics").mkdir()
@@ -358,12 +361,17 @@ class Supervisor(Backend):
         return True
 
     def _state(self) -> ClusterState:
-        """The processes' state for the metrics (called in the metrics server's thread)."""
+        """The processes' state and kamailio's statistics for the metrics (called in the
+        metrics server's thread)."""
         places = zip(self.plan.workers, list(self.workers), strict=False)
         front = self.kamailio
+        stats = None
+        if front is not None and front.up and self.front is not None:
+            stats = kamailio.read_statistics(self.front, self.rundir)
         return ClusterState(
             {str(place.index): child.state() for place, child in places},
             None if front is None else front.state(),
+            stats,
         )
 
     async def _shutdown(self) -> int:
