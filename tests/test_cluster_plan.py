@@ -15,6 +15,7 @@ from voip.cluster.kamailio import (
     KamailioMissing,
     dispatcher_list,
     find_kamailio,
+    module_dirs,
     parse_destinations,
     parse_statistics,
     policy_defines,
@@ -227,6 +228,33 @@ def test_the_fronts_scanner_pattern_holds_nothing_special():
 def test_without_kamailio_the_error_says_how_to_install_it(tmp_path):
     with pytest.raises(KamailioMissing, match="sudo apt install kamailio"):
         find_kamailio(str(tmp_path))
+
+
+def fake_kamailio(tmp_path, modules: list[str]) -> str:
+    """A directory with a ``kamailio`` whose ``-I`` names a module directory holding
+    ``modules``, and a ``kamcmd``; the directory, as a PATH."""
+    bin_dir, module_dir = tmp_path / "bin", tmp_path / "modules"
+    bin_dir.mkdir()
+    module_dir.mkdir()
+    for module in modules:
+        (module_dir / f"{module}.so").touch()
+    for name, text in (
+        ("kamailio", f"echo 'Default paths to modules: {module_dir}'"),
+        ("kamcmd", "true"),
+    ):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{text}\n")
+        (bin_dir / name).chmod(0o755)
+    return str(bin_dir)
+
+
+def test_tls_without_kamailios_tls_module_says_which_package_has_it(tmp_path):
+    path = fake_kamailio(tmp_path, ["dispatcher", "tm"])
+    assert module_dirs(f"{path}/kamailio") == [tmp_path / "modules"]
+    find_kamailio(path)  # no TLS asked: no module looked for
+    with pytest.raises(KamailioMissing, match="tls.so.*`sudo apt install kamailio-tls-modules`"):
+        find_kamailio(path, tls=True)
+    (tmp_path / "modules" / "tls.so").touch()
+    assert find_kamailio(path, tls=True).kamailio == f"{path}/kamailio"
 
 
 def test_kamailios_statistics_are_read_as_prometheus_names():

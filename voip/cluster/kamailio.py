@@ -42,6 +42,7 @@ __all__ = [
     "KamailioMissing",
     "PROBE_INTERVAL",
     "find_kamailio",
+    "module_dirs",
     "parse_destinations",
     "parse_statistics",
     "read_statistics",
@@ -56,6 +57,7 @@ __all__ = [
 PROBE_INTERVAL = 2
 """Seconds between two OPTIONS probes of each worker."""
 INSTALL = "sudo apt install kamailio"
+INSTALL_TLS = "sudo apt install kamailio-tls-modules"
 _SIOCGIFADDR = 0x8915
 
 
@@ -71,13 +73,30 @@ class Front:
     kamcmd: str
 
 
-def find_kamailio(path: str | None = None) -> Front:
-    """kamailio and kamcmd on ``path`` (default: ``$PATH``); raises
-    :class:`KamailioMissing` with the line that installs them."""
+def module_dirs(kamailio: str) -> list[Path]:
+    """Where ``kamailio`` loads its modules from (its ``-I`` says; empty if it does not)."""
+    try:
+        info = subprocess.run([kamailio, "-I"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    found = re.search(r"Default paths to modules:\s*(\S+)", info.stdout + info.stderr)
+    return [Path(d) for d in found[1].split(":")] if found else []
+
+
+def find_kamailio(path: str | None = None, tls: bool = False) -> Front:
+    """kamailio and kamcmd on ``path`` (default: ``$PATH``), with its TLS module when
+    ``tls``; raises :class:`KamailioMissing` with the line that installs what is
+    missing."""
     search = os.environ.get("PATH", "") if path is None else path
     kamailio = shutil.which("kamailio", path=search)
     kamcmd = shutil.which("kamcmd", path=search)
     if kamailio and kamcmd:
+        dirs = module_dirs(kamailio) if tls else []
+        if dirs and not any((d / "tls.so").exists() for d in dirs):
+            raise KamailioMissing(
+                "TLS with --workers needs kamailio's TLS module (tls.so, not in"
+                f" {':'.join(map(str, dirs))}): install it with `{INSTALL_TLS}`"
+            )
         return Front(kamailio, kamcmd)
     hint = ""
     if Path("/usr/sbin/kamailio").exists():

@@ -230,7 +230,8 @@ class Supervisor(Backend):
         self.plan: ClusterPlan = cluster_plan(opts)
         check_security(opts, listening=True)  # kamailio is the TLS listener
         # A machine joining a front elsewhere runs no kamailio of its own.
-        self.front = None if opts.join else kamailio.find_kamailio()
+        tls = "tls" in opts.sip_transports
+        self.front = None if opts.join else kamailio.find_kamailio(tls=tls)
         self.command = list(command)
         self._stop = asyncio.Event()
         self.workers: list[Child] = []
