@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -66,7 +67,7 @@ def test_the_plan_counts_ports_from_the_listen_port():
         (("--workers", "2", "--listen", "127.0.0.1:65000"), "pass 65535"),
         (("--workers", "2", "--listen", "[::1]:5060"), "IPv4"),
         (("--workers", "2", "--rtp-ports", "5000-6999"), "holds the cluster's loopback"),
-        (("--workers", "2", "--register", "sip:1@pbx.example"), "--register"),
+        (("--workers", "2", "--join", "sip:192.0.2.10", *JOINER, "--register", "sip:1@p"), "front"),
         (("--workers", "2", "--tls-listen", "0.0.0.0:6061", "--transport", "tls"), "loopback"),
         (("--workers", "2", "--tls-listen", "0.0.0.0:4100", "--transport", "tls"), "rtp-ports"),
         (("--join", "sip:192.0.2.10"), "give --workers N too"),
@@ -140,7 +141,9 @@ def test_kamailios_configuration_is_rendered_whole(tmp_path):
     plan = plan_cluster(2, "0.0.0.0", 5060, (4000, 4999), 4)
     opts = server("--workers", "2", "--public-address", "203.0.113.5")
     text = render_config(plan, opts, tmp_path, addresses=lambda: ["127.0.0.1", "10.0.0.2"])
-    assert "@" not in text.replace("sip:front@", "")  # every placeholder filled in
+    assert not re.search(r"@[A-Z_]+@", text)  # every placeholder filled in
+    # The workers' REGISTERs give the PBX the public address.
+    assert 'subst_hf("Contact", "/@[^>;]+/@203.0.113.5:5060/", "a")' in text
     listen = [ln for ln in text.splitlines() if ln.startswith("listen=")]
     assert listen == [
         "listen=udp:127.0.0.1:5060",

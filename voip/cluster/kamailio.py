@@ -42,10 +42,12 @@ __all__ = [
     "KamailioMissing",
     "PROBE_INTERVAL",
     "find_kamailio",
+    "front_address",
     "module_dirs",
     "parse_destinations",
     "parse_statistics",
     "read_statistics",
+    "register_contact",
     "render_config",
     "dispatcher_list",
     "outbound_defines",
@@ -196,6 +198,24 @@ def policy_defines(opts: SipOptions) -> list[str]:
     return [f"#!define {line}" for line in lines]
 
 
+def front_address(host: str, addresses: Callable[[], list[str]] = ipv4_addresses) -> str:
+    """The front's own address for listen host ``host``: itself, or for a wildcard this
+    host's first address that is not the loopback (the loopback if it has none)."""
+    if host not in ("", "0.0.0.0"):
+        return host
+    return next((a for a in addresses() if not a.startswith("127.")), LOOPBACK)
+
+
+def register_contact(
+    plan: ClusterPlan, public_address: str, addresses: Callable[[], list[str]] = ipv4_addresses
+) -> str:
+    """The ``host:port`` the front puts in its workers' REGISTERs (``--register``), for
+    the PBX to send calls to: ``--public-address`` or the front's own address, and the
+    listen port."""
+    host = public_address or front_address(plan.front_host, addresses)
+    return f"{host}:{plan.front_port}"
+
+
 def outbound_defines(
     plan: ClusterPlan,
     transports: tuple[str, ...],
@@ -204,9 +224,7 @@ def outbound_defines(
     """The ``#!define`` lines naming the sockets the workers' calls out leave from
     (``OUT_UDP``, ``OUT_TCP``, for the transports the front opens): the listen host, or
     for a wildcard one this host's first address that is not the loopback."""
-    host = plan.front_host
-    if host in ("", "0.0.0.0"):
-        host = next((a for a in addresses() if not a.startswith("127.")), LOOPBACK)
+    host = front_address(plan.front_host, addresses)
     return [
         f"#!define OUT_{t.upper()} {t}:{host}:{plan.front_port}"
         for t in ("udp", "tcp")
@@ -262,6 +280,7 @@ def render_config(
         "@TLS_CFG@": str(rundir / "tls.cfg"),
         "@LISTEN@": listen_lines(plan, opts.sip_transports, opts.public_address, addresses, tls),
         "@INNER_PORT@": str(plan.inner_port),
+        "@REGISTER_AS@": register_contact(plan, opts.public_address, addresses),
         "@CHILDREN@": str(children),
         "@CTL@": str(rundir / "ctl.sock"),
         "@LIST@": str(rundir / "dispatcher.list"),

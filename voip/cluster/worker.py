@@ -24,11 +24,6 @@ __all__ = ["check_join", "cluster_plan", "front_of", "worker_options"]
 def cluster_plan(opts: SipOptions) -> ClusterPlan:
     """The plan for ``opts`` (``workers`` > 0); raises :class:`InvalidArgumentError` for
     settings a cluster does not take yet, and for ports that do not fit."""
-    if opts.register:
-        raise InvalidArgumentError(
-            "--workers with --register is not done yet: the workers would register their"
-            " loopback addresses; point the PBX at the listen address instead (direct mode)"
-        )
     host, port = opts.host_port
     if opts.join:
         check_join(opts)
@@ -71,6 +66,11 @@ def check_join(opts: SipOptions) -> None:
             f"--join {opts.join}: give the front's IPv4 address, not a name (its workers"
             " take calls from that address alone)"
         ) from None
+    if opts.register:
+        raise InvalidArgumentError(
+            "--join with --register: the front's workers register the front's address;"
+            " give --register to the front's supervisor, not to the joining one"
+        )
     if "tls" in opts.sip_transports:
         raise InvalidArgumentError(
             "--join with TLS: callers' TLS ends at the front, whose certificate it is;"
@@ -99,7 +99,9 @@ def worker_options(opts: SipOptions, place: WorkerPlace) -> SipOptions:
     not come over TLS (406), as a lone server does.
 
     Its own calls out go through the front (``outbound_proxy``, :func:`front_of`), which
-    relays them from its public address; the front relays none over TLS yet."""
+    relays them from its public address; the front relays none over TLS yet. With
+    ``register``, its REGISTERs go the same way, and the front puts its own public
+    address in their Contact."""
     return dataclasses.replace(
         opts,
         listen=place.listen,

@@ -231,8 +231,9 @@ class SipAgent:
         return account
 
     def _configure_registration(self, cfg: Any) -> None:
-        """Registered mode: the account registers its contact (our listen address) with
-        the registrar of ``opts.register`` and PJSIP keeps the registration fresh."""
+        """Registered mode: the account registers its contact (our listen address; a
+        cluster's front puts its own there) with the registrar of ``opts.register`` and
+        PJSIP keeps the registration fresh."""
         o = self.opts
         aor, user, registrar = split_register_uri(o.register)
         self._aor = aor
