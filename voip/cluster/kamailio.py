@@ -13,8 +13,9 @@ token buckets in one way: kamailio counts requests in fixed windows of
 :func:`rate_window` seconds (an htable key per address and window, gone once unused),
 taking the guard's burst (twice the rate, at least 2) in each window: the same average
 rate and burst, but a burst may straddle two windows (up to twice the burst in a
-moment). The guard's "one call awaiting its ACK per address" is not applied at the
-front (it needs the dialog state kamailio does not keep here).
+moment). The guard's "one call awaiting its ACK per address" is applied as the guard
+applies it by default (one, and not with an allow-list): an htable keeps, per source,
+the Call-ID of its call answered (a worker's 2xx relayed) and not yet ACKed.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pathlib import Path
 from ..backends.pjsip.metrics import FrontStatistics
 from ..backends.pjsip.options import SipOptions
 from ..errors import VoipError
-from ..guard import NOT_ALLOWED, burst_of, rate_reason
+from ..guard import NOT_ALLOWED, awaiting_ack_reason, burst_of, rate_reason
 from .shares import LOOPBACK, ClusterPlan
 
 __all__ = [
@@ -276,6 +277,8 @@ def render_config(
         "@INVITE_REASON@": rate_reason("invite", opts.invite_rate),
         "@OTHERS_REASON@": rate_reason("other", opts.options_rate),
         "@CALL_REASON@": rate_reason("call", opts.call_rate),
+        "@UNACKED_UDP_REASON@": awaiting_ack_reason(1, udp=True),
+        "@UNACKED_REASON@": awaiting_ack_reason(1, udp=False),
         "@RATES_EXPIRE@": str(2 * max(rate_window(r or 1)[0] for r in rates)),
         "@TLS_CFG@": str(rundir / "tls.cfg"),
         "@LISTEN@": listen_lines(plan, opts.sip_transports, opts.public_address, addresses, tls),
