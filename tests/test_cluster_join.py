@@ -8,10 +8,13 @@ joined workers through the front and hear the app right (tests/soak.py's app and
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import textwrap
 import time
+
+from voip.cluster.probe import ask
 
 from .sip import multi, multi_results, peer, peer_result, serving
 from .soak import APP as HOLDING_APP
@@ -67,3 +70,27 @@ def test_a_second_machine_joins_with_two_workers_takes_calls_and_leaves_cleanly(
     assert after["answered"], after
     assert answered_on(front, 1) == on_front + 1
     assert not re.search(r"worker sip:127\.0\.0\.2:\d+ did not answer", front.log), front.log
+
+
+def join(front_port: int, source: str, contact: str, expires: int) -> int | None:
+    """The front's answer to a join sent from ``source`` for ``contact``."""
+    headers = (f"Contact: <{contact}>", f"Expires: {expires}")
+    return asyncio.run(ask("127.0.0.1", front_port, "REGISTER", headers, source, timeout=3))
+
+
+def test_only_allowed_addresses_join_for_themselves_and_a_silent_join_expires(tmp_path):
+    with cluster(tmp_path, HOLDING_APP, 1, "--join-allow", "127.0.0.2") as front:
+        # Outside --join-allow, a REGISTER is a caller's: the front takes none.
+        assert join(front.port, "127.0.0.3", "sip:127.0.0.3:17001", 30) == 405
+        # Allowed, but for another address than its own: refused.
+        assert join(front.port, "127.0.0.2", "sip:127.0.0.9:17001", 30) == 403
+        # For itself: taken, then dropped once its 2 s pass without a refresh.
+        assert join(front.port, "127.0.0.2", "sip:127.0.0.2:17001", 2) == 200
+        wait_for("worker sip:127.0.0.2:17001 joined", lambda: front.log)
+        wait_for(
+            "worker sip:127.0.0.2:17001 removed: its join was not refreshed in time",
+            lambda: front.log,
+            timeout=30,
+        )
+    assert "127.0.0.3:17001 joined" not in front.log and "127.0.0.9:17001 joined" not in front.log
+    assert "cfgutils" not in front.log, front.log  # route[JOIN]'s lock worked

@@ -6,8 +6,9 @@ sends it again every :data:`REFRESH` seconds: the front's kamailio adds a worker
 not have to its dispatcher list (``dispatcher.add`` over its JSON-RPC), so a front that
 restarted has them back within :data:`REFRESH` s. On the way out the same REGISTER with
 ``Expires: 0`` removes each (``dispatcher.remove``): the front sends no new call there
-from then on. A worker that stops answering is taken out by the front's own OPTIONS
-probes, as its local workers are.
+from then on. A worker that stops answering is taken out of the rotation by the
+front's own OPTIONS probes, as its local workers are, and out of the list once its join
+goes :data:`EXPIRES` seconds unrefreshed.
 
 The front takes these only from ``--join-allow`` addresses, and only for the address the
 request came from (the Contact's host must be the source address): a machine allowed
@@ -31,6 +32,7 @@ REFRESH = 10.0
 """Seconds between two REGISTERs of each worker (and between tries while the front
 does not answer)."""
 EXPIRES = 3 * int(REFRESH)
+"""Seconds the front keeps a join not refreshed (three refreshes missed)."""
 
 
 class Joiner:
