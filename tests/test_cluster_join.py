@@ -20,6 +20,8 @@ from .sip import multi, multi_results, peer, peer_result, serving
 from .soak import APP as HOLDING_APP
 from .soak import check_call
 from .test_cluster import MANY_AT_ONCE, answered_on, cluster
+from .test_cluster_metrics import metrics_port
+from .test_metrics import scrape, value
 
 
 def wait_for(text: str, log: object, timeout: float = 15) -> None:
@@ -31,15 +33,25 @@ def wait_for(text: str, log: object, timeout: float = 15) -> None:
 
 
 def test_a_second_machine_joins_with_two_workers_takes_calls_and_leaves_cleanly(tmp_path):
-    with cluster(tmp_path, HOLDING_APP, 1, *MANY_AT_ONCE) as front:
+    front_metrics = metrics_port()
+    front_args = (*MANY_AT_ONCE, "--metrics", f"127.0.0.1:{front_metrics}")
+    with cluster(tmp_path, HOLDING_APP, 1, *front_args) as front:
         second = tmp_path / "second"
         second.mkdir()
         (second / "app.py").write_text(textwrap.dedent(HOLDING_APP))
+        second_metrics = metrics_port()  # the front's is taken by now
         join = ("--workers", "2", "--join", f"sip:127.0.0.1:{front.port}")
+        join += ("--metrics", f"127.0.0.1:{second_metrics}")
         with serving(second / "app.py", *join, host="127.0.0.2", ready="cluster up") as joined:
             workers = [f"sip:127.0.0.2:{joined.port + 1001 + i}" for i in range(2)]
             for uri in workers:
                 wait_for(f"worker {uri} joined", lambda: front.log)
+            # The front's metrics show them in its rotation; the joined machine's, joined.
+            in_rotation = {
+                uri: value(scrape(front_metrics), "voip_front_destination_up", destination=uri)
+                for uri in workers
+            }
+            mine = scrape(second_metrics)
             # Six calls at once: more than the front's one worker holds (4).
             callers = []
             for k in range(2):
@@ -63,6 +75,8 @@ def test_a_second_machine_joins_with_two_workers_takes_calls_and_leaves_cleanly(
         # Gone from the front's list at once: the next call goes to its own worker,
         # without first trying a joined one.
         after = peer_result(peer(front.uri, "--dtmf", "12", "--duration", "2"), timeout=30)
+    assert in_rotation == dict.fromkeys(workers, 1), in_rotation
+    assert value(mine, "voip_front_up") == 1 and value(mine, "voip_worker_up", worker="2") == 1
     assert len(calls) == 6 and all(c["answered"] for c in calls), calls
     wrong = {c["n"]: why for c in calls if (why := check_call(c))}
     assert not wrong, wrong

@@ -43,10 +43,12 @@ class Joiner:
         self.port = port
         self.workers = list(workers)
         self.joined = asyncio.Event()
-        """Set once the front has taken every worker."""
+        """Set while the front has taken every worker at the last refresh."""
         self.refused = asyncio.Event()
         """Set when the front refused one: this machine may not join it."""
         self._task: asyncio.Task[None] | None = None
+        self._tried = False
+        self._ever_joined = False
 
     @property
     def front(self) -> str:
@@ -63,16 +65,19 @@ class Joiner:
         if refused:
             return refused
         if any(s != 200 for s in statuses):
-            if not self.joined.is_set():
+            if self.joined.is_set() or not self._tried:  # said once, not every refresh
                 log.warning(
                     "the front at %s did not take every worker (%s): trying again every %g s",
                     self.front,
                     ", ".join("no answer" if s is None else str(s) for s in statuses),
                     REFRESH,
                 )
+            self.joined.clear()
         elif not self.joined.is_set():
             log.info("joined the front at %s", self.front)
             self.joined.set()
+            self._ever_joined = True
+        self._tried = True
         return []
 
     async def _keep_joined(self) -> None:
@@ -95,7 +100,7 @@ class Joiner:
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait({self._task})
-        if not self.joined.is_set():
+        if not self._ever_joined:
             return
         statuses = await asyncio.gather(*(self._register(w, 0) for w in self.workers))
         if all(s == 200 for s in statuses):

@@ -365,14 +365,14 @@ class Supervisor(Backend):
         """The processes' state and kamailio's statistics for the metrics (called in the
         metrics server's thread)."""
         places = zip(self.plan.workers, list(self.workers), strict=False)
-        front = self.kamailio
+        front = None if self.kamailio is None else self.kamailio.state()
         stats = None
         if front is not None and front.up and self.front is not None:
             stats = kamailio.read_statistics(self.front, self.rundir)
+        if self.joiner is not None:  # a joining machine's front: the one it joined
+            front = ProcessState(self.joiner.joined.is_set(), 0)
         return ClusterState(
-            {str(place.index): child.state() for place, child in places},
-            None if front is None else front.state(),
-            stats,
+            {str(place.index): child.state() for place, child in places}, front, stats
         )
 
     async def _shutdown(self) -> int:
