@@ -2,7 +2,8 @@
 
 The front (kamailio) takes the listen address, as one process would. Its side of the
 loopback, from which it reaches the workers, is the listen port + 1000; worker ``i``
-(from 1) listens on the listen port + 1000 + ``i``, on 127.0.0.1, UDP only. The RTP range
+(from 1) listens on the listen port + 1000 + ``i``, on 127.0.0.1, UDP only (on a machine
+that joins a front elsewhere, ``--join``, on its listen host). The RTP range
 is cut into equal shares of an even number of ports, each starting on an even port (RTP
 on even ports, RTCP on the odd one above).
 """
@@ -37,21 +38,23 @@ PORTS_PER_CALL = 2
 
 @dataclass(frozen=True)
 class WorkerPlace:
-    """One worker's place: its number (from 1), its SIP port on :data:`LOOPBACK`, its share
+    """One worker's place: its number (from 1), its SIP port on ``sip_host``, its share
     of the RTP ports, and the host kamailio takes callers on (where its RTP is bound)."""
 
     index: int
     sip_port: int
     rtp_ports: tuple[int, int]
     front_host: str
+    sip_host: str = LOOPBACK
+    """:data:`LOOPBACK` beside its front; a joined machine's (``--join``) listen host."""
 
     @property
     def listen(self) -> str:
-        return f"{LOOPBACK}:{self.sip_port}"
+        return f"{self.sip_host}:{self.sip_port}"
 
     @property
     def uri(self) -> str:
-        return f"sip:{LOOPBACK}:{self.sip_port}"
+        return f"sip:{self.sip_host}:{self.sip_port}"
 
     def to_env(self) -> str:
         return json.dumps(
@@ -60,6 +63,7 @@ class WorkerPlace:
                 "sip_port": self.sip_port,
                 "rtp_ports": list(self.rtp_ports),
                 "front_host": self.front_host,
+                "sip_host": self.sip_host,
             }
         )
 
@@ -89,9 +93,11 @@ def plan_cluster(
     port: int,
     rtp_ports: tuple[int, int],
     max_calls: int,
+    sip_host: str = LOOPBACK,
 ) -> ClusterPlan:
     """Where the front and ``workers`` workers listen for the listen address
-    ``host``:``port``; raises :class:`InvalidArgumentError` saying what does not fit."""
+    ``host``:``port`` (the workers' SIP on ``sip_host``); raises
+    :class:`InvalidArgumentError` saying what does not fit."""
     if workers < 1:
         raise InvalidArgumentError(f"workers = {workers}: a cluster needs at least 1 worker")
     if port == 0:
@@ -125,7 +131,9 @@ def plan_cluster(
             f" ({inner}-{inner + workers}: the listen port + {FRONT_OFFSET} and up);"
             " move one or the other"
         )
-    places = tuple(WorkerPlace(i + 1, inner + i + 1, share, host) for i, share in enumerate(shares))
+    places = tuple(
+        WorkerPlace(i + 1, inner + i + 1, share, host, sip_host) for i, share in enumerate(shares)
+    )
     return ClusterPlan(host, port, inner, places)
 
 
@@ -138,7 +146,11 @@ def worker_place_from(environ: Mapping[str, str]) -> WorkerPlace | None:
         data = json.loads(text)
         first, last = data["rtp_ports"]
         return WorkerPlace(
-            int(data["index"]), int(data["sip_port"]), (int(first), int(last)), data["front_host"]
+            int(data["index"]),
+            int(data["sip_port"]),
+            (int(first), int(last)),
+            data["front_host"],
+            data["sip_host"],
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidArgumentError(

@@ -192,6 +192,8 @@ class SipAgent:
         self._ipv6_accounts = [
             self._ipv6_account(stack, tid, cfg.mediaConfig) for tid in stack.ipv6_transport_ids
         ]
+        if o.outbound_proxy:  # a cluster's worker: calls out go through the front
+            cfg.sipConfig.proxies.append(o.outbound_proxy)
         if o.register:
             self._configure_registration(cfg)
         self._id_uri = cfg.idUri
@@ -229,8 +231,9 @@ class SipAgent:
         return account
 
     def _configure_registration(self, cfg: Any) -> None:
-        """Registered mode: the account registers its contact (our listen address) with
-        the registrar of ``opts.register`` and PJSIP keeps the registration fresh."""
+        """Registered mode: the account registers its contact (our listen address; a
+        cluster's front puts its own there) with the registrar of ``opts.register`` and
+        PJSIP keeps the registration fresh."""
         o = self.opts
         aor, user, registrar = split_register_uri(o.register)
         self._aor = aor
