@@ -74,6 +74,7 @@ def test_the_plan_counts_ports_from_the_listen_port():
         (("--workers", "2", "--join", "sip:192.0.2.10"), "not 0.0.0.0"),
         (("--workers", "2", "--join", "sip:front.example", *JOINER), "IPv4 address, not a name"),
         (("--workers", "2", "--join", "sip:192.0.2.10", *JOINER, "--tls-cert", "c"), "TLS"),
+        (("--workers", "2", "--join", "sip:192.0.2.10", *JOINER, "--srtp", "optional"), "keys"),
     ],
 )
 def test_what_a_cluster_refuses_is_said_at_once(args, says):

@@ -76,6 +76,13 @@ def check_join(opts: SipOptions) -> None:
             "--join with TLS: callers' TLS ends at the front, whose certificate it is;"
             " give --tls-cert to the front's supervisor, not to the joining one"
         )
+    if opts.srtp != "off" and not opts.srtp_without_tls:
+        raise InvalidArgumentError(
+            f"--join with --srtp {opts.srtp}: the front would pass each call's SRTP keys to"
+            " this machine's workers over plain UDP, readable on the network between the"
+            " two; keep SRTP calls on the front's own workers, or add --srtp-without-tls"
+            " if that network is private (a VPN)"
+        )
 
 
 def front_of(opts: SipOptions) -> tuple[str, int]:
