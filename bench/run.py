@@ -42,6 +42,7 @@ BENCHMARKS = [
     "bench.verbs",
     "bench.kit",
     "bench.bridge",
+    "bench.load",
 ]
 DOC = ROOT / "docs" / "benchmarks.md"
 
