@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from tests.kamailio import port_free
+from tests.pcap import mulaw_encode, write_rtp_pcap
 
 from . import capture
 from .common import (
@@ -136,22 +138,12 @@ _ANSWERED = re.compile(r"^\[worker (\d+)\] .* answered", re.M)
 # -- the cluster and its processes ------------------------------------------------------
 
 
-def _port_free(port: int) -> bool:
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        with socket.socket(socket.AF_INET, kind) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
 def _cluster_port(workers: int) -> int:
     """A listen port whose cluster ports (port + 1000 and up) are free too."""
     for _ in range(50):
         port = launch.free_sip_port()
         if port + 1000 + workers < 65536 and all(
-            _port_free(p) for p in range(port + 1000, port + 1001 + workers)
+            port_free(p) for p in range(port + 1000, port + 1001 + workers)
         ):
             return port
     raise RuntimeError("no free ports for the cluster")
@@ -225,9 +217,6 @@ class Usage:
 
 def write_pcap(path: Path, seconds: float) -> None:
     """The RTP SIPp replays on each call: a 440 Hz tone, µ-law."""
-    sys.path.insert(0, str(ROOT))  # tests/pcap.py: numpy and struct only
-    from tests.pcap import mulaw_encode, write_rtp_pcap
-
     t = np.arange(int(seconds * 8000)) / 8000
     write_rtp_pcap(path, mulaw_encode(0.3 * np.sin(2 * np.pi * 440 * t)))
 
