@@ -67,20 +67,22 @@ per call* = (the cluster's CPU over the held period − idle) ÷ *N*, in % of on
 *RSS per call* = (summed RSS at the end of the held period − idle) ÷ *N* (shared pages
 count once per process in the sum, the same at idle and under load). *Cadence*: per RTP
 stream (one per call, by the worker's port), |inter-arrival − 20 ms| of consecutive
-packets, pooled over all streams: p99, max, and the count of inter-arrivals over 40 ms.
-On loopback the capture time is the send time: this is the workers' own pacing, and
-wall-clock timing: other load on the machine shows in it. *Greeting*: the whole prompt
-must be found (`voip.audio.match.find_sound`, score over 0.9) in what the workers sent
-each sample call: a second `tshark` captures the sample caller's RTP ports from its
-first call on, and each stream's PCMU payloads, in sequence order, are decoded. The
-sample's recordings are scored too (*heard*), but are not part of the verdict: the
-recording peer, a pjsua2 process on the same 2 busy cores, mangles what it hears on its
-own (seen: 0.48-0.83 in recordings of streams that scored 1.00 on the wire), so they
-show the peer's state more than the workers'. A size is *clean* when all *N* calls were
-answered, *N* streams captured, cadence p99 under 2 ms, no gap over 40 ms and every
-sample greeting sent whole. Goal: 100 clean (25 workers on this 2-core machine). Each
-size's per-call figures are set against the same at 4 calls, in the same run: a ratio
-under 1 means a call costs more in a larger crowd.
+packets, pooled over all streams: p99, max, and the count of inter-arrivals over 40 ms;
+the notes group these gaps into moments (within 100 ms of one another) and say how many
+streams each moment held: many at once point at the machine stalling every process, one
+at a time at a worker. On loopback the capture time is the send time: this is the
+workers' own pacing, and wall-clock timing: other load on the machine shows in it.
+*Greeting*: the whole prompt must be found (`voip.audio.match.find_sound`, score over
+0.9) in what the workers sent each sample call: a second `tshark` captures the sample
+caller's RTP ports from its first call on, and each stream's PCMU payloads, in sequence
+order, are decoded. The sample's recordings are scored too (*heard*), but are not part
+of the verdict: the recording peer, a pjsua2 process on the same 2 busy cores, mangles
+what it hears on its own (seen: 0.48-0.83 in recordings of streams that scored 1.00 on
+the wire), so they show the peer's state more than the workers'. A size is *clean* when
+all *N* calls were answered, *N* streams captured, cadence p99 under 2 ms, no gap over
+40 ms and every sample greeting sent whole. Goal: 100 clean (25 workers on this 2-core
+machine). Each size's per-call figures are set against the same at 4 calls, in the same
+run: a ratio under 1 means a call costs more in a larger crowd.
 
 *Set-up*: SIPp places short calls (held 0.5 s) one after another, 4 a second, in 4
 rounds alternating between the front's port and worker 1's own port (straight, no
@@ -361,6 +363,8 @@ class Point:
     """The prompt's score in each of the sample's recordings."""
     sent: list[float]
     """The same in what the workers sent the sample (from the capture)."""
+    stalls: list[int]
+    """Per moment with gaps over :data:`GAP_MS`, the streams it held (:func:`stalls`)."""
     sipp: dict[str, int] = field(default_factory=dict)
 
     def cpu_per_call(self, idle: Usage, idle_cores: float) -> float:
@@ -393,6 +397,26 @@ class Point:
             and self.gaps == 0
             and self.whole == len(self.sent) == min(SAMPLE, self.calls)
         )
+
+
+def stalls(streams: list[list[capture.RtpPacket]]) -> list[int]:
+    """The gaps over :data:`GAP_MS` in ``streams``, grouped into moments (gaps within
+    100 ms of one another): how many streams each moment held. Many streams at once
+    point at the machine (a stall of every process), one at a time at a worker."""
+    late = sorted(
+        (b.time, a.sport)
+        for packets in streams
+        for a, b in zip(packets, packets[1:], strict=False)
+        if 1000 * (b.time - a.time) > GAP_MS
+    )
+    moments: list[set[int]] = []
+    last = -math.inf
+    for t, port in late:
+        if t - last > 0.1:
+            moments.append(set())
+        moments[-1].add(port)
+        last = t
+    return [len(m) for m in moments]
 
 
 def _answered(server: launch.Server) -> int:
@@ -454,14 +478,16 @@ def _point(server: launch.Server, size: Size, held: float, tshark: str, workdir:
     sent = greetings_sent(capture.rtp_packets(capture.udp_packets(tshark, sent_pcap)))
     pcap.unlink()
     sent_pcap.unlink()
+    streams = _rtp_streams(packets, t0, t1)
     return Point(
         n,
         answered,
         end.cores_since(start),
         end.rss,
-        cadence(_rtp_streams(packets, t0, t1)),
+        cadence(streams),
         greetings,
         sent,
+        stalls(streams),
         outcome,
     )
 
@@ -488,6 +514,11 @@ def _describe(point: Point, idle: Usage, idle_cores: float) -> str:
         f"{point.heard} of {len(point.greetings)} recordings (scores "
         f"{', '.join(f'{s:.2f}' for s in point.greetings)})"
     )
+    if point.stalls:
+        text += (
+            f"; the gaps fell at {len(point.stalls)} moments, holding "
+            f"{', '.join(map(str, point.stalls))} streams each"
+        )
     if c.lag_ms:
         text += f"; streams behind a steady pace by up to {max(c.lag_ms):.0f} ms at the end"
     return text + (". **Clean.**" if point.clean else ". **Not clean.**")

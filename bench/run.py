@@ -66,7 +66,7 @@ dependencies with pjsua2, pyVoIP, silero's VAD and the profilers from PyPI; Debi
 `.venv/bin/python` or the venv active:
 
 ```sh
-python -m bench                  # everything, about 15 minutes; rewrites docs/benchmarks.md
+python -m bench                  # everything, about 20 minutes; rewrites docs/benchmarks.md
 python -m bench --quick          # smoke run (well under a minute); prints, writes nothing
 python -m bench --only engine,tts --out /tmp/bench.md   # some benchmarks, elsewhere
 python -m bench --only engine --update   # some benchmarks again, only their sections
