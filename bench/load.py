@@ -61,28 +61,30 @@ again after the last size (the lower of the two is the idle figure). Then for ea
 *N* (4, 20, 40, 60, 100) in turn: the pjsua2 caller places its 4 calls and SIPp the
 other *N* − 4, at 10 new calls a second; once the workers have logged *N* answered
 calls, after 1 s, the held period: 20 s in which `tshark` captures every RTP packet the
-workers send (their RTP ports) and the processes' CPU and RSS are read at both ends.
-Then every call is hung up and the next size starts from a cluster with no call. *CPU
-per call* = (the cluster's CPU over the held period − idle) ÷ *N*, in % of one core;
-*RSS per call* = (summed RSS at the end of the held period − idle) ÷ *N* (shared pages
-count once per process in the sum, the same at idle and under load). *Cadence*: per RTP
-stream (one per call, by the worker's port), |inter-arrival − 20 ms| of consecutive
-packets, pooled over all streams: p99, max, and the count of inter-arrivals over 40 ms;
-the notes group these gaps into moments (within 100 ms of one another) and say how many
-streams each moment held: many at once point at the machine stalling every process, one
-at a time at a worker. On loopback the capture time is the send time: this is the
-workers' own pacing, and wall-clock timing: other load on the machine shows in it.
-*Greeting*: the whole prompt must be found (`voip.audio.match.find_sound`, score over
-0.9) in what the workers sent each sample call: a second `tshark` captures the sample
-caller's RTP ports from its first call on, and each stream's PCMU payloads, in sequence
-order, are decoded. The sample's recordings are scored too (*heard*), but are not part
-of the verdict: the recording peer, a pjsua2 process on the same 2 busy cores, mangles
-what it hears on its own (seen: 0.48-0.83 in recordings of streams that scored 1.00 on
-the wire), so they show the peer's state more than the workers'. A size is *clean* when
-all *N* calls were answered, *N* streams captured, cadence p99 under 2 ms, no gap over
-40 ms and every sample greeting sent whole. Goal: 100 clean (25 workers on this 2-core
-machine). Each size's per-call figures are set against the same at 4 calls, in the same
-run: a ratio under 1 means a call costs more in a larger crowd.
+workers send (their RTP ports) and the processes' CPU and RSS are read at both ends,
+with the whole machine's busy time (`/proc/stat`: the load, the capture and anything
+else running). Then every call is hung up and the next size starts from a cluster with
+no call. *CPU per call* = (the cluster's CPU over the held period − idle) ÷ *N*, in % of
+one core; *RSS per call* = (summed RSS at the end of the held period − idle) ÷ *N*
+(shared pages count once per process in the sum, the same at idle and under load).
+*Cadence*: per RTP stream (one per call, by the worker's port), |inter-arrival − 20 ms|
+of consecutive packets, pooled over all streams: p99, max, and the count of
+inter-arrivals over 40 ms; the notes group these gaps into moments (within 100 ms of one
+another) and say how many streams each moment held: many at once point at the machine
+stalling every process, one at a time at a worker. On loopback the capture time is the
+send time: this is the workers' own pacing, and wall-clock timing: other load on the
+machine shows in it. *Greeting*: the whole prompt must be found
+(`voip.audio.match.find_sound`, score over 0.9) in what the workers sent each sample
+call: a second `tshark` captures the sample caller's RTP ports from its first call on,
+and each stream's PCMU payloads, in sequence order, are decoded. The sample's recordings
+are scored too (*heard*), but are not part of the verdict: the recording peer, a pjsua2
+process on the same 2 busy cores, mangles what it hears on its own (seen: 0.48-0.83 in
+recordings of streams that scored 1.00 on the wire), so they show the peer's state more
+than the workers'. A size is *clean* when all *N* calls were answered, *N* streams
+captured, cadence p99 under 2 ms, no gap over 40 ms and every sample greeting sent
+whole. Goal: 100 clean (25 workers on this 2-core machine). Each size's per-call figures
+are set against the same at 4 calls, in the same run: a ratio under 1 means a call costs
+more in a larger crowd.
 
 *Set-up*: SIPp places short calls (held 0.5 s) one after another, 4 a second, in 4
 rounds alternating between the front's port and worker 1's own port (straight, no
@@ -187,6 +189,15 @@ def cluster(workers: int) -> Iterator[launch.Server]:
         env={"PATH": path},
     ) as server:
         yield server
+
+
+def machine_busy() -> tuple[float, float]:
+    """Seconds every CPU of the machine has been busy and in all, so far (``/proc/stat``)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
 
 
 def descendants(pid: int) -> list[int]:
@@ -356,6 +367,9 @@ class Point:
     calls: int
     answered: int
     cores: float
+    machine: float
+    """Cores busy on the whole machine meanwhile (everything: the load, the capture, and
+    whatever else ran)."""
     """Cores the cluster used over the held period."""
     rss: int
     cadence: Cadence
@@ -462,9 +476,9 @@ def _point(server: launch.Server, size: Size, held: float, tshark: str, workdir:
             answered = _answered(server) - before
             time.sleep(SETTLE)
             with capture.capture(tshark, bpf, pcap):
-                t0, start = time.time(), Usage.now(pids)
+                t0, start, busy0 = time.time(), Usage.now(pids), machine_busy()
                 time.sleep(held)
-                end, t1 = Usage.now(pids), time.time()
+                end, t1, busy1 = Usage.now(pids), time.time(), machine_busy()
             greetings = greetings_heard(caller, timeout=hold + 60)
             outcome = sipp.wait(timeout=hold + fill + 60) if n > sample else {}
         finally:
@@ -483,6 +497,7 @@ def _point(server: launch.Server, size: Size, held: float, tshark: str, workdir:
         n,
         answered,
         end.cores_since(start),
+        (busy1[0] - busy0[0]) / (busy1[1] - busy0[1]) * (os.cpu_count() or 1),
         end.rss,
         cadence(streams),
         greetings,
@@ -503,7 +518,8 @@ def _describe(point: Point, idle: Usage, idle_cores: float) -> str:
             if sipp
             else ""
         )
-        + f"; cluster CPU {100 * point.cores:.0f}% of a core "
+        + f"; cluster CPU {100 * point.cores:.0f}% of a core (the whole machine: "
+        f"{100 * point.machine:.0f}% of a core busy, of {100 * (os.cpu_count() or 1)}%) "
         f"({fmt(point.cpu_per_call(idle, idle_cores))}% per call above idle), RSS "
         f"{point.rss / 1e6:.0f} MB ({fmt(point.rss_per_call(idle))} MB per call); "
         f"{c.streams} RTP streams, {c.packets:,} packets, |inter-arrival − 20 ms| "
