@@ -42,6 +42,7 @@ BENCHMARKS = [
     "bench.verbs",
     "bench.kit",
     "bench.bridge",
+    "bench.load",
 ]
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -60,11 +61,12 @@ HOW_TO_RUN = """\
 
 From the repository root: `.ci/setup bench` installs what the benchmarks use (the test
 dependencies with pjsua2, pyVoIP, silero's VAD and the profilers from PyPI; Debian's
-`espeak-ng`, the text-to-speech baseline, and `tshark`, which captures on loopback),
-then, with `.venv/bin/python` or the venv active:
+`espeak-ng`, the text-to-speech baseline, `tshark`, which captures on loopback, and
+`kamailio` and SIPp (`sip-tester`), the cluster's front and its load), then, with
+`.venv/bin/python` or the venv active:
 
 ```sh
-python -m bench                  # everything, about 15 minutes; rewrites docs/benchmarks.md
+python -m bench                  # everything, about 20 minutes; rewrites docs/benchmarks.md
 python -m bench --quick          # smoke run (well under a minute); prints, writes nothing
 python -m bench --only engine,tts --out /tmp/bench.md   # some benchmarks, elsewhere
 python -m bench --only engine --update   # some benchmarks again, only their sections

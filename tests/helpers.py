@@ -1,7 +1,8 @@
 """Shared test helpers: measuring audio by content and running apps headless.
 
-``find_pcm``, ``find_sound`` and ``dominant_freq`` are the library's (:mod:`voip.audio.match`), which the
-test kit uses too; they are imported here for the tests.
+``find_pcm``, ``find_sound`` and ``dominant_freq`` are the library's
+(:mod:`voip.audio.match`), which the test kit uses too; they are imported here for the
+tests.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """INVITEs answered but never ACKed: each holds one of the process's 4 call slots only
 until the ACK deadline (voip.backends.pjsip.agent.ACK_TIMEOUT, 8 s), and one source
-address holds at most one such call at a time.
+address holds at most one such call at a time (also at a cluster's kamailio front).
 
 Without the deadline PJSIP keeps such a call for 32 s (retransmitting its 200 OK), then
 for as long again trying to send its BYE: 4 datagrams made the app refuse every caller
@@ -12,11 +12,15 @@ from __future__ import annotations
 import socket
 import time
 from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
 
 from .peers import torture
 from .peers.torture import Responses, Target, status_of
 from .sip import App, peer, peer_result, serving
-from .test_defences import assert_still_answers, tone_app
+from .test_cluster import cluster
+from .test_defences import TONE_APP, assert_still_answers, tone_app
 
 ACK_TIMEOUT = 8.0
 """The app's ACK deadline (the test checks the value it logs)."""
@@ -96,8 +100,16 @@ def tcp_invite(app: App, sock: socket.socket) -> bytes:
     return torture.build(f"INVITE {t.uri};transport=tcp SIP/2.0", h, torture.sdp(t))
 
 
-def test_one_unacked_call_per_source_address(tmp_path):
-    with serving(tone_app(tmp_path, 2)) as app, ExitStack() as held:
+def served(tmp_path: Path, where: str):
+    """The tone app served alone, or by one worker behind kamailio (UDP and TCP)."""
+    if where == "alone":
+        return serving(tone_app(tmp_path, 2))
+    return cluster(tmp_path, TONE_APP.format(seconds=2), 1, "--transport", "udp,tcp")
+
+
+@pytest.mark.parametrize("where", ["alone", "at the front"])
+def test_one_unacked_call_per_source_address(tmp_path, where):
+    with served(tmp_path, where) as app, ExitStack() as held:
         first, second = (held.enter_context(udp_socket("127.0.0.1")) for _ in range(2))
         first_invite = invite(app, first)
         first.sendto(first_invite, ("127.0.0.1", app.port))

@@ -51,14 +51,16 @@ def front_port(workers: int) -> int:
 
 
 @contextmanager
-def cluster(tmp_path: Path, source: str, workers: int = 3, *args: str):
-    """The app in ``source`` served with ``--workers`` until the block ends (then
-    SIGTERM: every process must exit 0)."""
+def cluster(
+    tmp_path: Path, source: str, workers: int = 3, *args: str, env: dict[str, str] | None = None
+):
+    """The app in ``source`` served with ``--workers`` (and ``env`` added to its
+    environment) until the block ends (then SIGTERM: every process must exit 0)."""
     require_front()
     app_path = tmp_path / "app.py"
     app_path.write_text(textwrap.dedent(source))
     assert KAMAILIO is not None
-    env = {"PATH": f"{os.environ.get('PATH', '')}:{os.path.dirname(KAMAILIO)}"}
+    env = {**(env or {}), "PATH": f"{os.environ.get('PATH', '')}:{os.path.dirname(KAMAILIO)}"}
     with serving(
         app_path,
         *("--workers", str(workers), "--transport", "udp", *args),
@@ -126,9 +128,11 @@ def answered_on(app: App, worker: int) -> int:
     return len(re.findall(rf"\[worker {worker}\] .* answered", app.log))
 
 
-MANY_AT_ONCE = ("--invite-rate", "20")
-"""The callers here place up to 12 calls at once from one address: above the front's
-default per-address burst (10 INVITEs, --invite-rate 5)."""
+MANY_AT_ONCE = ("--invite-rate", "20", "--allow", "127.0.0.1")
+"""The callers here place up to 12 calls at once from one address, as a PBX's trunk
+would: above the front's default per-address burst (10 INVITEs, --invite-rate 5), and
+several awaiting their ACK at once, which the front (as the guard) allows to the
+trusted sources of --allow alone."""
 
 
 def test_three_workers_take_twelve_calls_each_heard_right_and_refuse_the_thirteenth(tmp_path):

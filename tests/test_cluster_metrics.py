@@ -169,3 +169,27 @@ def test_a_metrics_port_in_use_stops_the_cluster_before_any_worker_starts(tmp_pa
     assert proc.returncode == 2, proc.stderr
     assert f"cannot serve metrics on 127.0.0.1:{port}: Address already in use" in proc.stderr
     assert "[worker" not in proc.stderr, proc.stderr
+
+
+def test_kamailios_own_statistics_and_dispatcher_state_are_served_with_the_workers(tmp_path):
+    port = metrics_port()
+    with cluster(tmp_path, APP, 1, "--metrics", f"127.0.0.1:{port}") as app:
+        worker = f"sip:127.0.0.1:{app.port + 1001}"
+        wait_until(
+            app.proc, lambda: value(scrape(port), "voip_front_destination_up", destination=worker)
+        )
+        before = scrape(port)
+        call = peer_result(peer(app.uri, "--duration", "2"), timeout=30)
+        after = scrape(port)
+    assert call["answered"], call
+    # The INVITE, its ACK and BYE passed the front; it answered none of them itself.
+    moved = {
+        name: value(after, name) - value(before, name)
+        for name in ("kamailio_core_rcv_requests_invite", "kamailio_core_rcv_requests_bye")
+    }
+    assert moved == {
+        "kamailio_core_rcv_requests_invite": 1,
+        "kamailio_core_rcv_requests_bye": 1,
+    }, moved
+    assert value(after, "kamailio_core_fwd_requests") > value(before, "kamailio_core_fwd_requests")
+    assert value(after, "kamailio_shmem_used_size") > 0

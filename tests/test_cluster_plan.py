@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,9 @@ from voip.cluster.kamailio import (
     KamailioMissing,
     dispatcher_list,
     find_kamailio,
+    module_dirs,
+    parse_destinations,
+    parse_statistics,
     policy_defines,
     rate_window,
     render_config,
@@ -25,6 +30,9 @@ from voip.cluster.shares import WORKER_ENV, plan_cluster, split_ports, worker_pl
 from voip.cluster.supervisor import exit_reason
 from voip.cluster.worker import cluster_plan, worker_options
 from voip.runner import build_parser
+
+JOINER = ("--listen", "192.0.2.20:5060")
+"""A joining machine's listen address."""
 
 
 def server(*argv: str):
@@ -60,9 +68,14 @@ def test_the_plan_counts_ports_from_the_listen_port():
         (("--workers", "2", "--listen", "127.0.0.1:65000"), "pass 65535"),
         (("--workers", "2", "--listen", "[::1]:5060"), "IPv4"),
         (("--workers", "2", "--rtp-ports", "5000-6999"), "holds the cluster's loopback"),
-        (("--workers", "2", "--register", "sip:1@pbx.example"), "--register"),
+        (("--workers", "2", "--join", "sip:192.0.2.10", *JOINER, "--register", "sip:1@p"), "front"),
         (("--workers", "2", "--tls-listen", "0.0.0.0:6061", "--transport", "tls"), "loopback"),
         (("--workers", "2", "--tls-listen", "0.0.0.0:4100", "--transport", "tls"), "rtp-ports"),
+        (("--join", "sip:192.0.2.10"), "give --workers N too"),
+        (("--workers", "2", "--join", "sip:192.0.2.10"), "not 0.0.0.0"),
+        (("--workers", "2", "--join", "sip:front.example", *JOINER), "IPv4 address, not a name"),
+        (("--workers", "2", "--join", "sip:192.0.2.10", *JOINER, "--tls-cert", "c"), "TLS"),
+        (("--workers", "2", "--join", "sip:192.0.2.10", *JOINER, "--srtp", "optional"), "keys"),
     ],
 )
 def test_what_a_cluster_refuses_is_said_at_once(args, says):
@@ -87,7 +100,35 @@ def test_a_worker_takes_udp_from_the_front_alone_on_its_place():
     assert w.allow.allows("127.0.0.1") and not w.allow.allows("192.0.2.1")
     assert (w.invite_rate, w.options_rate, w.workers, w.max_calls) == (0, 0, 0, 3)
     assert w.front_host == "0.0.0.0"
+    assert w.outbound_proxy == "sip:127.0.0.1:6060;lr"  # calls out through the front
     assert not w.srtp_without_tls
+
+
+def test_a_joined_machines_workers_listen_on_its_host_and_take_calls_from_the_front():
+    opts = server("--workers", "2", *JOINER, "--join", "sip:192.0.2.10:5070")
+    assert opts.join_host_port == ("192.0.2.10", 5070)
+    plan = cluster_plan(opts)
+    assert [w.uri for w in plan.workers] == ["sip:192.0.2.20:6061", "sip:192.0.2.20:6062"]
+    assert worker_place_from({WORKER_ENV: plan.workers[1].to_env()}) == plan.workers[1]
+    w = worker_options(opts, plan.workers[0])
+    assert (w.listen, w.front_host, w.join, w.workers) == ("192.0.2.20:6061", "192.0.2.20", "", 0)
+    assert w.allow.allows("192.0.2.10") and not w.allow.allows("127.0.0.1")
+    assert w.outbound_proxy == "sip:192.0.2.10:5070;lr"
+
+
+@pytest.mark.parametrize("uri", ["192.0.2.10", "sip:1@192.0.2.10", "sip:h;transport=tcp", "sip:"])
+def test_join_takes_a_sip_uri_of_a_host_and_port(uri):
+    with pytest.raises(InvalidArgumentError, match="sip:HOST"):
+        server("--workers", "2", "--join", uri)
+
+
+def test_only_loopback_may_join_a_front_unless_told():
+    plan = plan_cluster(1, "127.0.0.1", 5060, (4000, 4999), 4)
+    assert 'is_in_subnet("$si", "127.0.0.0/8")' in render_config(plan, server(), Path("."))
+    told = server("--join-allow", "10.1.0.0/16,192.0.2.7")
+    assert 'is_in_subnet("$si", "10.1.0.0/16,192.0.2.7/32")' in render_config(plan, told, Path("."))
+    with pytest.raises(InvalidArgumentError, match="at least one"):
+        server("--join-allow", "")
 
 
 def test_a_worker_leaves_tls_to_the_front_and_trusts_its_srtp_keys():
@@ -102,7 +143,9 @@ def test_kamailios_configuration_is_rendered_whole(tmp_path):
     plan = plan_cluster(2, "0.0.0.0", 5060, (4000, 4999), 4)
     opts = server("--workers", "2", "--public-address", "203.0.113.5")
     text = render_config(plan, opts, tmp_path, addresses=lambda: ["127.0.0.1", "10.0.0.2"])
-    assert "@" not in text.replace("sip:front@", "")  # every placeholder filled in
+    assert not re.search(r"@[A-Z_]+@", text)  # every placeholder filled in
+    # The workers' REGISTERs give the PBX the public address.
+    assert 'subst_hf("Contact", "/@[^>;]+/@203.0.113.5:5060/", "a")' in text
     listen = [ln for ln in text.splitlines() if ln.startswith("listen=")]
     assert listen == [
         "listen=udp:127.0.0.1:5060",
@@ -111,6 +154,8 @@ def test_kamailios_configuration_is_rendered_whole(tmp_path):
         "listen=tcp:10.0.0.2:5060 advertise 203.0.113.5:5060",
         "listen=udp:127.0.0.1:6060",  # kamailio's side of the loopback
     ]
+    # The workers' calls out leave from the front's first address beyond the loopback.
+    assert "#!define OUT_UDP udp:10.0.0.2:5060\n#!define OUT_TCP tcp:10.0.0.2:5060" in text
     assert f'modparam("ctl", "binrpc", "unix:{tmp_path}/ctl.sock")' in text
     assert 'modparam("dispatcher", "ds_ping_interval", 2)' in text
     assert 'remove_hf_re("^X-Voip-");' in text  # the workers' own headers: never a caller's
@@ -189,6 +234,47 @@ def test_the_fronts_scanner_pattern_holds_nothing_special():
 def test_without_kamailio_the_error_says_how_to_install_it(tmp_path):
     with pytest.raises(KamailioMissing, match="sudo apt install kamailio"):
         find_kamailio(str(tmp_path))
+
+
+def fake_kamailio(tmp_path, modules: list[str]) -> str:
+    """A directory with a ``kamailio`` whose ``-I`` names a module directory holding
+    ``modules``, and a ``kamcmd``; the directory, as a PATH."""
+    bin_dir, module_dir = tmp_path / "bin", tmp_path / "modules"
+    bin_dir.mkdir()
+    module_dir.mkdir()
+    for module in modules:
+        (module_dir / f"{module}.so").touch()
+    for name, text in (
+        ("kamailio", f"echo 'Default paths to modules: {module_dir}'"),
+        ("kamcmd", "true"),
+    ):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{text}\n")
+        (bin_dir / name).chmod(0o755)
+    return str(bin_dir)
+
+
+def test_tls_without_kamailios_tls_module_says_which_package_has_it(tmp_path):
+    path = fake_kamailio(tmp_path, ["dispatcher", "tm"])
+    assert module_dirs(f"{path}/kamailio") == [tmp_path / "modules"]
+    find_kamailio(path)  # no TLS asked: no module looked for
+    with pytest.raises(KamailioMissing, match="tls.so.*`sudo apt install kamailio-tls-modules`"):
+        find_kamailio(path, tls=True)
+    (tmp_path / "modules" / "tls.so").touch()
+    assert find_kamailio(path, tls=True).kamailio == f"{path}/kamailio"
+
+
+def test_kamailios_statistics_are_read_as_prometheus_names():
+    text = "core:rcv_requests = 12\nsl:1xx_replies = 3\ntmx:UAS_transactions = 2\nerror: x\n"
+    assert parse_statistics(text) == {
+        "kamailio_core_rcv_requests": 12,
+        "kamailio_sl_1xx_replies": 3,
+        "kamailio_tmx_UAS_transactions": 2,
+    }
+    listed = (
+        "DEST: {\n URI: sip:127.0.0.1:6061\n FLAGS: AP\n}\n"
+        "DEST: {\n URI: sip:10.0.0.2:6061\n FLAGS: IP\n}\n"
+    )
+    assert parse_destinations(listed) == {"sip:127.0.0.1:6061": True, "sip:10.0.0.2:6061": False}
 
 
 def test_how_a_child_ended_is_said_in_words():

@@ -60,10 +60,16 @@ def ringing(pcm: np.ndarray, until: float) -> list[tuple[float, float]]:
     return spans
 
 
-def connect_call(tmp_path, callee_args, timeout=20.0, duration=12.0):
+def connect_call(tmp_path, callee_args, timeout=20.0, duration=12.0, serve=None):
     """The app connects a pjsua2 caller (playing 600 Hz) to the callee; returns what
-    each heard, their summaries and the app's log."""
-    app_path = write_app(tmp_path, CONNECTOR)
+    each heard, their summaries and the app's log. ``serve(env)`` runs the app with
+    ``env`` added to its environment (default: :func:`serving`, one process)."""
+    if serve is None:
+        app_path = write_app(tmp_path, CONNECTOR)
+
+        def serve(env):
+            return serving(app_path, env=env)
+
     savePCMtoWAV(tone(600, 20.0), tmp_path / "a.wav")
     savePCMtoWAV(tone(900, 20.0), tmp_path / "b.wav")
     heard_a, heard_b = tmp_path / "heard_a.wav", tmp_path / "heard_b.wav"
@@ -72,7 +78,7 @@ def connect_call(tmp_path, callee_args, timeout=20.0, duration=12.0):
     )
     env = {"CONNECT_TO": uri, "CONNECT_TIMEOUT": str(timeout)}
     try:
-        with serving(app_path, env=env) as app:
+        with serve(env) as app:
             caller = peer(
                 app.uri,
                 *("--play", str(tmp_path / "a.wav"), "--record", str(heard_a)),

@@ -51,3 +51,12 @@ def test_find_sound_wants_the_whole_sound():
     heard = np.concatenate([np.zeros(500, np.float32), sound])
     assert find_sound(heard, sound)[0] > 0.999
     assert find_sound(heard[:-300], sound)[0] < 0.5  # its last 40 ms not heard yet
+
+
+def test_find_sound_passes_over_a_pause_of_digital_silence_inside_the_sound():
+    rng = np.random.default_rng(4)
+    words = [rng.uniform(-0.5, 0.5, 6000).astype(np.float32) for _ in range(2)]
+    sound = np.concatenate([words[0], np.zeros(4000, np.float32), words[1]])
+    heard = np.concatenate([np.zeros(700, np.float32), sound, words[0]])
+    score, start, end = find_sound(heard, sound)
+    assert score > 0.999 and (start, end) == (700, 700 + len(sound))

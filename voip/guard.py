@@ -65,6 +65,7 @@ __all__ = [
     "parse_request_head",
     "screen_kind",
     "rate_reason",
+    "awaiting_ack_reason",
     "NOT_ALLOWED",
 ]
 
@@ -129,6 +130,15 @@ def rate_reason(limit: Literal["invite", "other", "call"], rate: float) -> str:
     if limit == "other":
         return f"requests other than INVITE above {rate:g}/s (dropped)"
     return f"new calls above {rate:g}/s in all (503)"
+
+
+def awaiting_ack_reason(waiting: int, udp: bool) -> str:
+    """Why a new INVITE is refused while ``waiting`` calls from its source await their
+    ACK: dropped over UDP, 503 over TCP or TLS (kamailio's front logs the same)."""
+    calls = "a call" if waiting == 1 else f"{waiting} calls"
+    verb = "awaits its" if waiting == 1 else "await their"
+    reason = f"{calls} from it already {verb} ACK"
+    return f"{reason} (dropped: UDP callers send it again)" if udp else f"{reason} (503)"
 
 
 _PASS_THROUGH = frozenset({"ACK", "CANCEL"})
@@ -410,15 +420,12 @@ class RequestGuard:
         # callers' INVITEs at once): the limit is for ports open to anyone.
         limited = self.unacked_per_source > 0 and not self.allow.networks
         if limited and waiting >= self.unacked_per_source:
-            calls = "a call" if waiting == 1 else f"{waiting} calls"
-            verb = "awaits its" if waiting == 1 else "await their"
-            reason = f"{calls} from it already {verb} ACK"
             if head.transport == "UDP":
                 # Not refused: the caller sends the INVITE again after 0.5 s (Timer A).
                 # (503 is for the fallback, applied once PJSIP has a transaction.)
-                dropped = f"{reason} (dropped: UDP callers send it again)"
+                dropped = awaiting_ack_reason(waiting, udp=True)
                 return Verdict("drop", 503, dropped, "awaiting-ack")
-            return Verdict("reply", 503, f"{reason} (503)", "awaiting-ack")
+            return Verdict("reply", 503, awaiting_ack_reason(waiting, udp=False), "awaiting-ack")
         if head.ipv6_audio_only:
             return Verdict("reply", 488, _IPV6_AUDIO, "ipv6-media")
         if self.screen is not None:

@@ -105,7 +105,7 @@ def _make_backend(opts: argparse.Namespace, args: Sequence[str] = ()) -> Backend
         place = worker_place_from(os.environ)
         if place is not None:  # one of a cluster's workers (voip.cluster)
             return SipServer(worker_options(sip, place), place)
-        if sip.workers:
+        if sip.workers or sip.join:  # (--join without --workers: refused there)
             from .cluster.supervisor import Supervisor
 
             # Each worker runs this app again, through `voip run`, with these options.

@@ -56,12 +56,20 @@ def rtp_block() -> int:
 class Server:
     """A process answering calls on ``uri`` until :meth:`stop`."""
 
-    def __init__(self, proc: subprocess.Popen[str], port: int, label: str, rtp: int) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen[str],
+        port: int,
+        label: str,
+        rtp: int,
+        rtp_range: int = RTP_RANGE,
+    ) -> None:
         self.proc = proc
         self.port = port
         self.label = label
         self.rtp = rtp
-        """The first of its ``RTP_RANGE`` RTP ports."""
+        """The first of its ``rtp_range`` RTP ports."""
+        self.rtp_range = rtp_range
         self.uri = f"sip:bench@127.0.0.1:{port}"
         self.log = ""
         self._reader: threading.Thread | None = None
@@ -76,7 +84,7 @@ class Server:
         pair PJSIP 2.15 takes just past the end of a port range before it wraps around
         when given the whole block as its range, as the bare answerer is (the 51st call
         of a 100-port range used the 101st port; voip stops its range two short)."""
-        return self.rtp, self.rtp + RTP_RANGE + 1
+        return self.rtp, self.rtp + self.rtp_range + 1
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -99,26 +107,35 @@ def serving(
     kind: str,
     voip: Sequence[str] = (str(GREETER),),
     bare: Sequence[str] = (str(ANSWERER),),
+    *,
+    port: int = 0,
+    rtp: int = 0,
+    rtp_range: int = RTP_RANGE,
+    ready: str = "SIP listening",
+    timeout: float = 20,
+    env: dict[str, str] | None = None,
 ):
     """Run the voip app (``kind="voip"``) or the bare answerer (``"bare"``) on loopback.
 
     ``voip`` and ``bare`` are the programs (and their first arguments) to start; the
     ports are appended here: voip's options to the first, ``--port``, ``--rtp-port`` and
     ``--rtp-range`` to the second (any kind but ``"voip"`` runs it, e.g. another peer that
-    takes the same options). The program prints ``SIP listening`` once ready.
+    takes the same options). The program prints ``ready`` once ready, within ``timeout``
+    seconds. ``port`` and ``rtp`` (the first of ``rtp_range`` RTP ports): 0 picks them.
+    ``env``: variables to set in its environment besides ours.
     """
-    port, rtp = free_sip_port(), rtp_block()
+    port, rtp = port or free_sip_port(), rtp or rtp_block()
     if kind == "voip":
         cmd = [*voip, "--sip", "--listen", f"127.0.0.1:{port}"]
-        cmd += ["--rtp-ports", f"{rtp}-{rtp + RTP_RANGE - 1}"]
+        cmd += ["--rtp-ports", f"{rtp}-{rtp + rtp_range - 1}"]
         # One caller at up to 50 calls a second: far above the per-address limit that
         # protects a server on the internet (voip.guard), which is not what is measured.
         cmd += ["--invite-rate", "0", "--call-rate", "0"]
     else:
         cmd = [*bare, "--port", str(port), "--rtp-port", str(rtp)]
-        cmd += ["--rtp-range", str(RTP_RANGE)]
+        cmd += ["--rtp-range", str(rtp_range)]
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path}
+    env = {**os.environ, "PYTHONPATH": path, **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, *cmd],
         cwd=ROOT,
@@ -127,17 +144,17 @@ def serving(
         text=True,
         env=env,
     )
-    server = Server(proc, port, kind, rtp)
+    server = Server(proc, port, kind, rtp, rtp_range)
     assert proc.stdout is not None
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
             break
         server.log += line
-        if "SIP listening" in line:
+        if ready in line:
             break
-    if "SIP listening" not in server.log:
+    if ready not in server.log:
         server.stop()
         raise RuntimeError(f"the {kind} answerer did not start:\n{server.log}")
 

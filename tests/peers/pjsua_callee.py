@@ -6,7 +6,8 @@ It listens as sip:callee@127.0.0.1:--port and takes one call: it rings (180) for
 603 ...) or, with --respond none, rings until the caller gives up. Answered, it plays
 --play into the call, records what it hears to --record and hangs up after --duration
 seconds unless the other side does first. It waits --wait seconds for a call at most.
-The last line it prints is a JSON summary: {"from": the INVITE's From, "rang": seconds
+The last line it prints is a JSON summary: {"from": the INVITE's From, "source": the
+address it came from, "rang": seconds
 it rang, "status": the final status of the INVITE, "answered": bool, "cancelled": bool
 (the caller sent CANCEL), "seconds": call length after the answer}.
 """
@@ -40,6 +41,7 @@ class Account(pj.Account):
         self.call = None
         self.rang_at = None
         self.sender = ""
+        self.source = ""
 
     def onIncomingCall(self, prm):
         if self.call is not None:  # one call only
@@ -50,6 +52,7 @@ class Account(pj.Account):
             return
         m = re.search(r"^(?:From|f)\s*:\s*(.*)$", prm.rdata.wholeMsg, re.M | re.I)
         self.sender = m.group(1).strip() if m else ""
+        self.source = prm.rdata.srcAddress
         self.call = Call(self, self.args.record, self.args.play, call_id=prm.callId)
         ring = pj.CallOpParam()
         ring.statusCode = 180
@@ -101,7 +104,13 @@ def main():
     end = time.monotonic() + 2
     while call is not None and call.ended_at is None and time.monotonic() < end:
         ep.libHandleEvents(10)
-    summary = {"from": acc.sender, "rang": round(rang, 3), "answered": False, "seconds": 0}
+    summary = {
+        "from": acc.sender,
+        "source": acc.source,
+        "rang": round(rang, 3),
+        "answered": False,
+        "seconds": 0,
+    }
     if call is not None:
         answered = call.answered_at is not None
         seconds = ((call.ended_at or time.monotonic()) - call.answered_at) if answered else 0

@@ -483,14 +483,20 @@ def status_of(message: bytes) -> int | None:
     return None
 
 
-def header(message: bytes, *names: str) -> str:
-    """The first value of a header (any of ``names``, e.g. its compact form too)."""
+def headers(message: bytes, *names: str) -> list[str]:
+    """Every value of a header (any of ``names``, e.g. its compact form too), in order."""
     wanted = {n.lower().encode() for n in names}
+    found = []
     for line in message.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         if name.strip().lower() in wanted:
-            return value.strip().decode(errors="replace")
-    return ""
+            found.append(value.strip().decode(errors="replace"))
+    return found
+
+
+def header(message: bytes, *names: str) -> str:
+    """The first value of a header (any of ``names``, e.g. its compact form too)."""
+    return next(iter(headers(message, *names)), "")
 
 
 def after_invite(invite: bytes, response: bytes, t: Target) -> list[bytes]:
@@ -511,10 +517,14 @@ def after_invite(invite: bytes, response: bytes, t: Target) -> list[bytes]:
         return [build(f"ACK {ruri} SIP/2.0", h)]
     contact = header(response, "Contact", "m")
     target = contact[contact.find("<") + 1 : contact.find(">")] if "<" in contact else ruri
+    # Through a proxy that record-routes (a cluster's front): its Route set, reversed.
+    routes = [r.strip() for rr in headers(response, "Record-Route") for r in rr.split(",")]
     out = []
     for method, number in (("ACK", cseq), ("BYE", cseq + 1)):
         via = f"SIP/2.0/{t.transport} 127.0.0.1:{t.local_port};branch=z9hG4bK-{_tag()};rport"
         h = {"Via": via, **common, "CSeq": f"{number} {method}"}
+        if routes:
+            h["Route"] = ", ".join(reversed(routes))
         out.append(build(f"{method} {target} SIP/2.0", h))
     return out
 

@@ -70,7 +70,9 @@ def find_sound(
     :data:`PIECE` samples, found one after the other, each within ``slack`` samples of
     where the previous one ends. The score is the normalised cross-correlation of the
     worst piece, but for one piece in the middle of a sound of four pieces or more (the
-    piece a frame was put in matches only in part).
+    piece a frame was put in matches only in part). A piece of digital silence inside
+    the sound (a pause in speech) is passed over: its correlation with anything is
+    undefined.
     """
     pieces = np.array_split(needle, max(1, len(needle) // PIECE))
     first, start = find_pcm(haystack, pieces[0])
@@ -78,6 +80,9 @@ def find_sound(
         return 0.0, -1, -1
     scores, end = [first], start + len(pieces[0])
     for piece in pieces[1:]:
+        if not np.any(piece):  # a pause of digital silence: no score, nothing to place it by
+            end += len(piece)
+            continue
         low = max(0, end - slack)
         score, at = find_pcm(haystack[low : end + len(piece) + slack], piece)
         if at < 0:

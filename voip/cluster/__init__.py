@@ -8,6 +8,12 @@ over the workers, probing each with OPTIONS every 2 s: a worker answers 200 whil
 room and 503 when full or stopping (:mod:`voip.guard`), and a call a worker refuses goes
 to the next. Audio flows between the callers and the workers directly. The supervisor
 restarts what dies and, on SIGTERM, lets the workers drain before kamailio stops.
-Rooms and queues span the workers of the machine, joined by SIP calls between them
+
+The workers' own calls out (and ``--register``'s REGISTERs) go through kamailio, which
+relays them from its public address. Another machine's supervisor with ``--join
+sip:FRONT`` runs workers only, on its own address, and adds them to the front's
+dispatcher at run time (:mod:`.join`). With ``--metrics`` the supervisor serves kamailio's
+own statistics beside the workers'.
+Rooms and queues span the workers of a machine, joined by SIP calls between them
 (:mod:`.places`), the queues' line in a file they share (:mod:`.book`).
 """

@@ -13,25 +13,29 @@ token buckets in one way: kamailio counts requests in fixed windows of
 :func:`rate_window` seconds (an htable key per address and window, gone once unused),
 taking the guard's burst (twice the rate, at least 2) in each window: the same average
 rate and burst, but a burst may straddle two windows (up to twice the burst in a
-moment). The guard's "one call awaiting its ACK per address" is not applied at the
-front (it needs the dialog state kamailio does not keep here).
+moment). The guard's "one call awaiting its ACK per address" is applied as the guard
+applies it by default (one, and not with an allow-list): an htable keeps, per source,
+the Call-ID of its call answered (a worker's 2xx relayed) and not yet ACKed.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import socket
 import struct
+import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ..backends.pjsip.metrics import FrontStatistics
 from ..backends.pjsip.options import SipOptions
 from ..errors import VoipError
-from ..guard import NOT_ALLOWED, burst_of, rate_reason
+from ..guard import NOT_ALLOWED, awaiting_ack_reason, burst_of, rate_reason
 from .shares import LOOPBACK, ClusterPlan
 
 __all__ = [
@@ -39,8 +43,15 @@ __all__ = [
     "KamailioMissing",
     "PROBE_INTERVAL",
     "find_kamailio",
+    "front_address",
+    "module_dirs",
+    "parse_destinations",
+    "parse_statistics",
+    "read_statistics",
+    "register_contact",
     "render_config",
     "dispatcher_list",
+    "outbound_defines",
     "policy_defines",
     "rate_window",
     "tls_config",
@@ -49,6 +60,7 @@ __all__ = [
 PROBE_INTERVAL = 2
 """Seconds between two OPTIONS probes of each worker."""
 INSTALL = "sudo apt install kamailio"
+INSTALL_TLS = "sudo apt install kamailio-tls-modules"
 _SIOCGIFADDR = 0x8915
 
 
@@ -64,13 +76,30 @@ class Front:
     kamcmd: str
 
 
-def find_kamailio(path: str | None = None) -> Front:
-    """kamailio and kamcmd on ``path`` (default: ``$PATH``); raises
-    :class:`KamailioMissing` with the line that installs them."""
+def module_dirs(kamailio: str) -> list[Path]:
+    """Where ``kamailio`` loads its modules from (its ``-I`` says; empty if it does not)."""
+    try:
+        info = subprocess.run([kamailio, "-I"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    found = re.search(r"Default paths to modules:\s*(\S+)", info.stdout + info.stderr)
+    return [Path(d) for d in found[1].split(":")] if found else []
+
+
+def find_kamailio(path: str | None = None, tls: bool = False) -> Front:
+    """kamailio and kamcmd on ``path`` (default: ``$PATH``), with its TLS module when
+    ``tls``; raises :class:`KamailioMissing` with the line that installs what is
+    missing."""
     search = os.environ.get("PATH", "") if path is None else path
     kamailio = shutil.which("kamailio", path=search)
     kamcmd = shutil.which("kamcmd", path=search)
     if kamailio and kamcmd:
+        dirs = module_dirs(kamailio) if tls else []
+        if dirs and not any((d / "tls.so").exists() for d in dirs):
+            raise KamailioMissing(
+                "TLS with --workers needs kamailio's TLS module (tls.so, not in"
+                f" {':'.join(map(str, dirs))}): install it with `{INSTALL_TLS}`"
+            )
         return Front(kamailio, kamcmd)
     hint = ""
     if Path("/usr/sbin/kamailio").exists():
@@ -170,6 +199,40 @@ def policy_defines(opts: SipOptions) -> list[str]:
     return [f"#!define {line}" for line in lines]
 
 
+def front_address(host: str, addresses: Callable[[], list[str]] = ipv4_addresses) -> str:
+    """The front's own address for listen host ``host``: itself, or for a wildcard this
+    host's first address that is not the loopback (the loopback if it has none)."""
+    if host not in ("", "0.0.0.0"):
+        return host
+    return next((a for a in addresses() if not a.startswith("127.")), LOOPBACK)
+
+
+def register_contact(
+    plan: ClusterPlan, public_address: str, addresses: Callable[[], list[str]] = ipv4_addresses
+) -> str:
+    """The ``host:port`` the front puts in its workers' REGISTERs (``--register``), for
+    the PBX to send calls to: ``--public-address`` or the front's own address, and the
+    listen port."""
+    host = public_address or front_address(plan.front_host, addresses)
+    return f"{host}:{plan.front_port}"
+
+
+def outbound_defines(
+    plan: ClusterPlan,
+    transports: tuple[str, ...],
+    addresses: Callable[[], list[str]] = ipv4_addresses,
+) -> list[str]:
+    """The ``#!define`` lines naming the sockets the workers' calls out leave from
+    (``OUT_UDP``, ``OUT_TCP``, for the transports the front opens): the listen host, or
+    for a wildcard one this host's first address that is not the loopback."""
+    host = front_address(plan.front_host, addresses)
+    return [
+        f"#!define OUT_{t.upper()} {t}:{host}:{plan.front_port}"
+        for t in ("udp", "tcp")
+        if t in transports
+    ]
+
+
 def tls_config(opts: SipOptions) -> str:
     """kamailio's ``tls.cfg``: the certificate for callers (TLS 1.2 and up, as voip's
     own listener); with ``--tls-verify-client``, callers must show one ``--tls-ca``
@@ -204,17 +267,23 @@ def render_config(
     tls = opts.tls_host_port if "tls" in opts.sip_transports else None
     rates = (opts.invite_rate, opts.options_rate, opts.call_rate)
     values = {
-        "@DEFINES@": "\n".join(policy_defines(opts)),
+        "@DEFINES@": "\n".join(
+            policy_defines(opts) + outbound_defines(plan, opts.sip_transports, addresses)
+        ),
         "@SCANNERS@": scanner_pattern(opts.scanner_user_agents) or "-",
         "@ALLOW@": ",".join(str(n) for n in opts.allow.networks) or "-",
+        "@JOIN_ALLOW@": ",".join(str(n) for n in opts.join_allow.networks),
         "@NOT_ALLOWED@": NOT_ALLOWED,
         "@INVITE_REASON@": rate_reason("invite", opts.invite_rate),
         "@OTHERS_REASON@": rate_reason("other", opts.options_rate),
         "@CALL_REASON@": rate_reason("call", opts.call_rate),
+        "@UNACKED_UDP_REASON@": awaiting_ack_reason(1, udp=True),
+        "@UNACKED_REASON@": awaiting_ack_reason(1, udp=False),
         "@RATES_EXPIRE@": str(2 * max(rate_window(r or 1)[0] for r in rates)),
         "@TLS_CFG@": str(rundir / "tls.cfg"),
         "@LISTEN@": listen_lines(plan, opts.sip_transports, opts.public_address, addresses, tls),
         "@INNER_PORT@": str(plan.inner_port),
+        "@REGISTER_AS@": register_contact(plan, opts.public_address, addresses),
         "@CHILDREN@": str(children),
         "@CTL@": str(rundir / "ctl.sock"),
         "@LIST@": str(rundir / "dispatcher.list"),
@@ -246,3 +315,43 @@ def command(front: Front, cfg: Path, rundir: Path) -> list[str]:
 def kamcmd(front: Front, rundir: Path, *args: str) -> list[str]:
     """A ``kamcmd`` command line on the front's control socket."""
     return [front.kamcmd, "-s", f"unix:{rundir / 'ctl.sock'}", *args]
+
+
+def parse_statistics(text: str) -> dict[str, float]:
+    """``GROUP:NAME = VALUE`` lines by ``kamailio_GROUP_NAME`` (characters a Prometheus
+    name cannot hold as ``_``); other lines are left out."""
+    found = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(" = ")
+        group, colon, name = key.strip().partition(":")
+        if not (sep and colon):
+            continue
+        try:
+            found[re.sub(r"[^A-Za-z0-9_]", "_", f"kamailio_{group}_{name}")] = float(value)
+        except ValueError:
+            continue
+    return found
+
+
+def parse_destinations(text: str) -> dict[str, bool]:
+    """``kamcmd dispatcher.list``'s destinations: URI to whether it is active (flags
+    ``A...``, not ``I``nactive, ``D``isabled or ``T``rying)."""
+    pairs = re.findall(r"URI: (\S+)\s+FLAGS: (\w+)", text)
+    return {uri: flags.startswith("A") for uri, flags in pairs}
+
+
+def read_statistics(front: Front, rundir: Path, timeout: float = 2.0) -> FrontStatistics | None:
+    """The running front's statistics over its control socket (None: it did not answer
+    within ``timeout`` seconds, e.g. while it restarts)."""
+    try:
+        stats, dests = (
+            subprocess.run(
+                kamcmd(front, rundir, *args), capture_output=True, text=True, timeout=timeout
+            )
+            for args in (("stats.get_statistics", "all"), ("dispatcher.list",))
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if stats.returncode or dests.returncode:
+        return None
+    return FrontStatistics(parse_statistics(stats.stdout), parse_destinations(dests.stdout))

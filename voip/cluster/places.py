@@ -7,10 +7,11 @@ workers of this machine, as cascaded conference bridges are:
 * Every room name has a **home** worker, :func:`home_of` the name, which every worker
   computes alike from its :class:`~.shares.WorkerPlace` (the ports of its siblings).
 * A worker with members of a room it is not home to keeps one SIP call, its **leg**, to
-  the home worker (``sip:room@127.0.0.1:<home port>``, header :data:`ROOM_HEADER` naming
-  the room), from when its first member joins until its last leaves. The leg is a member
-  of the worker's own room (:meth:`~voip.Room.join_leg`: ungated, as the members were
-  gated where they joined, no beeps) and, on the home worker, of the home's room.
+  the home worker (``sip:room@<its host>:<home port>``, straight, not through the front;
+  header :data:`ROOM_HEADER` naming the room), from when its first member joins until
+  its last leaves. The leg is a member of the worker's own room
+  (:meth:`~voip.Room.join_leg`: ungated, as the members were gated where they joined, no
+  beeps) and, on the home worker, of the home's room.
 * The home worker takes such a call from a sibling's port (not the user's handler) and
   joins it to its room of that name, made with the defaults if the app has none there
   yet (the app's own ``Room`` of that name takes the legs over when it gets a member).
@@ -57,8 +58,9 @@ from ..call import Call
 from ..lifecycle import Handler
 from ..queues import Queue, Ticket
 from ..rooms import Room
+from ..sipuri import join_hostport, split_hostport
 from .book import BOOK, Headcounts, QueueBook
-from .shares import LOOPBACK, WorkerPlace
+from .shares import WorkerPlace
 
 __all__ = ["ROOM_HEADER", "TAKE_HEADER", "RETRY", "WorkerPlaces", "home_of"]
 
@@ -127,9 +129,9 @@ class WorkerPlaces:
         """Whether ``source`` (``host:port``) is a sibling worker's own port: a leg's.
         A leg's header alone is not enough (a caller's would come through kamailio,
         which removes it anyway)."""
-        host, _, port = source.rpartition(":")
-        return host == LOOPBACK and port in {
-            str(p) for p in self.place.siblings if p != self.place.sip_port
+        host, port = split_hostport(source, 0)
+        return host == self.place.sip_host and port in {
+            p for p in self.place.siblings if p != self.place.sip_port
         }
 
     def leg_handler(self, call: Call) -> Handler | None:
@@ -204,7 +206,7 @@ class WorkerPlaces:
     async def _keep_leg(self, name: str) -> None:
         """Keep a leg to the home worker while the room here has members."""
         RUNNING_AGENT.set(self.agent)
-        uri = f"sip:room@{LOOPBACK}:{self.home_port(name)}"
+        uri = f"sip:room@{join_hostport(self.place.sip_host, self.home_port(name))}"
         refused = False  # said once per outage, not once a second
         try:
             while self.room(name).members:
@@ -213,6 +215,7 @@ class WorkerPlaces:
                     functools.partial(self.serve_leg, name),
                     timeout=LEG_TIMEOUT,
                     headers={ROOM_HEADER: name},
+                    direct=True,
                 )
                 if not self.room(name).members:
                     break
@@ -268,13 +271,14 @@ class WorkerPlaces:
                 with self._watched(leg, ticket.worker):
                     await bridged[0][1].until_over(leg)
 
-        uri = f"sip:queue@{LOOPBACK}:{ticket.worker}"
+        uri = f"sip:queue@{join_hostport(self.place.sip_host, ticket.worker)}"
         try:
             result = await dial(
                 uri,
                 bridge,
                 timeout=LEG_TIMEOUT,
                 headers={TAKE_HEADER: f"{ticket.queue} {ticket.number}"},
+                direct=True,
             )
         except asyncio.CancelledError:  # the agent's take was cancelled
             if not bridged:  # (the leg is cancelled too: the caller waits on)
@@ -338,7 +342,7 @@ def _take(headers: Mapping[str, str]) -> tuple[str, int] | None:
 
 
 def _port_of(source: str) -> int:
-    return int(source.rpartition(":")[2])
+    return split_hostport(source, 0)[1]
 
 
 def _pid_file(shared: Path, port: int) -> Path:

@@ -2,8 +2,9 @@
 
 The front (kamailio) takes the listen address, as one process would. Its side of the
 loopback, from which it reaches the workers, is the listen port + 1000; worker ``i``
-(from 1) listens on the listen port + 1000 + ``i``, on 127.0.0.1, UDP only, and knows its
-siblings' ports (rooms spanning workers call between them: :mod:`.places`). The RTP range
+(from 1) listens on the listen port + 1000 + ``i``, on 127.0.0.1, UDP only (on a machine
+that joins a front elsewhere, ``--join``, on its listen host), and knows its siblings'
+ports (rooms and queues spanning workers call between them: :mod:`.places`). The RTP range
 is cut into equal shares of an even number of ports, each starting on an even port (RTP
 on even ports, RTCP on the odd one above).
 """
@@ -38,14 +39,17 @@ PORTS_PER_CALL = 2
 
 @dataclass(frozen=True)
 class WorkerPlace:
-    """One worker's place: its number (from 1), its SIP port on :data:`LOOPBACK`, its share
-    of the RTP ports, the host kamailio takes callers on (where its RTP is bound), and
-    the SIP ports of every worker of the machine, itself included, worker 1's first."""
+    """One worker's place: its number (from 1), its SIP port on ``sip_host``, its share
+    of the RTP ports, the host kamailio takes callers on (where its RTP is bound), the
+    SIP ports of every worker of the machine, itself included, worker 1's first, and a
+    directory they share."""
 
     index: int
     sip_port: int
     rtp_ports: tuple[int, int]
     front_host: str
+    sip_host: str = LOOPBACK
+    """:data:`LOOPBACK` beside its front; a joined machine's (``--join``) listen host."""
     siblings: tuple[int, ...] = ()
     shared: str = ""
     """A directory the workers of the machine share (rooms' and queues' state, their
@@ -53,11 +57,11 @@ class WorkerPlace:
 
     @property
     def listen(self) -> str:
-        return f"{LOOPBACK}:{self.sip_port}"
+        return f"{self.sip_host}:{self.sip_port}"
 
     @property
     def uri(self) -> str:
-        return f"sip:{LOOPBACK}:{self.sip_port}"
+        return f"sip:{self.sip_host}:{self.sip_port}"
 
     def to_env(self) -> str:
         return json.dumps(
@@ -66,6 +70,7 @@ class WorkerPlace:
                 "sip_port": self.sip_port,
                 "rtp_ports": list(self.rtp_ports),
                 "front_host": self.front_host,
+                "sip_host": self.sip_host,
                 "siblings": list(self.siblings),
                 "shared": self.shared,
             }
@@ -97,9 +102,11 @@ def plan_cluster(
     port: int,
     rtp_ports: tuple[int, int],
     max_calls: int,
+    sip_host: str = LOOPBACK,
 ) -> ClusterPlan:
     """Where the front and ``workers`` workers listen for the listen address
-    ``host``:``port``; raises :class:`InvalidArgumentError` saying what does not fit."""
+    ``host``:``port`` (the workers' SIP on ``sip_host``); raises
+    :class:`InvalidArgumentError` saying what does not fit."""
     if workers < 1:
         raise InvalidArgumentError(f"workers = {workers}: a cluster needs at least 1 worker")
     if port == 0:
@@ -135,7 +142,7 @@ def plan_cluster(
         )
     ports = tuple(inner + i + 1 for i in range(workers))
     places = tuple(
-        WorkerPlace(i + 1, ports[i], share, host, ports) for i, share in enumerate(shares)
+        WorkerPlace(i + 1, ports[i], share, host, sip_host, ports) for i, share in enumerate(shares)
     )
     return ClusterPlan(host, port, inner, places)
 
@@ -153,6 +160,7 @@ def worker_place_from(environ: Mapping[str, str]) -> WorkerPlace | None:
             int(data["sip_port"]),
             (int(first), int(last)),
             data["front_host"],
+            data["sip_host"],
             tuple(int(port) for port in data.get("siblings", ())),
             str(data.get("shared", "")),
         )

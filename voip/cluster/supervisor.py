@@ -13,13 +13,18 @@ them no new call; running handlers get ``--grace`` seconds; the rest are hung up
 BYEs through kamailio), and only once they have all exited does kamailio get its own.
 The exit status is 0 when every process exited 0.
 
+With ``--join``, the supervisor starts no kamailio: once its workers are up (on the listen
+host) it joins the front elsewhere (:mod:`.join`), and on SIGTERM it leaves it before
+the workers drain.
+
 The workers share a directory of the supervisor's, made afresh at each start and removed
 at exit, for what rooms and queues share between them (:mod:`.places`).
 
 With ``--metrics``, the workers keep their metrics in ``prometheus_client``'s
 multiprocess files, in a directory of the supervisor's made afresh at each start and
 removed at exit, and the supervisor serves them all from the one address, with its own
-(workers up, restarts); a worker that exits is marked dead there, so that its calls stop
+(workers up, restarts; kamailio's statistics and dispatcher state, asked over its
+control socket at each scrape); a worker that exits is marked dead there, so that its calls stop
 counting as up (:mod:`voip.backends.pjsip.metrics`).
 """
 
@@ -53,6 +58,7 @@ from ..backends.pjsip.security import check_security
 from ..lifecycle import Handler
 from ..sipuri import join_hostport
 from . import kamailio
+from .join import Joiner
 from .probe import ask_options
 from .shares import LOOPBACK, WORKER_ENV, ClusterPlan
 from .worker import cluster_plan
@@ -227,11 +233,16 @@ class Supervisor(Backend):
         self.opts = opts
         self.plan: ClusterPlan = cluster_plan(opts)
         check_security(opts, listening=True)  # kamailio is the TLS listener
-        self.front = kamailio.find_kamailio()
+        # A machine joining a front elsewhere runs no kamailio of its own.
+        tls = "tls" in opts.sip_transports
+        self.front = None if opts.join else kamailio.find_kamailio(tls=tls)
         self.command = list(command)
         self._stop = asyncio.Event()
         self.workers: list[Child] = []
         self.kamailio: Child | None = None
+        self.joiner: Joiner | None = None
+        self.rundir = Path()
+        """kamailio's runtime directory (made at :meth:`run`)."""
         self.metrics: MetricsServer | None = None
 
     async def run(self, handler: Handler) -> int:
@@ -240,7 +251,7 @@ class Supervisor(Backend):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
-        rundir = Path(tempfile.mkdtemp(prefix="voip-front-"))
+        rundir = self.rundir = Path(tempfile.mkdtemp(prefix="voip-front-"))
         try:
             if self.opts.metrics:  # before the workers: a port in use stops it all at once
                 (rundir / "metrics").mkdir()
@@ -261,7 +272,10 @@ class Supervisor(Backend):
                 return 1
             await stop
             log.info(
-                "shutting down: the workers drain (grace %g s), then kamailio", self.opts.grace
+                "shutting down: the workers %s (grace %g s)%s",
+                "leave the front and drain" if self.opts.join else "drain",
+                self.opts.grace,
+                "" if self.opts.join else ", then kamailio",
             )
             return await self._shutdown()
         finally:
@@ -290,7 +304,7 @@ class Supervisor(Backend):
             child = Child(
                 f"worker {place.index}",
                 self.command,
-                functools.partial(_until_answers, LOOPBACK, place.sip_port),
+                functools.partial(_until_answers, place.sip_host, place.sip_port),
                 env={**env, WORKER_ENV: dataclasses.replace(place, shared=str(shared)).to_env()},
                 exited=exited,
             )
@@ -302,6 +316,8 @@ class Supervisor(Backend):
             log.error("%s did not start (its lines above say why)", ", ".join(failed))
             return False
         o = self.opts
+        if self.front is None:
+            return await self._join()
         cfg = kamailio.write_front(plan, o, rundir)
         self.kamailio = Child(
             "kamailio",
@@ -329,16 +345,45 @@ class Supervisor(Backend):
         )
         return True
 
+    async def _join(self) -> bool:
+        """Join the front elsewhere (``--join``); False when it refuses this machine."""
+        self.joiner = Joiner(*self.opts.join_host_port, self.plan.workers)
+        self.joiner.start()
+        joined = asyncio.ensure_future(self.joiner.joined.wait())
+        refused = asyncio.ensure_future(self.joiner.refused.wait())
+        await asyncio.wait({joined, refused}, return_when=asyncio.FIRST_COMPLETED)
+        joined.cancel()
+        refused.cancel()
+        if self.joiner.refused.is_set():
+            return False
+        places = self.plan.workers
+        log.info(
+            "cluster up: %d workers on %s:%d-%d, joined to the front at %s",
+            len(places),
+            places[0].sip_host,
+            places[0].sip_port,
+            places[-1].sip_port,
+            self.joiner.front,
+        )
+        return True
+
     def _state(self) -> ClusterState:
-        """The processes' state for the metrics (called in the metrics server's thread)."""
+        """The processes' state and kamailio's statistics for the metrics (called in the
+        metrics server's thread)."""
         places = zip(self.plan.workers, list(self.workers), strict=False)
-        front = self.kamailio
+        front = None if self.kamailio is None else self.kamailio.state()
+        stats = None
+        if front is not None and front.up and self.front is not None:
+            stats = kamailio.read_statistics(self.front, self.rundir)
+        if self.joiner is not None:  # a joining machine's front: the one it joined
+            front = ProcessState(self.joiner.joined.is_set(), 0)
         return ClusterState(
-            {str(place.index): child.state() for place, child in places},
-            None if front is None else front.state(),
+            {str(place.index): child.state() for place, child in places}, front, stats
         )
 
     async def _shutdown(self) -> int:
+        if self.joiner is not None:  # first out of the front's list: no new calls come
+            await self.joiner.leave()
         statuses = await asyncio.gather(
             *(w.stop(self.opts.grace + STOP_TIMEOUT) for w in self.workers)
         )

@@ -128,6 +128,8 @@ class SipAgent:
         self.terminator = CallTerminator()
         """Ends calls never ACKed (see :mod:`.terminate`); loaded when answering calls."""
         self._account: Any = None
+        self._direct_account: Any = None
+        """Calls past the outbound proxy (a cluster's worker's, to its siblings)."""
         self._ipv6_accounts: list[Any] = []
         """The accounts taking calls over IPv6 (see :meth:`_ipv6_account`)."""
         self._ids = itertools.count(1)
@@ -158,17 +160,19 @@ class SipAgent:
         timeout: float | None = None,
         caller_id: str | None = None,
         headers: Mapping[str, str] | None = None,
+        direct: bool = False,
     ) -> tuple[Call | None, DialResult]:
         """Call ``uri`` (from ``caller_id``: see :func:`~voip.sipuri.caller_id_uri`;
-        None: from the account; ``headers`` added to the INVITE); returns the answered
-        :class:`Call` (None if not answered) and a :class:`DialResult` that is final
-        unless the call was answered."""
+        None: from the account; ``headers`` added to the INVITE; ``direct``: not through
+        the outbound proxy, if there is one); returns the answered :class:`Call` (None if
+        not answered) and a :class:`DialResult` that is final unless the call was
+        answered."""
         if not uri.lower().startswith(("sip:", "sips:")):
             raise InvalidArgumentError(f"{uri!r} is not a SIP URI (e.g. sip:app@127.0.0.1:5062)")
         uri = sips_as_tls(uri)
         local = None if caller_id is None else caller_id_uri(caller_id, self._id_uri)
         outcome: asyncio.Future[tuple[Call | None, DialResult]] = self.loop.create_future()
-        place = self.stack.submit(self._place, uri, outcome, local, dict(headers or {}))
+        place = self.stack.submit(self._place, uri, outcome, local, dict(headers or {}), direct)
         sip_call = await asyncio.wrap_future(place)
         try:
             return await asyncio.wait_for(asyncio.shield(outcome), timeout)
@@ -203,11 +207,22 @@ class SipAgent:
         self._ipv6_accounts = [
             self._ipv6_account(stack, tid, cfg.mediaConfig) for tid in stack.ipv6_transport_ids
         ]
+        direct = None
+        if o.outbound_proxy:  # a cluster's worker: calls out go through the front
+            # But not its calls to its sibling workers (voip.cluster.places): an account
+            # without the proxy, made after the main one, which keeps the incoming calls.
+            direct = pj.AccountConfig()
+            direct.idUri = cfg.idUri
+            direct.mediaConfig = cfg.mediaConfig
+            cfg.sipConfig.proxies.append(o.outbound_proxy)
         if o.register:
             self._configure_registration(cfg)
         self._id_uri = cfg.idUri
         self._account = _Account(self)
         self._account.create(cfg, True)
+        if direct is not None:
+            self._direct_account = _Account(self)
+            self._direct_account.create(direct)
         self.filter.install()
         if not o.python_media and self.native.load():
             log.info("media: PJSIP plays plain sounds and records recordPCM itself")
@@ -240,8 +255,9 @@ class SipAgent:
         return account
 
     def _configure_registration(self, cfg: Any) -> None:
-        """Registered mode: the account registers its contact (our listen address) with
-        the registrar of ``opts.register`` and PJSIP keeps the registration fresh."""
+        """Registered mode: the account registers its contact (our listen address; a
+        cluster's front puts its own there) with the registrar of ``opts.register`` and
+        PJSIP keeps the registration fresh."""
         o = self.opts
         aor, user, registrar = split_register_uri(o.register)
         self._aor = aor
@@ -347,6 +363,9 @@ class SipAgent:
         self._unregister(stack)
         self._account.shutdown()
         self._account = None
+        if self._direct_account is not None:
+            self._direct_account.shutdown()
+            self._direct_account = None
         for account in self._ipv6_accounts:
             account.shutdown()
         self._ipv6_accounts = []
@@ -354,10 +373,10 @@ class SipAgent:
         self.native.close()
         gc.collect()  # no pjsua2 object may outlive the endpoint
 
-    def _new_call(self, call_id: int) -> SipCall:
+    def _new_call(self, call_id: int, direct: bool = False) -> SipCall:
         bridge = MediaBridge(self.loop)
         sip_call = SipCall(
-            self._account,
+            self._direct_account if direct and self._direct_account else self._account,
             call_id,
             bridge,
             self.stack,
@@ -412,9 +431,14 @@ class SipAgent:
         return status
 
     def _place(
-        self, uri: str, outcome: asyncio.Future[Any], local: str | None, headers: dict[str, str]
+        self,
+        uri: str,
+        outcome: asyncio.Future[Any],
+        local: str | None,
+        headers: dict[str, str],
+        direct: bool,
     ) -> SipCall:
-        sip_call = self._new_call(pj.PJSUA_INVALID_ID)
+        sip_call = self._new_call(pj.PJSUA_INVALID_ID, direct)
         sip_call.outcome = outcome
         sip_call.peer = f"to {uri}"
         sip_call.feed(Event.PLACED)

@@ -38,6 +38,7 @@ async def dial(
     caller_id: str | None = None,
     options: SipOptions | None = None,
     headers: Mapping[str, str] | None = None,
+    direct: bool = False,
 ) -> DialResult:
     """Call ``uri`` and, once answered, run ``handler(call)`` on the call.
 
@@ -50,8 +51,9 @@ async def dial(
     ``status`` the SIP code, ``error`` what the handler raised. ``caller_id`` sets the
     INVITE's From (a number at our own host, or a SIP URI with a display name, see
     :func:`~voip.sipuri.caller_id_uri`); the callee's side may overwrite it. ``headers``
-    are added to the INVITE (``{"X-Account": "42"}``). The handler's own calls out
-    (``voip.dial``, ``call.connect``) go through this endpoint too.
+    are added to the INVITE (``{"X-Account": "42"}``); ``direct``: not through the
+    endpoint's outbound proxy (a cluster's worker calling a sibling). The handler's own
+    calls out (``voip.dial``, ``call.connect``) go through this endpoint too.
     """
     check_handler(handler)
     loop = asyncio.get_running_loop()
@@ -59,10 +61,10 @@ async def dial(
     if agent is not None and agent.loop is not loop:
         agent = None
     if agent is not None:
-        return await _dial_through(agent, uri, handler, timeout, caller_id, headers)
+        return await _dial_through(agent, uri, handler, timeout, caller_id, headers, direct)
     agent = await _start_agent(options, uri)
     try:
-        return await _dial_through(agent, uri, handler, timeout, caller_id, headers)
+        return await _dial_through(agent, uri, handler, timeout, caller_id, headers, direct)
     finally:
         await agent.stop()
 
@@ -120,9 +122,10 @@ async def _dial_through(
     timeout: float,
     caller_id: str | None,
     headers: Mapping[str, str] | None = None,
+    direct: bool = False,
 ) -> DialResult:
     try:
-        call, result = await agent.dial(uri, timeout, caller_id, headers)
+        call, result = await agent.dial(uri, timeout, caller_id, headers, direct)
     except TimeoutError:
         return DialResult(408, "no answer", False)
     if call is None:

@@ -16,7 +16,8 @@ it at import), and each worker makes its :class:`CallMetrics` with :func:`worker
 its index becomes a ``worker`` label of every series, the values go to files in that
 directory, and no HTTP port is opened. The supervisor serves them from one endpoint with
 :func:`start_cluster_metrics` (``MultiProcessCollector`` over the directory, and its own
-workers' state): per worker, and in total with ``sum without (worker)``. ``calls_up`` is
+workers' state, and kamailio's own statistics and dispatcher state): per worker, and in
+total with ``sum without (worker)``. ``calls_up`` is
 declared ``livesum``, so a dead worker's calls stop counting once the supervisor calls
 :func:`process_exited` with its pid, while what it counted stays.
 """
@@ -42,7 +43,11 @@ from .options import METRICS_PORT
 try:
     import prometheus_client as prom
     from prometheus_client import multiprocess
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        UnknownMetricFamily,
+    )
 except ImportError:  # pragma: no cover - depends on the installation
     prom = None  # type: ignore[assignment]
 
@@ -52,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CallMetrics",
     "ClusterState",
+    "FrontStatistics",
     "MULTIPROC_ENV",
     "MetricsServer",
     "ProcessState",
@@ -265,6 +271,18 @@ class ProcessState:
 
 
 @dataclass(frozen=True)
+class FrontStatistics:
+    """What kamailio says of itself (:func:`voip.cluster.kamailio.read_statistics`)."""
+
+    counters: dict[str, float]
+    """Its statistics (``kamcmd stats.get_statistics all``: the core's, sl's, tcp's,
+    dns', shmem's and tmx's) by Prometheus name, as ``xhttp_prom`` names them
+    (``core:rcv_requests``: ``kamailio_core_rcv_requests``)."""
+    destinations: dict[str, bool]
+    """The dispatcher's workers (local and joined) by URI: in rotation or not."""
+
+
+@dataclass(frozen=True)
 class ClusterState:
     """What :func:`start_cluster_metrics` reads from the supervisor at each scrape."""
 
@@ -272,6 +290,8 @@ class ClusterState:
     """By worker index (the ``worker`` label)."""
     front: ProcessState | None
     """kamailio's (None: not started yet)."""
+    front_statistics: FrontStatistics | None = None
+    """kamailio's own (None: not running, or it did not answer)."""
 
 
 class _SupervisorCollector:
@@ -302,6 +322,20 @@ class _SupervisorCollector:
         yield CounterMetricFamily(
             "voip_front_restarts", "Times kamailio was started again after dying", front.restarts
         )
+        stats = state.front_statistics
+        if stats is None:
+            return
+        for name, number in stats.counters.items():
+            # Counters and gauges mixed, as kamailio does not say which: untyped.
+            yield UnknownMetricFamily(name, "kamailio's own statistic (kamcmd)", number)
+        rotation = GaugeMetricFamily(
+            "voip_front_destination_up",
+            "1 while kamailio's dispatcher has the worker in rotation (its probe answered 200)",
+            labels=["destination"],
+        )
+        for uri, active in stats.destinations.items():
+            rotation.add_metric([uri], float(active))
+        yield rotation
 
 
 def start_cluster_metrics(

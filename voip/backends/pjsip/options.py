@@ -122,6 +122,25 @@ def _allow(value: Any) -> AllowList:
     return AllowList(items(text)(value))
 
 
+def _join_allow(value: Any) -> AllowList:
+    return AllowList(items(text, empty=False)(value))
+
+
+def _join(value: Any) -> str:
+    uri = text(value).strip()
+    if uri:
+        host = uri[4:] if uri.lower().startswith("sip:") else ""
+        try:
+            if not host or any(c in host for c in "@;[]") or not split_hostport(host, 5060)[0]:
+                raise ValueError(uri)
+        except ValueError:
+            raise ValueError(
+                "sip:HOST[:PORT], the front's SIP address as this machine reaches it, e.g."
+                " sip:192.0.2.10:5060"
+            ) from None
+    return uri
+
+
 _RATE = "requests a second from one address, 0 for no limit"
 
 
@@ -215,6 +234,33 @@ class SipOptions:
     answers alone, as before. Each worker is this app on its own loopback SIP port (the
     listen port + 1001 + its index; kamailio's side of the loopback is the listen port
     + 1000) with its share of ``rtp_ports``."""
+    join: str = setting(
+        "",
+        help="run --workers only, joining the front (another machine's voip with"
+        " --workers) at this SIP URI, e.g. sip:192.0.2.10:5060",
+        parse=_join,
+        metavar="URI",
+        roles=SERVER,
+        show_default="none: this machine is the front",
+    )
+    """The front this machine's workers join (``sip:HOST[:PORT]``), another supervisor's
+    kamailio; empty: this supervisor runs its own front. Joined, it runs ``workers``
+    workers on the ``listen`` host (the listen port + 1001 and up, where the front must
+    reach them), each added to the front's dispatcher by a REGISTER it refreshes, and
+    removed by one with ``Expires: 0`` when this supervisor stops
+    (:mod:`voip.cluster.join`)."""
+    join_allow: AllowList = setting(
+        help="addresses whose workers may join this front (--join); each adds only its own address",
+        parse=_join_allow,
+        metavar="CIDR",
+        kind="list",
+        factory=lambda: AllowList(("127.0.0.0/8",)),
+        roles=SERVER,
+        show_default="loopback only",
+    )
+    """Source addresses a front (``workers`` without ``join``) takes joining workers
+    from; a worker may only join with the address its REGISTER came from. Default: the
+    loopback alone, as anyone allowed here receives calls."""
     grace: float = setting(
         10.0,
         help="seconds running calls get to finish on SIGTERM",
@@ -422,6 +468,10 @@ class SipOptions:
     ``public_address``), binds its RTP there (callers send audio to the worker
     directly), and answers kamailio's OPTIONS with its room (200, or 503 when full
     or stopping)."""
+    outbound_proxy: str = ""
+    """Not a setting: in a cluster's worker, the front's SIP URI (``sip:HOST:PORT;lr``)
+    its own calls out (``voip.dial``, ``call.connect``) go through: kamailio
+    record-routes them and relays them from its public address."""
     metrics_worker: str = ""
     """Not a setting: in a cluster's worker whose supervisor serves ``--metrics``, the
     worker's index. Its metrics then carry a ``worker`` label and go to
@@ -431,6 +481,11 @@ class SipOptions:
     @property
     def host_port(self) -> tuple[str, int]:
         return split_hostport(self.listen, 5060)
+
+    @property
+    def join_host_port(self) -> tuple[str, int]:
+        """The front's host and port in ``join`` (port 5060 when not given)."""
+        return split_hostport(self.join[4:], 5060)
 
     @property
     def tls_host_port(self) -> tuple[str, int]:

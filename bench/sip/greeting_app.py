@@ -1,0 +1,24 @@
+#!/usr/bin/env python3
+"""The load benchmark's voip app: greets every caller with a speech prompt (the media
+benchmark's, played once, so that a recording holds it once), then holds the call with
+a tone until the caller hangs up. PJSIP plays both (its player and tone generator, in C).
+
+Run as a cluster: ``python bench/sip/greeting_app.py --sip --workers 25 --listen ...``.
+"""
+
+from __future__ import annotations
+
+from bench.sip.media_app import PROMPT_WAV
+from voip import loadWAVtoPCM, runVoipClient
+from voip.call import Call
+
+prompt = loadWAVtoPCM(PROMPT_WAV)
+
+
+async def handler(call: Call) -> None:
+    await call.playPCM(prompt)
+    await call.playTone(425, 3600)  # until the caller hangs up
+
+
+if __name__ == "__main__":
+    runVoipClient(handler)
