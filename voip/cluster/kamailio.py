@@ -21,6 +21,7 @@ the Call-ID of its call answered (a worker's 2xx relayed) and not yet ACKed.
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import os
 import re
 import shutil
@@ -36,6 +37,7 @@ from ..backends.pjsip.metrics import FrontStatistics
 from ..backends.pjsip.options import SipOptions
 from ..errors import VoipError
 from ..guard import NOT_ALLOWED, awaiting_ack_reason, burst_of, rate_reason
+from ..sipuri import join_hostport
 from .shares import LOOPBACK, ClusterPlan
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "PROBE_INTERVAL",
     "find_kamailio",
     "front_address",
+    "host_addresses",
     "module_dirs",
     "parse_destinations",
     "parse_statistics",
@@ -62,6 +65,8 @@ PROBE_INTERVAL = 2
 INSTALL = "sudo apt install kamailio"
 INSTALL_TLS = "sudo apt install kamailio-tls-modules"
 _SIOCGIFADDR = 0x8915
+_IF_INET6 = Path("/proc/net/if_inet6")
+_WILDCARDS = ("", "0.0.0.0", "::")
 
 
 class KamailioMissing(VoipError):
@@ -130,26 +135,57 @@ def ipv4_addresses() -> list[str]:
     return found
 
 
+def host_addresses(if_inet6: Path = _IF_INET6) -> list[str]:
+    """This host's IPv4 addresses, then its IPv6 ones but the link-local (which need a
+    zone kamailio's Record-Route cannot carry), from ``if_inet6`` (Linux)."""
+    try:
+        lines = if_inet6.read_text().splitlines()
+    except OSError:
+        lines = []  # no IPv6
+    ipv6 = [ipaddress.IPv6Address(int(line.split()[0], 16)) for line in lines if line.strip()]
+    return ipv4_addresses() + [str(a) for a in ipv6 if not a.is_link_local]
+
+
+def _is_ipv6(host: str) -> bool:
+    return ":" in host
+
+
+def _loopback(host: str) -> bool:
+    return ipaddress.ip_address(host).is_loopback
+
+
+def _wildcard(host: str, addresses: Callable[[], list[str]]) -> list[str]:
+    """The addresses a listen host stands for: 0.0.0.0 each IPv4 one, ``::`` (both
+    families, as a lone server takes it) each of either, another host itself."""
+    if host not in _WILDCARDS:
+        return [host]
+    return [a for a in addresses() if host == "::" or not _is_ipv6(a)]
+
+
 def listen_lines(
     plan: ClusterPlan,
     transports: tuple[str, ...],
     public_address: str = "",
-    addresses: Callable[[], list[str]] = ipv4_addresses,
+    addresses: Callable[[], list[str]] = host_addresses,
     tls: tuple[str, int] | None = None,
 ) -> str:
     """kamailio's ``listen`` lines for callers (TLS on ``tls``, host and port, when
-    ``transports`` has it). A wildcard host (0.0.0.0) is each of this host's addresses
-    (kamailio would put 0.0.0.0 in its Record-Route); a public address is advertised on
-    all but the loopback's."""
+    ``transports`` has it). A wildcard host (0.0.0.0, or ``::`` for IPv4 and IPv6) is
+    each of this host's addresses (kamailio would put the wildcard in its Record-Route);
+    a public address is advertised on those of its family but the loopback's."""
     lines = []
     for transport in transports:
         host, port = (plan.front_host, plan.front_port) if transport != "tls" else tls or ("", 0)
         if not port:
             continue
-        for address in addresses() if host in ("", "0.0.0.0") else [host]:
-            line = f"listen={transport}:{address}:{port}"
-            if public_address and not address.startswith("127."):
-                line += f" advertise {public_address}:{port}"
+        for address in _wildcard(host, addresses):
+            line = f"listen={transport}:{join_hostport(address, port)}"
+            if (
+                public_address
+                and _is_ipv6(public_address) == _is_ipv6(address)
+                and not _loopback(address)
+            ):
+                line += f" advertise {join_hostport(public_address, port)}"
             lines.append(line)
     return "\n".join(lines)
 
@@ -199,33 +235,38 @@ def policy_defines(opts: SipOptions) -> list[str]:
     return [f"#!define {line}" for line in lines]
 
 
-def front_address(host: str, addresses: Callable[[], list[str]] = ipv4_addresses) -> str:
+def front_address(host: str, addresses: Callable[[], list[str]] = host_addresses) -> str:
     """The front's own address for listen host ``host``: itself, or for a wildcard this
-    host's first address that is not the loopback (the loopback if it has none)."""
-    if host not in ("", "0.0.0.0"):
+    host's first IPv4 address that is not the loopback (the loopback if it has none)."""
+    if host not in _WILDCARDS:
         return host
-    return next((a for a in addresses() if not a.startswith("127.")), LOOPBACK)
+    ipv4 = (a for a in addresses() if not _is_ipv6(a) and not _loopback(a))
+    return next(ipv4, LOOPBACK)
 
 
 def register_contact(
-    plan: ClusterPlan, public_address: str, addresses: Callable[[], list[str]] = ipv4_addresses
+    plan: ClusterPlan, public_address: str, addresses: Callable[[], list[str]] = host_addresses
 ) -> str:
     """The ``host:port`` the front puts in its workers' REGISTERs (``--register``), for
     the PBX to send calls to: ``--public-address`` or the front's own address, and the
     listen port."""
     host = public_address or front_address(plan.front_host, addresses)
-    return f"{host}:{plan.front_port}"
+    return join_hostport(host, plan.front_port)
 
 
 def outbound_defines(
     plan: ClusterPlan,
     transports: tuple[str, ...],
-    addresses: Callable[[], list[str]] = ipv4_addresses,
+    addresses: Callable[[], list[str]] = host_addresses,
 ) -> list[str]:
     """The ``#!define`` lines naming the sockets the workers' calls out leave from
     (``OUT_UDP``, ``OUT_TCP``, for the transports the front opens): the listen host, or
-    for a wildcard one this host's first address that is not the loopback."""
+    for a wildcard one this host's first IPv4 address that is not the loopback. The
+    workers call IPv4 addresses alone (this PJSIP build), so a front on IPv6 alone has
+    none: ``NO_IPV4_OUT`` has it refuse them."""
     host = front_address(plan.front_host, addresses)
+    if _is_ipv6(host):
+        return ["#!define NO_IPV4_OUT"]
     return [
         f"#!define OUT_{t.upper()} {t}:{host}:{plan.front_port}"
         for t in ("udp", "tcp")
@@ -259,7 +300,7 @@ def render_config(
     opts: SipOptions,
     rundir: Path,
     children: int = 4,
-    addresses: Callable[[], list[str]] = ipv4_addresses,
+    addresses: Callable[[], list[str]] = host_addresses,
 ) -> str:
     """The configuration for ``plan``, its front listening as ``opts`` say (transports,
     TLS, public address) and applying their policy (scanners, allow-list, rates), its

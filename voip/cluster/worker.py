@@ -27,6 +27,12 @@ def cluster_plan(opts: SipOptions) -> ClusterPlan:
     host, port = opts.host_port
     if opts.join:
         check_join(opts)
+    if opts.register and ":" in host and host != "::":
+        raise InvalidArgumentError(
+            f"--register with --workers on {host} alone: the workers register over IPv4"
+            " (this PJSIP build has no IPv6 calls out), through the front, which then has"
+            " no IPv4 address; listen on [::] (IPv4 and IPv6) or an IPv4 address"
+        )
     sip_host = host if opts.join else LOOPBACK
     plan = plan_cluster(opts.workers, host, port, opts.rtp_ports, opts.max_calls, sip_host)
     if "tls" in opts.sip_transports:

@@ -1,0 +1,41 @@
+"""``--workers`` with the front on IPv6 (``--listen [::1]:PORT``, or ``[::]:PORT`` for
+IPv4 and IPv6 at once): kamailio takes the callers on IPv6, the workers stay on
+127.0.0.1, and the audio is IPv4 (the wheel has none on IPv6), as for a lone server
+(tests/test_ipv6.py, whose app and checks these are)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .sip import peer, peer_result
+from .test_cluster import cluster
+from .test_ipv6 import GREETING_APP, assert_heard_the_call, call_and_record
+from .test_ipv6 import pytestmark as pytestmark  # skipped without IPv6 on loopback
+
+
+@pytest.mark.parametrize(
+    "host, transport, allow",
+    [("::1", "udp", ()), ("::1", "tcp", ()), ("::", "udp", ("--allow", "::1,127.0.0.1"))],
+)
+def test_a_caller_over_ipv6_hears_the_cluster_and_its_keys_arrive(tmp_path, host, transport, allow):
+    heard = tmp_path / "heard.wav"
+    with cluster(tmp_path, GREETING_APP, 2, "--transport", "udp,tcp", *allow, host=host) as app:
+        args = ["--sip-ip", "::1", *(["--tcp"] if transport == "tcp" else [])]
+        result = peer_result(call_and_record(f"sip:app@[::1]:{app.port}", heard, *args))
+    assert_heard_the_call(result, heard)
+    assert f"cluster up: SIP on [{host}]:{app.port}" in app.log, app.log
+    # The worker saw the call come from the front's loopback side; its BYE went back
+    # through the front (the Record-Route of both sockets, IPv6 and IPv4).
+    answered = r"\[worker \d\] .* call from <sip:peer@\[::1\]> \(127\.0\.0\.1:\d+\) answered"
+    assert re.search(answered, app.log), app.log
+    assert "GOT KEYS 42" in app.log
+    assert "call ended (we hung up)" in app.log
+
+
+def test_the_fronts_allow_list_refuses_an_ipv6_caller_outside_it(tmp_path):
+    with cluster(tmp_path, GREETING_APP, 1, "--allow", "127.0.0.1", host="::") as app:
+        result = peer_result(peer(f"sip:app@[::1]:{app.port}", "--sip-ip", "::1"))
+    assert not result["answered"] and result["status"] == 403, result
+    assert "refused SIP from ::1: not in the allow-list (403)" in app.log, app.log
