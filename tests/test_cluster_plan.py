@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -255,7 +256,7 @@ def test_the_fronts_policy_comes_from_the_guards_settings(tmp_path):
     assert 'is_in_subnet("$si", "192.0.2.7/32,10.0.0.0/8")' in text
     assert "listen=tls:127.0.0.1:5071" in text.splitlines()
     assert rate_window(5) == (2, 10) and rate_window(1) == (2, 2) and rate_window(2.5) == (2, 5)
-    assert tls_config(opts).splitlines()[:7] == [
+    assert tls_config(opts).splitlines() == [
         "[server:default]",
         "method = TLSv1.2+",
         "certificate = c.pem",
@@ -263,7 +264,24 @@ def test_the_fronts_policy_comes_from_the_guards_settings(tmp_path):
         "verify_certificate = yes",
         "require_certificate = yes",
         "ca_list = ca.pem",
+        "",
+        # The workers' calls out over TLS: the far side's certificate verified.
+        "[client:default]",
+        "method = TLSv1.2+",
+        "verify_certificate = yes",
+        "require_certificate = yes",
+        "ca_list = ca.pem",
     ]
+    assert "#!define OUT_TLS tls:127.0.0.1:5071" in text
+
+
+def test_the_front_verifies_servers_against_the_systems_cas_unless_told_not_to():
+    tls = ("--tls-cert", "c.pem", "--tls-key", "k.pem")
+    client = tls_config(server("--workers", "2", *tls)).split("[client:default]")[1]
+    assert f"ca_list = {ssl.get_default_verify_paths().cafile}" in client
+    assert "verify_certificate = yes" in client
+    told = tls_config(server("--workers", "2", *tls, "--tls-no-verify-server"))
+    assert "verify_certificate = no" in told.split("[client:default]")[1]
 
 
 def test_the_fronts_scanner_pattern_holds_nothing_special():

@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 from collections.abc import Callable, Sequence
@@ -258,27 +259,35 @@ def outbound_defines(
     plan: ClusterPlan,
     transports: tuple[str, ...],
     addresses: Callable[[], list[str]] = host_addresses,
+    tls: tuple[str, int] | None = None,
 ) -> list[str]:
     """The ``#!define`` lines naming the sockets the workers' calls out leave from
-    (``OUT_UDP``, ``OUT_TCP``, for the transports the front opens): the listen host, or
-    for a wildcard one this host's first IPv4 address that is not the loopback. The
-    workers call IPv4 addresses alone (this PJSIP build), so a front on IPv6 alone has
-    none: ``NO_IPV4_OUT`` has it refuse them."""
+    (``OUT_UDP``, ``OUT_TCP``, ``OUT_TLS`` on ``tls``, host and port, for the transports
+    the front opens): the listen host, or for a wildcard one this host's first IPv4
+    address that is not the loopback. The workers call IPv4 addresses alone (this PJSIP
+    build), so a front on IPv6 alone has none: ``NO_IPV4_OUT`` has it refuse them."""
     host = front_address(plan.front_host, addresses)
     if _is_ipv6(host):
         return ["#!define NO_IPV4_OUT"]
-    return [
+    lines = [
         f"#!define OUT_{t.upper()} {t}:{host}:{plan.front_port}"
         for t in ("udp", "tcp")
         if t in transports
     ]
+    if tls is not None and "tls" in transports:
+        tls_host = front_address(tls[0], addresses)
+        if not _is_ipv6(tls_host):
+            lines.append(f"#!define OUT_TLS tls:{tls_host}:{tls[1]}")
+    return lines
 
 
 def tls_config(opts: SipOptions) -> str:
     """kamailio's ``tls.cfg``: the certificate for callers (TLS 1.2 and up, as voip's
     own listener); with ``--tls-verify-client``, callers must show one ``--tls-ca``
-    signed. kamailio opens no TLS connection of its own (the workers' requests to
-    a caller go back over the caller's connection), so the client side verifies none."""
+    signed. As a client (the workers' calls out over TLS, a BYE to a caller whose
+    connection is gone) it verifies the server's certificate against ``--tls-ca`` or
+    the system's CAs, as a lone server's PJSIP does, unless ``--tls-no-verify-server``;
+    kamailio 5.6 checks the chain, not the name in it."""
     verify = "yes" if opts.tls_verify_client else "no"
     server = [
         "[server:default]",
@@ -290,8 +299,16 @@ def tls_config(opts: SipOptions) -> str:
     ]
     if opts.tls_ca:
         server.append(f"ca_list = {opts.tls_ca}")
-    client = ["[client:default]", "method = TLSv1.2+", "verify_certificate = no"]
-    client.append("require_certificate = no")
+    verify = "yes" if opts.tls_verify_server else "no"
+    client = [
+        "[client:default]",
+        "method = TLSv1.2+",
+        f"verify_certificate = {verify}",
+        f"require_certificate = {verify}",
+    ]
+    cas = opts.tls_ca or ssl.get_default_verify_paths().cafile
+    if cas:  # none: nothing passes the verification
+        client.append(f"ca_list = {cas}")
     return "\n".join([*server, "", *client, ""])
 
 
@@ -309,7 +326,8 @@ def render_config(
     rates = (opts.invite_rate, opts.options_rate, opts.call_rate)
     values = {
         "@DEFINES@": "\n".join(
-            policy_defines(opts) + outbound_defines(plan, opts.sip_transports, addresses)
+            policy_defines(opts)
+            + outbound_defines(plan, opts.sip_transports, addresses, opts.tls_host_port)
         ),
         "@SCANNERS@": scanner_pattern(opts.scanner_user_agents) or "-",
         "@ALLOW@": ",".join(str(n) for n in opts.allow.networks) or "-",

@@ -112,7 +112,8 @@ def worker_options(opts: SipOptions, place: WorkerPlace) -> SipOptions:
     not come over TLS (406), as a lone server does.
 
     Its own calls out go through the front (``outbound_proxy``, :func:`front_of`), which
-    relays them from its public address; the front relays none over TLS yet. With
+    relays them from its public address (over TLS for a ``sips:`` target, verifying its
+    certificate, when the front has TLS; refused when it has none). With
     ``register``, its REGISTERs go the same way, and the front puts its own public
     address in their Contact."""
     return dataclasses.replace(
