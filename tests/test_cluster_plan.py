@@ -167,13 +167,19 @@ def test_kamailios_configuration_is_rendered_whole(tmp_path):
 
 
 def test_a_front_on_ipv6_listens_there_and_its_workers_stay_on_ipv4(tmp_path):
-    opts = server("--workers", "2", "--listen", "[::1]:5060", "--transport", "udp,tcp")
+    tls = ("--tls-cert", "c.pem", "--tls-key", "k.pem")
+    opts = server("--workers", "2", "--listen", "[::1]:5060", "--transport", "udp,tcp", *tls)
     plan = cluster_plan(opts)
     w = worker_options(opts, plan.workers[0])
     assert (w.listen, w.front_host) == ("127.0.0.1:6061", "::1")  # its audio: 127.0.0.1
     text = render_config(plan, opts, tmp_path, addresses=lambda: ["127.0.0.1", "::1"])
     listen = [ln for ln in text.splitlines() if ln.startswith("listen=")]
-    assert listen == ["listen=udp:[::1]:5060", "listen=tcp:[::1]:5060", "listen=udp:127.0.0.1:6060"]
+    assert listen == [
+        "listen=udp:[::1]:5060",
+        "listen=tcp:[::1]:5060",
+        "listen=tls:[::1]:5061",
+        "listen=udp:127.0.0.1:6060",
+    ]
     # The workers call IPv4 addresses alone: a front on IPv6 alone refuses their calls.
     assert "#!define NO_IPV4_OUT" in text and "OUT_UDP" not in text.split("debug=")[0]
 
