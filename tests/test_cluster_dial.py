@@ -10,6 +10,7 @@ certificate against ``--tls-ca``: an untrusted one gets no call.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -22,7 +23,7 @@ import pytest
 from voip import loadWAVtoPCM, savePCMtoWAV
 
 from .helpers import tone, tone_spans, wait_until, write_app
-from .sip import next_ports, peer, peer_result, serving
+from .sip import next_ports, peer, peer_result, serving, start_callee, voip_dial
 from .test_cluster import cluster, pids
 from .test_cluster_metrics import metrics_port
 from .test_connect_sip import CONNECTOR, connect_call, runs_of
@@ -150,3 +151,45 @@ def test_a_workers_call_to_a_sips_target_leaves_over_the_fronts_tls(tmp_path, fr
     pcm_b = loadWAVtoPCM(heard_b)
     assert sum(length for _, length in runs_of(pcm_b, 600)) == pytest.approx(3.0, abs=0.4)
     assert re.search(r"call from .* answered", target.log), target.log
+
+
+@needs_openssl
+@pytest.mark.parametrize("srtp", ["optional", "mandatory"])
+def test_a_workers_srtp_keys_leave_the_front_over_tls_alone(tmp_path, srtp):
+    """A caller over TLS with SRTP, connected to a callee over UDP: --srtp optional
+    offers it plain RTP (its keys taken out at the front), as a lone server does off
+    TLS, and both hear each other; mandatory cannot call it (403), and says why."""
+    ours = make_pair(tmp_path / "tls")
+    front_tls = next_ports()[0]
+    mic, heard_a, heard_b = tmp_path / "a.wav", tmp_path / "heard_a.wav", tmp_path / "heard_b.wav"
+    savePCMtoWAV(tone(600, 20.0), mic)
+    savePCMtoWAV(tone(900, 20.0), tmp_path / "b.wav")
+    wait = "30" if srtp == "optional" else "12"  # mandatory: no call comes
+    callee, uri = start_callee(
+        *("--after", "1", "--duration", "3", "--wait", wait),
+        *("--play", str(tmp_path / "b.wav"), "--record", str(heard_b)),
+    )
+    tls = ("--tls-listen", f"127.0.0.1:{front_tls}", "--tls-cert", str(ours.cert))
+    tls += ("--tls-key", str(ours.key), "--srtp", srtp)
+    env = {"CONNECT_TO": uri, "CONNECT_TIMEOUT": "10"}
+    try:
+        with cluster(tmp_path, CONNECTOR, 1, *tls, env=env) as app:
+            dial = voip_dial(
+                f"sips:app@127.0.0.1:{front_tls}",
+                *("--srtp", srtp, "--tls-ca", str(ours.cert), "--mic", str(mic)),
+                *("--speaker", str(heard_a), "--hangup-after", "15"),
+            )
+        out, err = callee.communicate(timeout=60)
+    finally:
+        callee.kill()
+    assert dial.returncode == 0, dial.stderr
+    result_b = json.loads(out.strip().splitlines()[-1])
+    if srtp == "mandatory":
+        assert f"connect to {uri}: rejected (403 SRTP Keys Only Travel Over TLS)" in app.log
+        assert not result_b["from"], result_b  # nothing reached the callee
+        return
+    assert result_b["answered"] and not result_b["offer_keys"], (result_b, app.log[-3000:])
+    assert f"connect to {uri}: answered (200 OK)" in app.log, app.log[-3000:]
+    pcm_a, pcm_b = loadWAVtoPCM(heard_a), loadWAVtoPCM(heard_b)
+    assert sum(length for _, length in runs_of(pcm_a, 900)) == pytest.approx(3.0, abs=0.4)
+    assert sum(length for _, length in runs_of(pcm_b, 600)) == pytest.approx(3.0, abs=0.4)
