@@ -10,6 +10,7 @@ import re
 import pytest
 
 from .sip import peer, peer_result
+from .sipp import PEERS, needs_sipp, run_sipp
 from .test_cluster import cluster
 from .test_ipv6 import GREETING_APP, assert_heard_the_call, call_and_record
 from .test_ipv6 import pytestmark as pytestmark  # skipped without IPv6 on loopback
@@ -39,3 +40,16 @@ def test_the_fronts_allow_list_refuses_an_ipv6_caller_outside_it(tmp_path):
         result = peer_result(peer(f"sip:app@[::1]:{app.port}", "--sip-ip", "::1"))
     assert not result["answered"] and result["status"] == 403, result
     assert "refused SIP from ::1: not in the allow-list (403)" in app.log, app.log
+
+
+@needs_sipp
+def test_an_offer_of_audio_on_ipv6_only_is_refused_by_the_worker_through_the_front(tmp_path):
+    with cluster(tmp_path, GREETING_APP, 1, host="::1") as app:
+        run = run_sipp(
+            PEERS / "sipp_busy.xml", app, tmp_path, "-m", "1", sip_ip="::1", media_ip="::1"
+        )
+    assert run.returncode == 0, run.output
+    assert run.calls("NOT_ACCEPTABLE") == [1], (run.log, app.log)
+    # The worker sees the front's loopback side as the source; the reason is the guard's.
+    assert "refused SIP from 127.0.0.1: its offer has audio on IPv6 only" in app.log, app.log
+    assert "answered" not in app.log, app.log
