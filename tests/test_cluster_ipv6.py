@@ -5,13 +5,15 @@ IPv4 and IPv6 at once): kamailio takes the callers on IPv6, the workers stay on
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
-from .sip import peer, peer_result
+from .sip import peer, peer_result, start_callee
 from .sipp import PEERS, needs_sipp, run_sipp
 from .test_cluster import cluster
+from .test_connect_sip import CONNECTOR
 from .test_ipv6 import GREETING_APP, assert_heard_the_call, call_and_record
 from .test_ipv6 import pytestmark as pytestmark  # skipped without IPv6 on loopback
 
@@ -53,3 +55,19 @@ def test_an_offer_of_audio_on_ipv6_only_is_refused_by_the_worker_through_the_fro
     # The worker sees the front's loopback side as the source; the reason is the guard's.
     assert "refused SIP from 127.0.0.1: its offer has audio on IPv6 only" in app.log, app.log
     assert "answered" not in app.log, app.log
+
+
+def test_a_front_on_ipv6_alone_refuses_the_workers_calls_out_and_says_why(tmp_path):
+    callee, uri = start_callee("--wait", "10")
+    env = {"CONNECT_TO": uri, "CONNECT_TIMEOUT": "5"}
+    try:
+        with cluster(tmp_path, CONNECTOR, 1, env=env, host="::1") as app:
+            result = peer_result(peer(f"sip:app@[::1]:{app.port}", "--sip-ip", "::1"))
+        out, _ = callee.communicate(timeout=30)
+    finally:
+        callee.kill()
+    assert result["answered"], result
+    why = "rejected (403 The Front Has No IPv4 Address (listen on [::]))"
+    assert f"connect to {uri}: {why}" in app.log, app.log
+    assert "listen on [::] (IPv4 and IPv6) to call out" in app.log, app.log
+    assert not json.loads(out.strip().splitlines()[-1])["from"]  # nothing reached it
