@@ -71,3 +71,17 @@ def test_a_front_on_ipv6_alone_refuses_the_workers_calls_out_and_says_why(tmp_pa
     assert f"connect to {uri}: {why}" in app.log, app.log
     assert "listen on [::] (IPv4 and IPv6) to call out" in app.log, app.log
     assert not json.loads(out.strip().splitlines()[-1])["from"]  # nothing reached it
+
+
+def test_a_front_on_both_families_takes_both_kinds_of_callers_at_once(tmp_path):
+    heard4, heard6 = tmp_path / "ipv4.wav", tmp_path / "ipv6.wav"
+    with cluster(tmp_path, GREETING_APP, 2, host="::") as app:
+        assert app.uri == f"sip:app@127.0.0.1:{app.port}"
+        over_ipv4 = call_and_record(app.uri, heard4)
+        over_ipv6 = call_and_record(f"sip:app@[::1]:{app.port}", heard6, "--sip-ip", "::1")
+        results = peer_result(over_ipv4), peer_result(over_ipv6)
+    for result, heard in zip(results, (heard4, heard6), strict=True):
+        assert_heard_the_call(result, heard)
+    assert app.log.count("GOT KEYS 42") == 2, app.log
+    assert re.search(r"call from <sip:peer@127\.0\.0\.1> .* answered", app.log), app.log
+    assert re.search(r"call from <sip:peer@\[::1\]> .* answered", app.log), app.log
