@@ -29,8 +29,11 @@ def test_a_caller_over_ipv6_hears_the_cluster_and_its_keys_arrive(tmp_path, host
         result = peer_result(call_and_record(f"sip:app@[::1]:{app.port}", heard, *args))
     assert_heard_the_call(result, heard)
     assert f"cluster up: SIP on [{host}]:{app.port}" in app.log, app.log
-    # The worker saw the call come from the front's loopback side; its BYE went back
-    # through the front (the Record-Route of both sockets, IPv6 and IPv4).
+    # The worker saw the call come from the front's loopback side; the caller's ACK
+    # reached it (else no keys, the call ended unACKed) and its BYE reached the caller
+    # before the caller's own hang-up at 5 s: the Record-Route of both sockets, IPv6 and
+    # IPv4, led them through the front.
+    assert result["seconds"] < 5, result
     answered = r"\[worker \d\] .* call from <sip:peer@\[::1\]> \(127\.0\.0\.1:\d+\) answered"
     assert re.search(answered, app.log), app.log
     assert "GOT KEYS 42" in app.log
