@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import ssl
 
 import pytest
 
-from .sip import peer, peer_result, start_callee
+from .sip import next_ports, peer, peer_result, start_callee
 from .sipp import PEERS, needs_sipp, run_sipp
 from .test_cluster import cluster
 from .test_connect_sip import CONNECTOR
 from .test_ipv6 import GREETING_APP, assert_heard_the_call, call_and_record
 from .test_ipv6 import pytestmark as pytestmark  # skipped without IPv6 on loopback
+from .test_tls import make_pair, needs_openssl
 
 
 @pytest.mark.parametrize(
@@ -88,3 +91,29 @@ def test_a_front_on_both_families_takes_both_kinds_of_callers_at_once(tmp_path):
     assert app.log.count("GOT KEYS 42") == 2, app.log
     assert re.search(r"call from <sip:peer@127\.0\.0\.1> .* answered", app.log), app.log
     assert re.search(r"call from <sip:peer@\[::1\]> .* answered", app.log), app.log
+
+
+@needs_openssl
+def test_a_front_on_ipv6_takes_sip_over_tls_there(tmp_path):
+    pair = make_pair(tmp_path / "tls")
+    tls_port = next_ports()[0]
+    tls = ("--tls-listen", f"[::1]:{tls_port}", "--tls-cert", str(pair.cert))
+    with cluster(tmp_path, GREETING_APP, 1, *tls, "--tls-key", str(pair.key), host="::1") as app:
+        assert f"TLS on [::1]:{tls_port} through kamailio" in app.log, app.log
+        context = ssl.create_default_context(cafile=str(pair.cert))
+        context.check_hostname = False  # the test certificate names 127.0.0.1
+        with socket.create_connection(("::1", tls_port), timeout=5) as raw:
+            with context.wrap_socket(raw) as conn:
+                me = conn.getsockname()[1]
+                conn.sendall(
+                    (
+                        f"OPTIONS sip:[::1]:{tls_port} SIP/2.0\r\n"
+                        f"Via: SIP/2.0/TLS [::1]:{me};branch=z9hG4bK{me}\r\n"
+                        f"From: <sip:probe@[::1]>;tag={me}\r\nTo: <sip:[::1]:{tls_port}>\r\n"
+                        f"Call-ID: {me}@ipv6\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+                        "Content-Length: 0\r\n\r\n"
+                    ).encode()
+                )
+                answer = conn.recv(4096).decode()
+    assert answer.startswith("SIP/2.0 200 OK"), answer
+    assert "voip front (kamailio)" in answer, answer
