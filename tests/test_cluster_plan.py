@@ -18,6 +18,7 @@ from voip.cluster.kamailio import (
     dispatcher_list,
     find_kamailio,
     host_addresses,
+    listen_lines,
     module_dirs,
     parse_destinations,
     parse_statistics,
@@ -200,6 +201,12 @@ def test_a_front_on_both_families_listens_on_every_address_and_calls_out_on_ipv4
     ]
     assert "#!define OUT_UDP udp:10.0.0.2:5060" in text
     assert 'is_in_subnet("$si", "2001:db8::/32,10.0.0.0/8")' in text
+
+
+def test_a_front_listening_on_a_name_advertises_the_public_address_there():
+    plan = plan_cluster(1, "sip.example", 5060, (4000, 4999), 4)
+    lines = listen_lines(plan, ("udp",), "203.0.113.5").splitlines()
+    assert lines == ["listen=udp:sip.example:5060 advertise 203.0.113.5:5060"]
 
 
 def test_the_hosts_ipv6_addresses_leave_out_the_link_local(tmp_path):

@@ -48,6 +48,7 @@ __all__ = [
     "find_kamailio",
     "front_address",
     "host_addresses",
+    "listen_lines",
     "module_dirs",
     "parse_destinations",
     "parse_statistics",
@@ -152,7 +153,10 @@ def _is_ipv6(host: str) -> bool:
 
 
 def _loopback(host: str) -> bool:
-    return ipaddress.ip_address(host).is_loopback
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, as --listen may give
+        return host == "localhost"
 
 
 def _wildcard(host: str, addresses: Callable[[], list[str]]) -> list[str]:
