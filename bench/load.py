@@ -101,10 +101,11 @@ for 2 s (`fr_timer`; then it tries the next worker); meanwhile the supervisor re
 the worker (after 1 s, then its start-up), and the new process answers INVITEs that
 kamailio is still retransmitting: that figure is mostly the restart. So the same is done
 again once worker 1 is back, with worker 2 hung (SIGSTOP) instead: no restart comes, and
-only the front's failover (`fr_timer`, then the probes) keeps calls away from it. `tshark` captures SIPp's port and the dead worker's
-port. A call placed after the kill is *hit* when its INVITE went to the dead worker's
-port and was not answered there within 500 ms (SIP's T1: kamailio had to send it again,
-to a dead process or one still starting), or when it failed. The figure: seconds from
+only the front's failover (`fr_timer`, then the probes) keeps calls away from it.
+`tshark` captures SIPp's port and the dead worker's port. A call placed after the kill is
+*hit* when its INVITE went to the dead worker's port and was not answered there within
+500 ms (SIP's T1: kamailio had to send it again, to a dead process or one still
+starting), or when it failed. The figure: seconds from
 the kill to the 200 OK of the first call placed after the last hit call (with none hit,
 the first placed after the kill); the next row, the longest set-up of a hit call; the
 notes, how many were hit."""
