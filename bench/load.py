@@ -99,10 +99,13 @@ after 4 s worker 1 is killed (SIGKILL). kamailio learns of it from its probes (O
 every 2 s, one miss marks a worker down) or from a call it sent there going unanswered
 for 2 s (`fr_timer`; then it tries the next worker); meanwhile the supervisor restarts
 the worker (after 1 s, then its start-up), and the new process answers INVITEs that
-kamailio is still retransmitting. `tshark` captures SIPp's port and the dead worker's
-port. A call placed after the kill is *hit* when its INVITE went to the dead worker's
-port and was not answered there within 500 ms (SIP's T1: kamailio had to send it again,
-to a dead process or one still starting), or when it failed. The figure: seconds from
+kamailio is still retransmitting: that figure is mostly the restart. So the same is done
+again once worker 1 is back, with worker 2 hung (SIGSTOP) instead: no restart comes, and
+only the front's failover (`fr_timer`, then the probes) keeps calls away from it.
+`tshark` captures SIPp's port and the dead worker's port. A call placed after the kill is
+*hit* when its INVITE went to the dead worker's port and was not answered there within
+500 ms (SIP's T1: kamailio had to send it again, to a dead process or one still
+starting), or when it failed. The figure: seconds from
 the kill to the 200 OK of the first call placed after the last hit call (with none hit,
 the first placed after the kill); the next row, the longest set-up of a hit call; the
 notes, how many were hit."""
@@ -139,6 +142,8 @@ FAILOVER_WORKERS = 3
 FAILOVER_SECONDS = 16.0
 QUICK_FAILOVER_SECONDS = 10.0
 KILL_AFTER = 4.0
+RECOVER = 6.0
+"""Seconds between the two failovers: the killed worker restarts and is probed back."""
 PROBE_S, FR_TIMER_S = 2, 2
 T1 = 0.5
 """SIP's T1: kamailio sends an unanswered INVITE again after this."""
@@ -749,10 +754,31 @@ def _setup(ctx: Context, section: Section, server: launch.Server, tshark: str, t
         )
 
 
-def _failover(
+def _failover_death(
     ctx: Context, section: Section, server: launch.Server, tshark: str, tmp: Path
 ) -> None:
-    victim = 1
+    _failover(ctx, section, server, tshark, tmp, victim=1, sig=signal.SIGKILL)
+
+
+def _failover_hang(
+    ctx: Context, section: Section, server: launch.Server, tshark: str, tmp: Path
+) -> None:
+    time.sleep(RECOVER)  # the worker killed before is back and probed
+    try:
+        _failover(ctx, section, server, tshark, tmp, victim=2, sig=signal.SIGSTOP)
+    finally:
+        os.kill(worker_pid(server, 2), signal.SIGCONT)
+
+
+def _failover(
+    ctx: Context,
+    section: Section,
+    server: launch.Server,
+    tshark: str,
+    tmp: Path,
+    victim: int,
+    sig: signal.Signals,
+) -> None:
     victim_port = server.port + 1000 + victim
     seconds = ctx.pick(int(FAILOVER_SECONDS), int(QUICK_FAILOVER_SECONDS))
     calls = int(seconds * FAILOVER_RATE)
@@ -764,7 +790,7 @@ def _failover(
             time.sleep(KILL_AFTER)
             pid = worker_pid(server, victim)
             killed = time.time()
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
             outcome = sipp.wait(timeout=seconds + 60)
     finally:
         sipp.stop()
@@ -798,17 +824,20 @@ def _failover(
     waits = ", ".join(
         f"{c.setup:.2f}" if c.status == 200 else str(c.status or "no answer") for _, c in hit
     )
+    dead = sig == signal.SIGKILL
+    what = "killed (SIGKILL)" if dead else "hung (SIGSTOP)"
     section.notes.append(
         f"Failover: {len(placed)} calls placed at {FAILOVER_RATE} a second (SIPp: "
         f"{outcome['succeeded']} through, {outcome['failed']} failed, {outcome['refused']} "
-        f"refused); worker {victim} (pid {pid}) killed {KILL_AFTER:.0f} s in; "
+        f"refused); worker {victim} (pid {pid}) {what} {KILL_AFTER:.0f} s in; "
         f"{len(hit)} later calls hit (kept waiting on the dead worker's port, or failed), "
         f"answered after {waits or '-'} s; the last one placed {last_hit - killed:.2f} s "
         f"after the kill; the first clean call after it answered {fmt(value)} s after the kill."
     )
     section.rows.append(
         Row(
-            "Seconds from a worker's death to the first later call answered without delay",
+            f"Seconds from a worker {'killed (restarted by the supervisor)' if dead else 'hung'}"
+            " to the first later call answered without delay",
             value,
             "s",
             "kamailio's probe interval + fr_timer (configured)",
@@ -819,7 +848,7 @@ def _failover(
     waited = [c.setup for _, c in hit if c.status == 200]
     section.rows.append(
         Row(
-            "Longest set-up of a call sent to the dead worker first",
+            f"Longest set-up of a call sent to the {'killed' if dead else 'hung'} worker first",
             max(waited) if waited else None,
             "s",
             "kamailio's fr_timer (configured)",
@@ -844,7 +873,8 @@ def run(ctx: Context) -> Section:
         write_pcap(tmp / "load.pcap", max(CURVE) / RATE + ANSWER_SLACK + HELD + 20)
         # Failover on a cluster of its own, of 3 workers: of 25, the dead one would be
         # sent one call in 25, too few to see when kamailio stops sending them.
-        for size, parts in ((workers, (_curve, _setup)), (FAILOVER_WORKERS, (_failover,))):
+        failover = (_failover_death, _failover_hang)
+        for size, parts in ((workers, (_curve, _setup)), (FAILOVER_WORKERS, failover)):
             ctx.log(f"load: starting a cluster of {size} workers")
             with cluster(size) as server:
                 for part in parts:

@@ -52,10 +52,15 @@ def front_port(workers: int) -> int:
 
 @contextmanager
 def cluster(
-    tmp_path: Path, source: str, workers: int = 3, *args: str, env: dict[str, str] | None = None
+    tmp_path: Path,
+    source: str,
+    workers: int = 3,
+    *args: str,
+    env: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
 ):
-    """The app in ``source`` served with ``--workers`` (and ``env`` added to its
-    environment) until the block ends (then SIGTERM: every process must exit 0)."""
+    """The app in ``source`` served with ``--workers`` on ``host`` (and ``env`` added to
+    its environment) until the block ends (then SIGTERM: every process must exit 0)."""
     require_front()
     app_path = tmp_path / "app.py"
     app_path.write_text(textwrap.dedent(source))
@@ -65,6 +70,7 @@ def cluster(
         app_path,
         *("--workers", str(workers), "--transport", "udp", *args),
         env=env,
+        host=host,
         port=front_port(workers),
         ready="cluster up",
     ) as app:

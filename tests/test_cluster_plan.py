@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from voip.cluster.kamailio import (
     KamailioMissing,
     dispatcher_list,
     find_kamailio,
+    host_addresses,
+    listen_lines,
     module_dirs,
     parse_destinations,
     parse_statistics,
@@ -30,6 +33,7 @@ from voip.cluster.shares import WORKER_ENV, plan_cluster, split_ports, worker_pl
 from voip.cluster.supervisor import exit_reason
 from voip.cluster.worker import cluster_plan, worker_options
 from voip.runner import build_parser
+from voip.sipmsg import AllowList
 
 JOINER = ("--listen", "192.0.2.20:5060")
 """A joining machine's listen address."""
@@ -66,7 +70,7 @@ def test_the_plan_counts_ports_from_the_listen_port():
         (("--workers", "3", "--rtp-ports", "4000-4019"), "too small for --workers 3"),
         (("--workers", "2", "--listen", "127.0.0.1:0"), "fixed --listen port"),
         (("--workers", "2", "--listen", "127.0.0.1:65000"), "pass 65535"),
-        (("--workers", "2", "--listen", "[::1]:5060"), "IPv4"),
+        (("--workers", "2", "--listen", "[::1]:5060", "--register", "sip:1@p"), r"\[::\]"),
         (("--workers", "2", "--rtp-ports", "5000-6999"), "holds the cluster's loopback"),
         (("--workers", "2", "--join", "sip:192.0.2.10", *JOINER, "--register", "sip:1@p"), "front"),
         (("--workers", "2", "--tls-listen", "0.0.0.0:6061", "--transport", "tls"), "loopback"),
@@ -165,6 +169,59 @@ def test_kamailios_configuration_is_rendered_whole(tmp_path):
     )
 
 
+def test_a_front_on_ipv6_listens_there_and_its_workers_stay_on_ipv4(tmp_path):
+    tls = ("--tls-cert", "c.pem", "--tls-key", "k.pem")
+    opts = server("--workers", "2", "--listen", "[::1]:5060", "--transport", "udp,tcp", *tls)
+    plan = cluster_plan(opts)
+    w = worker_options(opts, plan.workers[0])
+    assert (w.listen, w.front_host) == ("127.0.0.1:6061", "::1")  # its audio: 127.0.0.1
+    text = render_config(plan, opts, tmp_path, addresses=lambda: ["127.0.0.1", "::1"])
+    listen = [ln for ln in text.splitlines() if ln.startswith("listen=")]
+    assert listen == [
+        "listen=udp:[::1]:5060",
+        "listen=tcp:[::1]:5060",
+        "listen=tls:[::1]:5061",
+        "listen=udp:127.0.0.1:6060",
+    ]
+    # The workers call IPv4 addresses alone: a front on IPv6 alone refuses their calls.
+    assert "#!define NO_IPV4_OUT" in text and "OUT_UDP" not in text.split("debug=")[0]
+
+
+def test_a_front_on_both_families_listens_on_every_address_and_calls_out_on_ipv4(tmp_path):
+    opts = server("--workers", "2", "--listen", "[::]:5060", "--public-address", "203.0.113.5")
+    opts.transports = ("udp",)
+    opts.allow = AllowList(["2001:db8::/32,10.0.0.0/8"])
+    host = ["127.0.0.1", "10.0.0.2", "::1", "2001:db8::7"]
+    text = render_config(cluster_plan(opts), opts, tmp_path, addresses=lambda: host)
+    listen = [ln for ln in text.splitlines() if ln.startswith("listen=")]
+    assert listen == [
+        "listen=udp:127.0.0.1:5060",
+        "listen=udp:10.0.0.2:5060 advertise 203.0.113.5:5060",  # IPv4's public address
+        "listen=udp:[::1]:5060",
+        "listen=udp:[2001:db8::7]:5060",
+        "listen=udp:127.0.0.1:6060",
+    ]
+    assert "#!define OUT_UDP udp:10.0.0.2:5060" in text
+    assert 'is_in_subnet("$si", "2001:db8::/32,10.0.0.0/8")' in text
+
+
+def test_a_front_listening_on_a_name_advertises_the_public_address_there():
+    plan = plan_cluster(1, "sip.example", 5060, (4000, 4999), 4)
+    lines = listen_lines(plan, ("udp",), "203.0.113.5").splitlines()
+    assert lines == ["listen=udp:sip.example:5060 advertise 203.0.113.5:5060"]
+
+
+def test_the_hosts_ipv6_addresses_leave_out_the_link_local(tmp_path):
+    table = tmp_path / "if_inet6"
+    table.write_text(
+        "00000000000000000000000000000001 01 80 10 80       lo\n"
+        "fe8000000000000000fc00fffe000001 04 40 20 80     eth0\n"
+        "20010db8000000000000000000000007 04 40 00 80     eth0\n"
+    )
+    assert host_addresses(table)[-2:] == ["::1", "2001:db8::7"]
+    assert not any(":" in a for a in host_addresses(tmp_path / "none"))
+
+
 def test_kamailio_accepts_the_configuration(tmp_path):
     kamailio = shutil.which("kamailio", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
     if kamailio is None:
@@ -175,8 +232,9 @@ def test_kamailio_accepts_the_configuration(tmp_path):
         *("--invite-rate", "0.5", "--call-rate", "30", "--options-rate", "0"),
         *("--tls-cert", "c.pem", "--tls-key", "k.pem", "--srtp", "optional"),
     )
-    for opts in (server("--workers", "3"), everything):
-        cfg = write_front(plan, opts, tmp_path)
+    ipv6 = server("--workers", "3", "--listen", "[::1]:13060", "--allow", "::1,10.0.0.0/8")
+    for opts in (server("--workers", "3"), everything, ipv6):
+        cfg = write_front(cluster_plan(opts) if opts is ipv6 else plan, opts, tmp_path)
         check = subprocess.run([kamailio, "-c", "-f", str(cfg)], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
 
@@ -213,7 +271,7 @@ def test_the_fronts_policy_comes_from_the_guards_settings(tmp_path):
     assert 'is_in_subnet("$si", "192.0.2.7/32,10.0.0.0/8")' in text
     assert "listen=tls:127.0.0.1:5071" in text.splitlines()
     assert rate_window(5) == (2, 10) and rate_window(1) == (2, 2) and rate_window(2.5) == (2, 5)
-    assert tls_config(opts).splitlines()[:7] == [
+    assert tls_config(opts).splitlines() == [
         "[server:default]",
         "method = TLSv1.2+",
         "certificate = c.pem",
@@ -221,7 +279,24 @@ def test_the_fronts_policy_comes_from_the_guards_settings(tmp_path):
         "verify_certificate = yes",
         "require_certificate = yes",
         "ca_list = ca.pem",
+        "",
+        # The workers' calls out over TLS: the far side's certificate verified.
+        "[client:default]",
+        "method = TLSv1.2+",
+        "verify_certificate = yes",
+        "require_certificate = yes",
+        "ca_list = ca.pem",
     ]
+    assert "#!define OUT_TLS tls:127.0.0.1:5071" in text
+
+
+def test_the_front_verifies_servers_against_the_systems_cas_unless_told_not_to():
+    tls = ("--tls-cert", "c.pem", "--tls-key", "k.pem")
+    client = tls_config(server("--workers", "2", *tls)).split("[client:default]")[1]
+    assert f"ca_list = {ssl.get_default_verify_paths().cafile}" in client
+    assert "verify_certificate = yes" in client
+    told = tls_config(server("--workers", "2", *tls, "--tls-no-verify-server"))
+    assert "verify_certificate = no" in told.split("[client:default]")[1]
 
 
 def test_the_fronts_scanner_pattern_holds_nothing_special():

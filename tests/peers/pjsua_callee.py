@@ -7,7 +7,7 @@ It listens as sip:callee@127.0.0.1:--port and takes one call: it rings (180) for
 --play into the call, records what it hears to --record and hangs up after --duration
 seconds unless the other side does first. It waits --wait seconds for a call at most.
 The last line it prints is a JSON summary: {"from": the INVITE's From, "source": the
-address it came from, "rang": seconds
+address it came from, "offer_keys": whether its offer held SDES keys (a=crypto), "rang": seconds
 it rang, "status": the final status of the INVITE, "answered": bool, "cancelled": bool
 (the caller sent CANCEL), "seconds": call length after the answer}.
 """
@@ -42,6 +42,7 @@ class Account(pj.Account):
         self.rang_at = None
         self.sender = ""
         self.source = ""
+        self.offer_keys = False
 
     def onIncomingCall(self, prm):
         if self.call is not None:  # one call only
@@ -53,6 +54,7 @@ class Account(pj.Account):
         m = re.search(r"^(?:From|f)\s*:\s*(.*)$", prm.rdata.wholeMsg, re.M | re.I)
         self.sender = m.group(1).strip() if m else ""
         self.source = prm.rdata.srcAddress
+        self.offer_keys = "a=crypto:" in prm.rdata.wholeMsg
         self.call = Call(self, self.args.record, self.args.play, call_id=prm.callId)
         ring = pj.CallOpParam()
         ring.statusCode = 180
@@ -107,6 +109,7 @@ def main():
     summary = {
         "from": acc.sender,
         "source": acc.source,
+        "offer_keys": acc.offer_keys,
         "rang": round(rang, 3),
         "answered": False,
         "seconds": 0,

@@ -21,10 +21,12 @@ the Call-ID of its call answered (a worker's 2xx relayed) and not yet ACKed.
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import os
 import re
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 from collections.abc import Callable, Sequence
@@ -36,6 +38,7 @@ from ..backends.pjsip.metrics import FrontStatistics
 from ..backends.pjsip.options import SipOptions
 from ..errors import VoipError
 from ..guard import NOT_ALLOWED, awaiting_ack_reason, burst_of, rate_reason
+from ..sipuri import join_hostport
 from .shares import LOOPBACK, ClusterPlan
 
 __all__ = [
@@ -44,6 +47,8 @@ __all__ = [
     "PROBE_INTERVAL",
     "find_kamailio",
     "front_address",
+    "host_addresses",
+    "listen_lines",
     "module_dirs",
     "parse_destinations",
     "parse_statistics",
@@ -62,6 +67,8 @@ PROBE_INTERVAL = 2
 INSTALL = "sudo apt install kamailio"
 INSTALL_TLS = "sudo apt install kamailio-tls-modules"
 _SIOCGIFADDR = 0x8915
+_IF_INET6 = Path("/proc/net/if_inet6")
+_WILDCARDS = ("", "0.0.0.0", "::")
 
 
 class KamailioMissing(VoipError):
@@ -130,26 +137,60 @@ def ipv4_addresses() -> list[str]:
     return found
 
 
+def host_addresses(if_inet6: Path = _IF_INET6) -> list[str]:
+    """This host's IPv4 addresses, then its IPv6 ones but the link-local (which need a
+    zone kamailio's Record-Route cannot carry), from ``if_inet6`` (Linux)."""
+    try:
+        lines = if_inet6.read_text().splitlines()
+    except OSError:
+        lines = []  # no IPv6
+    ipv6 = [ipaddress.IPv6Address(int(line.split()[0], 16)) for line in lines if line.strip()]
+    return ipv4_addresses() + [str(a) for a in ipv6 if not a.is_link_local]
+
+
+def _is_ipv6(host: str) -> bool:
+    return ":" in host
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, as --listen may give
+        return host == "localhost"
+
+
+def _wildcard(host: str, addresses: Callable[[], list[str]]) -> list[str]:
+    """The addresses a listen host stands for: 0.0.0.0 each IPv4 one, ``::`` (both
+    families, as a lone server takes it) each of either, another host itself."""
+    if host not in _WILDCARDS:
+        return [host]
+    return [a for a in addresses() if host == "::" or not _is_ipv6(a)]
+
+
 def listen_lines(
     plan: ClusterPlan,
     transports: tuple[str, ...],
     public_address: str = "",
-    addresses: Callable[[], list[str]] = ipv4_addresses,
+    addresses: Callable[[], list[str]] = host_addresses,
     tls: tuple[str, int] | None = None,
 ) -> str:
     """kamailio's ``listen`` lines for callers (TLS on ``tls``, host and port, when
-    ``transports`` has it). A wildcard host (0.0.0.0) is each of this host's addresses
-    (kamailio would put 0.0.0.0 in its Record-Route); a public address is advertised on
-    all but the loopback's."""
+    ``transports`` has it). A wildcard host (0.0.0.0, or ``::`` for IPv4 and IPv6) is
+    each of this host's addresses (kamailio would put the wildcard in its Record-Route);
+    a public address is advertised on those of its family but the loopback's."""
     lines = []
     for transport in transports:
         host, port = (plan.front_host, plan.front_port) if transport != "tls" else tls or ("", 0)
         if not port:
             continue
-        for address in addresses() if host in ("", "0.0.0.0") else [host]:
-            line = f"listen={transport}:{address}:{port}"
-            if public_address and not address.startswith("127."):
-                line += f" advertise {public_address}:{port}"
+        for address in _wildcard(host, addresses):
+            line = f"listen={transport}:{join_hostport(address, port)}"
+            if (
+                public_address
+                and _is_ipv6(public_address) == _is_ipv6(address)
+                and not _loopback(address)
+            ):
+                line += f" advertise {join_hostport(public_address, port)}"
             lines.append(line)
     return "\n".join(lines)
 
@@ -199,45 +240,58 @@ def policy_defines(opts: SipOptions) -> list[str]:
     return [f"#!define {line}" for line in lines]
 
 
-def front_address(host: str, addresses: Callable[[], list[str]] = ipv4_addresses) -> str:
+def front_address(host: str, addresses: Callable[[], list[str]] = host_addresses) -> str:
     """The front's own address for listen host ``host``: itself, or for a wildcard this
-    host's first address that is not the loopback (the loopback if it has none)."""
-    if host not in ("", "0.0.0.0"):
+    host's first IPv4 address that is not the loopback (the loopback if it has none)."""
+    if host not in _WILDCARDS:
         return host
-    return next((a for a in addresses() if not a.startswith("127.")), LOOPBACK)
+    ipv4 = (a for a in addresses() if not _is_ipv6(a) and not _loopback(a))
+    return next(ipv4, LOOPBACK)
 
 
 def register_contact(
-    plan: ClusterPlan, public_address: str, addresses: Callable[[], list[str]] = ipv4_addresses
+    plan: ClusterPlan, public_address: str, addresses: Callable[[], list[str]] = host_addresses
 ) -> str:
     """The ``host:port`` the front puts in its workers' REGISTERs (``--register``), for
     the PBX to send calls to: ``--public-address`` or the front's own address, and the
     listen port."""
     host = public_address or front_address(plan.front_host, addresses)
-    return f"{host}:{plan.front_port}"
+    return join_hostport(host, plan.front_port)
 
 
 def outbound_defines(
     plan: ClusterPlan,
     transports: tuple[str, ...],
-    addresses: Callable[[], list[str]] = ipv4_addresses,
+    addresses: Callable[[], list[str]] = host_addresses,
+    tls: tuple[str, int] | None = None,
 ) -> list[str]:
     """The ``#!define`` lines naming the sockets the workers' calls out leave from
-    (``OUT_UDP``, ``OUT_TCP``, for the transports the front opens): the listen host, or
-    for a wildcard one this host's first address that is not the loopback."""
+    (``OUT_UDP``, ``OUT_TCP``, ``OUT_TLS`` on ``tls``, host and port, for the transports
+    the front opens): the listen host, or for a wildcard one this host's first IPv4
+    address that is not the loopback. The workers call IPv4 addresses alone (this PJSIP
+    build), so a front on IPv6 alone has none: ``NO_IPV4_OUT`` has it refuse them."""
     host = front_address(plan.front_host, addresses)
-    return [
+    if _is_ipv6(host):
+        return ["#!define NO_IPV4_OUT"]
+    lines = [
         f"#!define OUT_{t.upper()} {t}:{host}:{plan.front_port}"
         for t in ("udp", "tcp")
         if t in transports
     ]
+    if tls is not None and "tls" in transports:
+        tls_host = front_address(tls[0], addresses)
+        if not _is_ipv6(tls_host):
+            lines.append(f"#!define OUT_TLS tls:{tls_host}:{tls[1]}")
+    return lines
 
 
 def tls_config(opts: SipOptions) -> str:
     """kamailio's ``tls.cfg``: the certificate for callers (TLS 1.2 and up, as voip's
     own listener); with ``--tls-verify-client``, callers must show one ``--tls-ca``
-    signed. kamailio opens no TLS connection of its own (the workers' requests to
-    a caller go back over the caller's connection), so the client side verifies none."""
+    signed. As a client (the workers' calls out over TLS, a BYE to a caller whose
+    connection is gone) it verifies the server's certificate against ``--tls-ca`` or
+    the system's CAs, as a lone server's PJSIP does, unless ``--tls-no-verify-server``;
+    kamailio 5.6 checks the chain, not the name in it."""
     verify = "yes" if opts.tls_verify_client else "no"
     server = [
         "[server:default]",
@@ -249,8 +303,16 @@ def tls_config(opts: SipOptions) -> str:
     ]
     if opts.tls_ca:
         server.append(f"ca_list = {opts.tls_ca}")
-    client = ["[client:default]", "method = TLSv1.2+", "verify_certificate = no"]
-    client.append("require_certificate = no")
+    verify = "yes" if opts.tls_verify_server else "no"
+    client = [
+        "[client:default]",
+        "method = TLSv1.2+",
+        f"verify_certificate = {verify}",
+        f"require_certificate = {verify}",
+    ]
+    cas = opts.tls_ca or ssl.get_default_verify_paths().cafile
+    if cas:  # none: nothing passes the verification
+        client.append(f"ca_list = {cas}")
     return "\n".join([*server, "", *client, ""])
 
 
@@ -259,7 +321,7 @@ def render_config(
     opts: SipOptions,
     rundir: Path,
     children: int = 4,
-    addresses: Callable[[], list[str]] = ipv4_addresses,
+    addresses: Callable[[], list[str]] = host_addresses,
 ) -> str:
     """The configuration for ``plan``, its front listening as ``opts`` say (transports,
     TLS, public address) and applying their policy (scanners, allow-list, rates), its
@@ -268,7 +330,8 @@ def render_config(
     rates = (opts.invite_rate, opts.options_rate, opts.call_rate)
     values = {
         "@DEFINES@": "\n".join(
-            policy_defines(opts) + outbound_defines(plan, opts.sip_transports, addresses)
+            policy_defines(opts)
+            + outbound_defines(plan, opts.sip_transports, addresses, opts.tls_host_port)
         ),
         "@SCANNERS@": scanner_pattern(opts.scanner_user_agents) or "-",
         "@ALLOW@": ",".join(str(n) for n in opts.allow.networks) or "-",

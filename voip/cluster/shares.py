@@ -114,11 +114,6 @@ def plan_cluster(
             "--workers needs a fixed --listen port (not 0): the workers' ports are"
             f" counted from it (the listen port + {FRONT_OFFSET} and up)"
         )
-    if ":" in host:
-        raise InvalidArgumentError(
-            "--workers takes an IPv4 --listen address for now (kamailio's front on IPv6"
-            " is not done yet)"
-        )
     inner = port + FRONT_OFFSET
     if inner + workers > 65535:
         raise InvalidArgumentError(

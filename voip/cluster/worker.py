@@ -27,6 +27,12 @@ def cluster_plan(opts: SipOptions) -> ClusterPlan:
     host, port = opts.host_port
     if opts.join:
         check_join(opts)
+    if opts.register and ":" in host and host != "::":
+        raise InvalidArgumentError(
+            f"--register with --workers on {host} alone: the workers register over IPv4"
+            " (this PJSIP build has no IPv6 calls out), through the front, which then has"
+            " no IPv4 address; listen on [::] (IPv4 and IPv6) or an IPv4 address"
+        )
     sip_host = host if opts.join else LOOPBACK
     plan = plan_cluster(opts.workers, host, port, opts.rtp_ports, opts.max_calls, sip_host)
     if "tls" in opts.sip_transports:
@@ -106,7 +112,8 @@ def worker_options(opts: SipOptions, place: WorkerPlace) -> SipOptions:
     not come over TLS (406), as a lone server does.
 
     Its own calls out go through the front (``outbound_proxy``, :func:`front_of`), which
-    relays them from its public address; the front relays none over TLS yet. With
+    relays them from its public address (over TLS for a ``sips:`` target, verifying its
+    certificate, when the front has TLS; refused when it has none). With
     ``register``, its REGISTERs go the same way, and the front puts its own public
     address in their Contact."""
     return dataclasses.replace(
