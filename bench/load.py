@@ -160,12 +160,12 @@ _ANSWERED = re.compile(r"^\[worker (\d+)\] .* answered", re.M)
 
 
 def _cluster_port(workers: int) -> int:
-    """A listen port whose cluster ports (port + 1000 and up) are free too."""
-    for _ in range(50):
-        port = launch.free_sip_port()
-        if port + 1000 + workers < 65536 and all(
-            port_free(p) for p in range(port + 1000, port + 1001 + workers)
-        ):
+    """A listen port whose cluster ports (port + 1000 and up) are free too, all below
+    Linux's ephemeral ports (32768 and up), where any client socket of the machine may
+    take one between this look and the workers' start (seen: a worker could not bind)."""
+    first, last = 20000, 32767 - 1000 - workers
+    for port in range(first + os.getpid() % 500 * 10, last, 10):
+        if all(port_free(p) for p in (port, *range(port + 1000, port + 1001 + workers))):
             return port
     raise RuntimeError("no free ports for the cluster")
 
