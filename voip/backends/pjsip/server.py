@@ -75,10 +75,12 @@ class SipServer(Backend):
         )
         if self.place is not None and len(self.place.siblings) > 1:
             self.places = WorkerPlaces(self.place, self.agent)
-        await self.agent.start()
+        # Before the stack starts: a SIGTERM just after it listens (a supervisor draining
+        # a worker it has just started) must drain the server, not kill it.
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
         try:
+            await self.agent.start()
             await self._stop.wait()
             log.info("shutting down: no new calls; %d in progress", len(self.tasks))
             await self._shutdown()
