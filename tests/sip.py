@@ -75,11 +75,13 @@ def serving(
     host: str = "127.0.0.1",
     port: int = 0,
     ready: str = "SIP listening",
+    prefix: tuple[str, ...] = (),
 ):
     """Run ``script --sip`` listening on ``host`` (IPv4's loopback unless told, e.g.
     ``::1``, or ``::`` for both IPv4 and IPv6) and ``port`` (0: one of its own) until the
     block ends; yields an :class:`App`, whose ``uri`` is on ``host`` (on 127.0.0.1 for
-    ``::``), once the app has logged ``ready``.
+    ``::``), once the app has logged ``ready``. ``prefix``: a command that runs it (e.g.
+    ``setpriv`` with its arguments).
 
     On leaving, the app gets SIGTERM and must exit 0; its log is in ``app.log``.
     """
@@ -87,7 +89,7 @@ def serving(
     port = port or own_port
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.Popen(
-        [sys.executable, str(script), "--sip", "--listen", join_hostport(host, port)]
+        [*prefix, sys.executable, str(script), "--sip", "--listen", join_hostport(host, port)]
         + ["--rtp-ports", f"{rtp}-{rtp + 99}", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,

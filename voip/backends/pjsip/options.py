@@ -51,6 +51,10 @@ InbandMode = Literal["auto", "on", "off"]
 """``inband_dtmf`` settings: listen for DTMF tones in the audio when RFC 4733 was not
 negotiated, always, never."""
 
+MediaPriority = Literal["realtime", "normal"]
+"""``media_priority`` settings: PJSIP's media clock thread at ``SCHED_RR`` when the system
+allows it (:mod:`.priority` says why), or left at normal priority."""
+
 SipRole = Literal["server", "dialler"]
 
 SERVER = ("server",)
@@ -327,6 +331,17 @@ class SipOptions:
         metavar="MODE",
     )
     """In-band DTMF detection: ``auto`` (when RFC 4733 is not negotiated), ``on``, ``off``."""
+    media_priority: MediaPriority = setting(
+        "realtime",
+        help="priority of the thread that paces calls' audio: realtime (SCHED_RR, when"
+        " allowed) or normal",
+        parse=choice(*get_args(MediaPriority)),
+        metavar="PRIORITY",
+        defaults={"dialler": "normal"},
+    )
+    """Priority of PJSIP's media clock thread: ``realtime`` (``SCHED_RR`` where the process
+    is allowed it, else normal with a warning; a server's default) or ``normal`` (a
+    dialler's: one call on a desktop needs no more)."""
     invite_rate: float = setting(
         5.0,
         help="new calls a second from one address before 503 (0: no limit)",

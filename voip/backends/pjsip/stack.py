@@ -36,6 +36,7 @@ from .binding import pj
 from .clib import check_version
 from .conference import Conference
 from .options import SipOptions, SrtpMode
+from .priority import realtime_threads
 from .security import configure_tls
 from .wakeup import Waker
 
@@ -324,7 +325,8 @@ class SipStack:
         m.sndAutoCloseTime = -1
         ep.libInit(cfg)
         self.conference.load()  # before the sound device: it closes the device
-        ep.audDevManager().setNullDev()
+        with realtime_threads(o.media_priority):
+            ep.audDevManager().setNullDev()  # starts the media clock, a thread of PJSIP's
         kinds = {
             "udp": pj.PJSIP_TRANSPORT_UDP,
             "tcp": pj.PJSIP_TRANSPORT_TCP,
