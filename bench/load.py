@@ -12,10 +12,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -57,18 +60,20 @@ records what it hears.
 *The curve*: first the idle cluster, 5 s after it is up: the CPU (user + system, from
 `/proc`, all threads) of every process under the supervisor (the workers, kamailio and
 its children; not the supervisor, not SIPp) over 10 s, and their summed RSS; the CPU
-again after the last size (the lower of the two is the idle figure). Then for each size
-*N* (4, 20, 40, 60, 100) in turn: the pjsua2 caller places its 4 calls and SIPp the
-other *N* − 4, at 10 new calls a second; once the workers have logged *N* answered
-calls, after 1 s, the held period: 20 s in which `tshark` captures every RTP packet the
-workers send (their RTP ports) and the processes' CPU and RSS are read at both ends,
-with the whole machine's busy time (`/proc/stat`: the load, the capture and anything
-else running). Then every call is hung up and the next size starts from a cluster with
-no call. *CPU per call* = (the cluster's CPU over the held period − idle) ÷ *N*, in % of
-one core; *RSS per call* = (summed RSS at the end of the held period − idle) ÷ *N*
-(shared pages count once per process in the sum, the same at idle and under load).
-*Cadence*: per RTP stream (one per call, by the worker's port), |inter-arrival − 20 ms|
-of consecutive packets, pooled over all streams: p99, max, and the count of
+again after the last size (the lower of the two is the idle figure); and which
+scheduling each worker's media clock (PJSIP's thread that sends its calls' RTP) has: by
+default realtime (`SCHED_RR`, `--media-priority`), where the benchmark's user may. Then
+for each size *N* (4, 20, 40, 60, 100) in turn: the pjsua2 caller places its 4 calls and
+SIPp the other *N* − 4, at 10 new calls a second; once the workers have logged *N*
+answered calls, after 1 s, the held period: 20 s in which `tshark` captures every RTP
+packet the workers send (their RTP ports) and the processes' CPU and RSS are read at
+both ends, with the whole machine's busy time (`/proc/stat`: the load, the capture and
+anything else running). Then every call is hung up and the next size starts from a
+cluster with no call. *CPU per call* = (the cluster's CPU over the held period − idle) ÷
+*N*, in % of one core; *RSS per call* = (summed RSS at the end of the held period −
+idle) ÷ *N* (shared pages count once per process in the sum, the same at idle and under
+load). *Cadence*: per RTP stream (one per call, by the worker's port), |inter-arrival −
+20 ms| of consecutive packets, pooled over all streams: p99, max, and the count of
 inter-arrivals over 40 ms; the notes group these gaps into moments (within 100 ms of one
 another) and say how many streams each moment held: many at once point at the machine
 stalling every process, one at a time at a worker. On loopback the capture time is the
@@ -82,9 +87,15 @@ process on the same 2 busy cores, mangles what it hears on its own (seen: 0.48-0
 recordings of streams that scored 1.00 on the wire), so they show the peer's state more
 than the workers'. A size is *clean* when all *N* calls were answered, *N* streams
 captured, cadence p99 under 2 ms, no gap over 40 ms and every sample greeting sent
-whole. Goal: 100 clean (25 workers on this 2-core machine). Each size's per-call figures
-are set against the same at 4 calls, in the same run: a ratio under 1 means a call costs
-more in a larger crowd.
+whole. Goal: 100 clean (25 workers on this 2-core machine).
+
+*Baselines*, measured in the same run before the curve: the greeting app as **one process
+alone** (no `--workers`, no kamailio), its idle CPU and RSS over 10 s, then the sample's
+4 calls held as above: each size's per-call CPU, RSS and cadence are set against a call's
+in that process (a ratio under 1: a call costs more in the cluster's crowd). And the
+largest size again on a **cluster of its own started with `--media-priority normal`**, the
+media clocks left at normal priority, captured and judged the same way: the row "media
+clocks at realtime priority" sets the default's cadence against it.
 
 *Set-up*: SIPp places short calls (held 0.5 s) one after another, 4 a second, in 4
 rounds alternating between the front's port and worker 1's own port (straight, no
@@ -153,7 +164,8 @@ GREETING_APP = str(launch.HERE / "greeting_app.py")
 SCENARIO = launch.HERE / "sipp_hold.xml"
 MULTI = ROOT / "tests" / "peers" / "pjsua_multi.py"
 PROMPT = ROOT / "assets" / "menu" / "welcome.wav"
-_ANSWERED = re.compile(r"^\[worker (\d+)\] .* answered", re.M)
+_ANSWERED = re.compile(r"^(?:\[worker \d+\] )?.* answered", re.M)
+"""A call answered: a worker's line (the supervisor prefixes it) or a lone process's."""
 
 
 # -- the cluster and its processes ------------------------------------------------------
@@ -171,8 +183,9 @@ def _cluster_port(workers: int) -> int:
 
 
 @contextmanager
-def cluster(workers: int) -> Iterator[launch.Server]:
-    """The greeting app served with ``--workers``, up once the supervisor says so."""
+def cluster(workers: int, *extra: str) -> Iterator[launch.Server]:
+    """The greeting app served with ``--workers`` (and ``extra`` options), up once the
+    supervisor says so."""
     kamailio = shutil.which("kamailio") or "/usr/sbin/kamailio"
     path = os.pathsep.join([os.environ.get("PATH", ""), os.path.dirname(kamailio)])
     span = -(-workers * CALLS_PER_WORKER * 2 // 100) * 100  # whole blocks of 100
@@ -182,7 +195,7 @@ def cluster(workers: int) -> Iterator[launch.Server]:
     while any(b - a != 100 for a, b in zip(blocks, blocks[1:], strict=False)):  # wrapped
         blocks = [launch.rtp_block() for _ in range(span // 100)]
     rtp = blocks[0]
-    args = (GREETING_APP, "--workers", str(workers), "--transport", "udp")
+    args = (GREETING_APP, "--workers", str(workers), "--transport", "udp", *extra)
     with launch.serving(
         "voip",
         args,
@@ -450,18 +463,27 @@ def _rtp_streams(packets: list[capture.RtpPacket], t0: float, t1: float) -> list
     return list(streams.values())
 
 
-def _point(server: launch.Server, size: Size, held: float, tshark: str, workdir: Path) -> Point:
+def _point(
+    server: launch.Server,
+    size: Size,
+    held: float,
+    tshark: str,
+    workdir: Path,
+    pids: list[int],
+    tag: str = "",
+) -> Point:
+    """``size`` calls to ``server`` held; ``pids``: the processes whose CPU and RSS count;
+    ``tag`` names its files apart from another point's of the same size."""
     n = size.calls
     sample = min(SAMPLE, n)
     fill = n / RATE
     hold = fill + ANSWER_SLACK + SETTLE + held + 5  # every call still up after the window
     before = _answered(server)
-    records = workdir / f"heard-{n}"
+    records = workdir / f"heard-{n}{tag}"
     records.mkdir()
     rtp = launch.rtp_block()
-    sent_pcap, pcap = workdir / f"sent-{n}.pcapng", workdir / f"rtp-{n}.pcapng"
+    sent_pcap, pcap = workdir / f"sent-{n}{tag}.pcapng", workdir / f"rtp-{n}{tag}.pcapng"
     sipp = Sipp(workdir, f"127.0.0.1:{server.port}", n - sample, RATE, int(hold * 1000))
-    pids = descendants(server.pid)
     first, last = server.rtp, server.rtp + server.rtp_range - 1
     # From the workers' RTP ports to the callers' (a caller's port in that range would
     # otherwise pass for a worker's).
@@ -512,7 +534,7 @@ def _point(server: launch.Server, size: Size, held: float, tshark: str, workdir:
     )
 
 
-def _describe(point: Point, idle: Usage, idle_cores: float) -> str:
+def _describe(point: Point, idle: Usage, idle_cores: float, who: str = "cluster") -> str:
     c = point.cadence
     sipp = point.sipp
     text = (
@@ -523,7 +545,7 @@ def _describe(point: Point, idle: Usage, idle_cores: float) -> str:
             if sipp
             else ""
         )
-        + f"; cluster CPU {100 * point.cores:.0f}% of a core (the whole machine: "
+        + f"; {who} CPU {100 * point.cores:.0f}% of a core (the whole machine: "
         f"{100 * point.machine:.0f}% of a core busy, of {100 * (os.cpu_count() or 1)}%) "
         f"({fmt(point.cpu_per_call(idle, idle_cores))}% per call above idle), RSS "
         f"{point.rss / 1e6:.0f} MB ({fmt(point.rss_per_call(idle))} MB per call); "
@@ -553,15 +575,115 @@ def _idle(ctx: Context, pids: list[int]) -> tuple[Usage, float]:
     return after, after.cores_since(before)
 
 
-def _curve(ctx: Context, section: Section, server: launch.Server, tshark: str, tmp: Path) -> None:
+@dataclass
+class Measured:
+    """A point with the idle figures its per-call costs are taken above."""
+
+    point: Point
+    idle: Usage
+    idle_cores: float
+
+    def cpu_per_call(self) -> float:
+        return self.point.cpu_per_call(self.idle, self.idle_cores)
+
+    def rss_per_call(self) -> float:
+        return self.point.rss_per_call(self.idle)
+
+    def describe(self, who: str = "cluster") -> str:
+        return _describe(self.point, self.idle, self.idle_cores, who)
+
+
+@dataclass
+class Baselines:
+    """What the curve is set against, measured in the same run before it."""
+
+    lone: Measured | None = None
+    """One process alone (no kamailio) holding the sample's calls."""
+    normal: Measured | None = None
+    """The largest size again on a cluster whose media clocks run at normal priority."""
+
+
+def clock_policies(pids: list[int]) -> list[str]:
+    """Each process's PJSIP media clock thread's scheduling, e.g. "SCHED_RR 99"."""
+    names = {os.SCHED_OTHER: "SCHED_OTHER", os.SCHED_RR: "SCHED_RR", os.SCHED_FIFO: "SCHED_FIFO"}
+    found = []
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                if (task / "comm").read_text() != "clock\n":
+                    continue
+                tid = int(task.name)
+                policy, prio = os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority
+            except OSError:
+                continue  # gone meanwhile
+            found.append(f"{names.get(policy, policy)} {prio}")
+    return found
+
+
+def _clocks_note(pids: list[int]) -> str:
+    counts = Counter(clock_policies(pids))
+    return ", ".join(f"{n} at {policy}" for policy, n in sorted(counts.items())) or "none found"
+
+
+def _measure(
+    ctx: Context,
+    server: launch.Server,
+    size: Size,
+    pids: list[int],
+    tshark: str,
+    tmp: Path,
+    tag: str = "",
+) -> Measured:
+    """The server's idle cost, then ``size`` calls held."""
+    time.sleep(5)  # start-up done
+    idle, cores = _idle(ctx, pids)
+    held = ctx.pick(int(HELD), int(QUICK_HELD))
+    return Measured(_point(server, size, held, tshark, tmp, pids, tag), idle, cores)
+
+
+def _lone(ctx: Context, section: Section, tshark: str, tmp: Path) -> Measured:
+    """The greeting app as one process (no kamailio, no workers) with the sample's calls."""
+    args = (GREETING_APP, "--transport", "udp")
+    with launch.serving("voip", args, rtp=launch.rtp_block()) as server:
+        found = _measure(ctx, server, Size(SAMPLE), [server.pid], tshark, tmp, "-lone")
+        section.notes.append(
+            f"One process alone (media clock: {_clocks_note([server.pid])}), "
+            + found.describe("process")
+        )
+    return found
+
+
+def _normal(ctx: Context, section: Section, workers: int, tshark: str, tmp: Path) -> Measured:
+    """The largest size on a cluster of the same size whose media clocks keep normal
+    priority (``--media-priority normal``)."""
+    n = max(QUICK_CURVE if ctx.quick else CURVE)
+    with cluster(workers, "--media-priority", "normal") as server:
+        pids = descendants(server.pid)
+        found = _measure(ctx, server, Size(n), pids, tshark, tmp, "-normal")
+        section.notes.append(
+            f"With `--media-priority normal` (a cluster of its own, media clocks: "
+            f"{_clocks_note(pids)}), " + found.describe()
+        )
+    return found
+
+
+def _curve(
+    ctx: Context,
+    section: Section,
+    server: launch.Server,
+    tshark: str,
+    tmp: Path,
+    base: Baselines,
+) -> None:
     pids = descendants(server.pid)
     time.sleep(5)  # the workers' and kamailio's start-up done
     idle, first_cores = _idle(ctx, pids)
     held = ctx.pick(int(HELD), int(QUICK_HELD))
     sizes = [Size(n) for n in (QUICK_CURVE if ctx.quick else CURVE)]
+    clocks = _clocks_note(pids)
     points: dict[int, Point] = {}
     for size, point in measured(
-        ctx, section, sizes, lambda s: _point(server, s, held, tshark, tmp)
+        ctx, section, sizes, lambda s: _point(server, s, held, tshark, tmp, pids)
     ):
         points[size.calls] = point
     # Idle again, warm: start-up work (imports settling, first GCs) may linger in the
@@ -569,25 +691,25 @@ def _curve(ctx: Context, section: Section, server: launch.Server, tshark: str, t
     again, last_cores = _idle(ctx, pids)
     idle_cores = min(first_cores, last_cores)
     section.notes.append(
-        f"Idle cluster ({len(pids)} processes: workers, kamailio and its children): "
-        f"{100 * first_cores:.1f}% of a core before the calls, {100 * last_cores:.1f}% "
-        f"after them; RSS {idle.rss / 1e6:.0f} MB in all before, {again.rss / 1e6:.0f} MB "
-        "after."
+        f"Idle cluster ({len(pids)} processes: workers, kamailio and its children; media "
+        f"clocks: {clocks}): {100 * first_cores:.1f}% of a core before the calls, "
+        f"{100 * last_cores:.1f}% after them; RSS {idle.rss / 1e6:.0f} MB in all before, "
+        f"{again.rss / 1e6:.0f} MB after."
     )
     for point in points.values():
         section.notes.append(_describe(point, idle, idle_cores))
-    base = points.get(sizes[0].calls)
+    lone = base.lone
+    label = f"one process alone, {SAMPLE} calls"
     for size in sizes:
         p = points.get(size.calls)
-        label = f"the same at {sizes[0].calls} calls"
         section.rows.append(
             Row(
                 f"Cluster CPU per call above idle, {size.calls} calls",
                 p.cpu_per_call(idle, idle_cores) if p else None,
                 "% of a core",
                 label,
-                base.cpu_per_call(idle, idle_cores) if base else None,
-                note="workers + kamailio, all threads",
+                lone.cpu_per_call() if lone else None,
+                note="workers + kamailio, all threads; alone: the process, all threads",
             )
         )
         section.rows.append(
@@ -596,7 +718,7 @@ def _curve(ctx: Context, section: Section, server: launch.Server, tshark: str, t
                 p.rss_per_call(idle) if p else None,
                 "MB",
                 label,
-                base.rss_per_call(idle) if base else None,
+                lone.rss_per_call() if lone else None,
             )
         )
         section.rows.append(
@@ -605,7 +727,7 @@ def _curve(ctx: Context, section: Section, server: launch.Server, tshark: str, t
                 p.cadence.p(99) if p else None,
                 "ms",
                 label,
-                base.cadence.p(99) if base else None,
+                lone.point.cadence.p(99) if lone else None,
                 target=f"p99 < {fmt(TARGET_P99_MS)} ms, no gap > {GAP_MS:.0f} ms, greeting whole",
                 met=p.clean if p else None,
                 note=(
@@ -616,6 +738,23 @@ def _curve(ctx: Context, section: Section, server: launch.Server, tshark: str, t
                 ),
             )
         )
+    top, normal = points.get(sizes[-1].calls), base.normal
+    section.rows.append(
+        Row(
+            f"RTP cadence p99 |inter-arrival − 20 ms|, {sizes[-1].calls} calls, media "
+            "clocks at realtime priority (the default)",
+            top.cadence.p(99) if top else None,
+            "ms",
+            "the same calls, `--media-priority normal`",
+            normal.point.cadence.p(99) if normal else None,
+            note=(
+                f"normal: worst {fmt(normal.point.cadence.max)} ms off, {normal.point.gaps} "
+                f"gaps, {'clean' if normal.point.clean else 'not clean'}"
+                if normal
+                else ""
+            ),
+        )
+    )
     clean = [n for n, p in points.items() if p.clean]
     most = max(clean, default=0)
     section.rows.append(
@@ -871,32 +1010,47 @@ def run(ctx: Context) -> Section:
     workers = ctx.pick(WORKERS, QUICK_WORKERS)
     with capture.capture_dir() as tmp:
         write_pcap(tmp / "load.pcap", max(CURVE) / RATE + ANSWER_SLACK + HELD + 20)
+        base = Baselines(
+            _part(ctx, section, "lone", lambda: _lone(ctx, section, tshark, tmp)),
+            _part(ctx, section, "normal", lambda: _normal(ctx, section, workers, tshark, tmp)),
+        )
+        with _cluster(ctx, workers) as server:
+            _part(ctx, section, "curve", lambda: _curve(ctx, section, server, tshark, tmp, base))
+            _part(ctx, section, "setup", lambda: _setup(ctx, section, server, tshark, tmp))
         # Failover on a cluster of its own, of 3 workers: of 25, the dead one would be
         # sent one call in 25, too few to see when kamailio stops sending them.
-        failover = (_failover_death, _failover_hang)
-        for size, parts in ((workers, (_curve, _setup)), (FAILOVER_WORKERS, failover)):
-            ctx.log(f"load: starting a cluster of {size} workers")
-            with cluster(size) as server:
-                for part in parts:
-                    _part(ctx, section, part, server, tshark, tmp)
-                if not server.alive():
-                    raise RuntimeError(f"the cluster died:\n{server.log[-3000:]}")
+        with _cluster(ctx, FAILOVER_WORKERS) as server:
+            for part in (_failover_death, _failover_hang):
+                _part(
+                    ctx,
+                    section,
+                    part.__name__.strip("_"),
+                    partial(part, ctx, section, server, tshark, tmp),
+                )
     return section
 
 
-Part = Callable[[Context, Section, launch.Server, str, Path], None]
+@contextmanager
+def _cluster(ctx: Context, workers: int) -> Iterator[launch.Server]:
+    ctx.log(f"load: starting a cluster of {workers} workers")
+    with cluster(workers) as server:
+        yield server
+        if not server.alive():
+            raise RuntimeError(f"the cluster died:\n{server.log[-3000:]}")
 
 
-def _part(
-    ctx: Context, section: Section, part: Part, server: launch.Server, tshark: str, tmp: Path
-) -> None:
-    name = part.__name__.strip("_")
+T = TypeVar("T")
+
+
+def _part(ctx: Context, section: Section, name: str, part: Callable[[], T]) -> T | None:
+    """``part()``, or None once its failure is noted: the other parts go on."""
     ctx.log(f"load: {name}")
     try:
-        part(ctx, section, server, tshark, tmp)
+        return part()
     except Exception as exc:  # noqa: BLE001 - reported; the other parts go on
         section.notes.append(f"**{name}: failed: {exc}**")
         ctx.log(f"load: {name} failed: {exc}")
+        return None
 
 
 _PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/bin"])
