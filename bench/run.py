@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: python bench/run.py
@@ -75,12 +76,14 @@ python -m bench --list           # the benchmarks' names
 
 Only a full run (not `--quick`, not `--only`) rewrites this page unless `--out` says
 where to write. `--update` reruns the `--only` benchmarks and replaces just their
-sections (added at the end if new), each then with its own table, date, command and
-machine, and takes their rows out of the full run's table; the rest of the page stays as
-the last full run wrote it. The machine should be otherwise idle: CPU-time figures are
-the best of several repeats and suffer little from other load, wall-clock figures more.
-Each benchmark is a module in `bench/` returning rows; a new one is added to
-`BENCHMARKS` in `bench/run.py`.
+sections, each then with its own table, date, command and machine, and takes their rows
+out of the full run's table; the rest of the page stays as the last full run wrote it. A
+benchmark's section is found by the name in its **This run** line, so one whose title
+changed replaces its old section, and any older section of it is dropped; a new one is
+added at the end, and the sections are numbered in page order. The machine should be
+otherwise idle: CPU-time figures are the best of several repeats and suffer little from
+other load, wall-clock figures more. Each benchmark is a module in `bench/` returning
+rows; a new one is added to `BENCHMARKS` in `bench/run.py`.
 """
 
 
@@ -239,9 +242,57 @@ def render(sections: list[Section], command: str, seconds: float, load: tuple) -
     return "\n".join(out).rstrip() + "\n"
 
 
+_HEADING = re.compile(r"^### (\d+)\. (.*)$", re.M)
+_THIS_RUN = re.compile(r"^\*\*This run\*\* \(`([^`]+)`", re.M)
+"""The line :func:`section_lines` writes under a section's method: it names the benchmark
+(``**This run** (`bridge`, 343 s)``), whatever the section's title."""
+
+
+@dataclass
+class Part:
+    """One benchmark's section of "Method and findings", as found on the page."""
+
+    name: str
+    """The benchmark's name, from its ``**This run**`` line ("" when it has none)."""
+    title: str
+    text: str
+    """The section, heading included, up to the next one."""
+
+
+def parts(findings: str) -> tuple[str, list[Part]]:
+    """``findings`` (the page after "## Method and findings") as the text before its
+    first section and its sections, in order."""
+    starts = [m.start() for m in _HEADING.finditer(findings)]
+    found = []
+    for start, end in zip(starts, [*starts[1:], len(findings)], strict=True):
+        text = findings[start:end]
+        heading = _HEADING.match(text)
+        assert heading is not None
+        run = _THIS_RUN.search(text)
+        found.append(Part(run.group(1) if run else "", heading.group(2), text))
+    return findings[: starts[0] if starts else len(findings)], found
+
+
+def joined(lead: str, found: list[Part]) -> str:
+    """``findings`` again from :func:`parts`, its sections numbered 1, 2 ... in order, as
+    a full run numbers them."""
+    out = [lead.rstrip("\n") + "\n\n" if lead.strip() else lead]
+    for number, part in enumerate(found, 1):
+        text = _HEADING.sub(f"### {number}. {part.title}", part.text, count=1)
+        out.append(text.rstrip("\n") + "\n\n")
+    return "".join(out)
+
+
 def update(page: str, sections: list[Section], command: str, load: tuple) -> str:
-    """``page`` (a full run's) with ``sections`` measured again: each replaces its own
-    part, or is added at the end, and their rows leave the full run's table."""
+    """``page`` (a full run's) with ``sections`` measured again, and their rows out of
+    the full run's table.
+
+    A benchmark's section on the page is found by its name (the ``**This run**
+    (`name`, ...)`` line), or by its title if it has no such line, so that a benchmark
+    whose title changed still replaces its own section: the new one takes the place of
+    the first found, any other section of the same benchmark is dropped (an older run),
+    and a benchmark with none is added at the end. Sections are then numbered in page
+    order, as a full run numbers them."""
     results = page.partition("\n## Results\n")[2]
     summary, _, findings = results.partition("\n## Method and findings\n")
     specs = dict(machine())
@@ -250,20 +301,24 @@ def update(page: str, sections: list[Section], command: str, load: tuple) -> str
         f"{specs['CPU']}, {specs['Python']}, numpy {specs['numpy']}, "
         f"voip commit {specs['voip commit']}. " + _load_note(load)
     )
+    lead, found = parts(findings)
     for section in sections:
         stale = tuple(f"| {row.measure} |" for row in section.rows)
         summary = "\n".join(x for x in summary.split("\n") if not x.startswith(stale))
-        heading = re.compile(rf"^### (\d+)\. {re.escape(section.title)}$", re.M)
-        numbers = [int(n) for n in re.findall(r"^### (\d+)\. ", findings, re.M)]
-        old = heading.search(findings)
-        number = int(old.group(1)) if old else max(numbers, default=0) + 1
-        text = "\n".join(section_lines(number, section, apart)).rstrip() + "\n"
-        if old is None:
-            findings = findings.rstrip() + "\n\n" + text
-        else:
-            end = re.compile(r"^##", re.M).search(findings, old.end())
-            cut = end.start() if end else len(findings)
-            findings = findings[: old.start()] + text + "\n" + findings[cut:]
+        text = "\n".join(section_lines(0, section, apart))
+        fresh = Part(section.name, section.title, text)
+        mine = [
+            k
+            for k, part in enumerate(found)
+            if part.name == section.name or (not part.name and part.title == section.title)
+        ]
+        if not mine:
+            found.append(fresh)
+            continue
+        found[mine[0]] = fresh
+        for k in reversed(mine[1:]):
+            del found[k]
+    findings = joined(lead, found)
     head = "\n".join([INTRO, HOW_TO_RUN])
     body = f"{head}\n## Results\n{summary}\n## Method and findings\n{findings}"
     return body.rstrip() + "\n"

@@ -1,7 +1,8 @@
 """voip.Room over SIP: pjsua2 callers joined in PJSIP's conference bridge, one process.
 
 Each caller plays its own sound and records what it hears: each must hear every other
-member and never itself; a member sending only line noise must be absent from the
+member and never itself; a member muted with ``room.mute`` is absent from the others'
+audio until ``room.unmute``; a member sending only line noise must be absent from the
 others' audio (silence gating); a fourth member joins and a fifth caller is refused by
 the server itself (486: one process holds 4 calls) while the four go on.
 """
@@ -22,16 +23,27 @@ from .test_room import SPEECH, line_noise, rms
 pytestmark = pytest.mark.timeout(180)
 
 ROOM_APP = """
-    import os
+    import asyncio, os
     from voip import Room, RoomFullError, runVoipClient
 
     room = Room("sip", gate={gate})
     recording = None
 
+    async def mute_a_while(call, start, length):
+        await asyncio.sleep(start)
+        room.mute(call)
+        call.log.info("muted")
+        await asyncio.sleep(length)
+        room.unmute(call)
+        call.log.info("unmuted")
+
     async def handler(call):
         global recording
         if recording is None and os.environ.get("ROOM_WAV"):
             recording = room.record(os.environ["ROOM_WAV"])
+        if not room.members and os.environ.get("ROOM_MUTE"):  # "start,length": the first
+            start, length = map(float, os.environ["ROOM_MUTE"].split(","))
+            asyncio.ensure_future(mute_a_while(call, start, length))
         try:
             why = await room.join(call, beep=False)
         except RoomFullError as exc:
@@ -53,26 +65,56 @@ def windows(x: np.ndarray, seconds: float = 0.1) -> np.ndarray:
     return np.sqrt(np.mean(frames**2, axis=1))
 
 
-def test_three_callers_each_hear_exactly_the_other_two(tmp_path):
+def present(x: np.ndarray, freq: float) -> np.ndarray:
+    """Per 100 ms of ``x``, whether ``freq`` is heard (a 0.3 tone through G.711 and
+    PJSIP's bridge has a power of about 0.02; the tones here are multiples of 10 Hz, so
+    none leaks into another over 100 ms)."""
+    return np.array(
+        [goertzel_power(x[k : k + 800], freq) > 0.005 for k in range(0, len(x) - 799, 800)]
+    )
+
+
+def gaps(on: np.ndarray) -> list[tuple[float, float]]:
+    """(start, length) in seconds of each stretch where ``on`` is false."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([1], on.astype(int), [1]))))
+    return [(a / 10, (b - a) / 10) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def test_three_callers_each_hear_exactly_the_other_two_and_a_muted_one_is_not_heard(tmp_path):
+    """The first member is muted 2.5 s after it joins (all three are in the room by
+    then) and unmuted 1.5 s later: the other two hear its 600 Hz stop for those 1.5 s
+    and come back, and go on hearing each other all along; the muted member hears
+    both others all along; nobody ever hears itself."""
     app_path = write_app(tmp_path, ROOM_APP.format(gate=False))
     freqs = (600, 900, 1300)
     heard = [tmp_path / f"heard{k}.wav" for k in range(3)]
-    with serving(app_path) as app:
+    with serving(app_path, env={"ROOM_MUTE": "2.5,1.5"}) as app:
         procs = []
         for k, freq in enumerate(freqs):
             savePCMtoWAV(tone(freq, 10.0, 0.3), tmp_path / f"say{k}.wav")
             play = ("--play", str(tmp_path / f"say{k}.wav"), "--record", str(heard[k]))
-            procs.append(peer(app.uri, *play, "--duration", str(6.0 - 0.5 * k)))
+            procs.append(peer(app.uri, *play, "--duration", str(6.5 - 0.5 * k)))
             time.sleep(0.5)
         results = [peer_result(p) for p in procs]
     assert all(r["answered"] for r in results)
+    muting = [ln.endswith("unmuted") for ln in app.log.splitlines() if ln.endswith("muted")]
+    assert muting == [False, True], app.log  # muted, then unmuted
     for k in range(3):
-        pcm = loadWAVtoPCM(heard[k])[8000:-4000]  # all three in the room (0.5 s margins)
+        pcm = loadWAVtoPCM(heard[k])[8000:-8000]  # all three in the room (1 s margins)
         others = [f for j, f in enumerate(freqs) if j != k]
-        levels = {f: goertzel_power(pcm, f) for f in freqs}
-        for f in others:  # a 0.3 tone through G.711 and PJSIP's bridge: about 0.02
-            assert levels[f] > 0.01, (k, levels)
-        assert levels[freqs[k]] < 1e-3 * levels[others[0]], (k, levels)
+        for f in others:
+            on = present(pcm, f)
+            if f != 600:  # never muted: heard all along
+                assert on.all(), (k, f, gaps(on))
+                continue
+            # the muted member: one gap of 1.5 s, heard before and after it
+            (gap,) = gaps(on)
+            assert gap[0] > 0 and sum(gap) < len(on) / 10, (k, gaps(on))
+            assert gap[1] == pytest.approx(1.5, abs=0.2), (k, gap)
+            quiet = pcm[int(gap[0] * 8000) : int(sum(gap) * 8000)]
+            assert goertzel_power(quiet, 600) < 1e-3 * goertzel_power(pcm, 600), k
+        loud = freqs[2] if k != 2 else freqs[1]  # a member never muted
+        assert goertzel_power(pcm, freqs[k]) < 1e-3 * goertzel_power(pcm, loud), k
     assert app.log.count("left the room: hung up") == 3
 
 
