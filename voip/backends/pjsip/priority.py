@@ -2,8 +2,8 @@
 
 Every 20 ms the conference clock mixes the bridge and encodes and sends one RTP packet
 per call. At normal priority it waits its turn behind whatever else is runnable, so on
-a busy machine packets leave late: 25 workers holding 100 calls on 2 cores sent them up
-to 2.5 ms off their 20 ms pace at p99, and under 1 ms with the clock at ``SCHED_RR``
+a busy machine packets leave late: 25 workers holding 100 calls on 2 cores sent them
+3.6 ms off their 20 ms pace at p99, and 1.2 ms with the clock at ``SCHED_RR``
 (``docs/benchmarks.md``, the load section, measures both in one run). Media servers do the
 same (Asterisk's ``-p``, FreeSWITCH's ``-rp``). The thread does little per tick, and the
 kernel caps realtime threads at 95% of each second (``sched_rt_runtime_us``), so it
