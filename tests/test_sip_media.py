@@ -18,7 +18,7 @@ from voip import loadWAVtoPCM, savePCMtoWAV
 from voip.audio.engine import CustomSource, PCMRecorder, PCMSource, ToneSource
 from voip.audio.pcm import SAMPLE_RATE
 from voip.backends.pjsip.native import MIN_SAMPLES
-from voip.backends.pjsip.offload import MAX_TONE_SECONDS, _samples_of
+from voip.backends.pjsip.offload import WHOLE_TONE_SECONDS, _samples_of, _sound_of
 
 from .helpers import goertzel_power, tone, tone_spans, write_app
 from .sip import peer, peer_result, read_stats, serving, stats_app
@@ -245,6 +245,36 @@ def test_hundreds_of_prompts_cancelled_at_once_leave_nothing_behind(tmp_path):
     assert "Traceback" not in app.log
 
 
+LONG_TONE_APP = """
+    import asyncio
+    from voip import runVoipClient
+    from voip.backends.pjsip import offload
+
+    offload.WHOLE_TONE_SECONDS = 1.0  # so that a tone of seconds loops as an hour's would
+
+    async def handler(call):
+        tone = call.playTone(500, 2.5, volume=0.5)
+        await asyncio.sleep(1.5)  # past the first loop's seam
+        call.log.info("MIXER BUSY %s", call._bridge.active)  # PJSIP plays it, not the mixer
+        await tone
+        await call.playTone(800, 0.6, volume=0.5)
+
+    runVoipClient(handler)
+"""
+
+
+def test_a_tone_too_long_to_make_whole_loops_in_pjsip_and_ends_on_time(tmp_path):
+    log, x = call_app(tmp_path, LONG_TONE_APP, "pjsip", "--duration", "4.5")
+    assert "MIXER BUSY False" in log
+    (s500,), (s800,) = tone_spans(x, 500), tone_spans(x, 800)
+    assert abs(s500[1] - 2.5) <= 0.04, s500  # stopped by time, within a frame or two
+    assert 0 <= s800[0] - (s500[0] + s500[1]) <= 0.04, (s500, s800)
+    assert abs(s800[1] - 0.6) <= 0.03, s800
+    # Whole periods looped: no click at the seams, one second apart.
+    tone500 = x[int(s500[0] * 8000) + 80 : int((s500[0] + s500[1]) * 8000) - 80]
+    assert np.max(np.abs(np.diff(tone500))) < 1.2 * 2 * np.pi * 500 / 8000 * 0.5
+
+
 BACK_TO_BACK_APP = """
     from voip import runVoipClient
 
@@ -284,6 +314,13 @@ def test_what_pjsip_plays_itself_and_what_stays_in_python():
     assert _samples_of(PCMSource(pcm[: MIN_SAMPLES - 1], loop=True)) is None  # PJSIP refuses
     assert len(_samples_of(ToneSource(440, 1.5))) == 12000
     assert _samples_of(ToneSource(440, 0.5)) is None
-    assert _samples_of(ToneSource(440, MAX_TONE_SECONDS + 1)) is None
+    assert _samples_of(ToneSource(440, WHOLE_TONE_SECONDS + 1)) is None
+    # A longer tone loops a second of whole periods, stopped when its time is up; one
+    # of a frequency with no whole number of periods in a second stays in the mixer.
+    samples, loop, lasts = _sound_of(ToneSource(440, WHOLE_TONE_SECONDS + 1))
+    assert loop and lasts == WHOLE_TONE_SECONDS + 1 and len(samples) == SAMPLE_RATE
+    assert abs(samples[0] - samples[-1]) > 0.05 and samples[0] == 0  # seamless: 0 follows
+    assert _sound_of(ToneSource(440.5, WHOLE_TONE_SECONDS + 1)) is None
+    assert _sound_of(ToneSource(440, 1.5))[1:] == (False, None)
     assert _samples_of(CustomSource(lambda t, d: 0.0)) is None
     assert _samples_of(PCMRecorder(100)) is None  # a recording is not a sound to play

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bench.sip.media_app import PROMPT_WAV
 from voip import loadWAVtoPCM, runVoipClient
-from voip.backends.pjsip.offload import MAX_TONE_SECONDS
+from voip.backends.pjsip.offload import WHOLE_TONE_SECONDS
 from voip.call import Call
 
 prompt = loadWAVtoPCM(PROMPT_WAV)
@@ -19,8 +19,9 @@ prompt = loadWAVtoPCM(PROMPT_WAV)
 async def handler(call: Call) -> None:
     await call.playPCM(prompt)
     while call.active:  # until the caller hangs up
-        # A minute at a time: a longer tone would play in Python (offload.MAX_TONE_SECONDS).
-        await call.playTone(425, MAX_TONE_SECONDS)
+        # A minute at a time, each made whole and played as a file (a longer tone would
+        # loop a second of it: offload.WHOLE_TONE_SECONDS); as the load benchmark measured.
+        await call.playTone(425, WHOLE_TONE_SECONDS)
 
 
 if __name__ == "__main__":

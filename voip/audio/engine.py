@@ -102,6 +102,13 @@ class ToneSource:
             return np.resize(self._table[: self._period], self.total)
         return self._samples(0, self.total)
 
+    def second(self) -> PCM | None:
+        """One second of the tone, which loops seamlessly (whole periods), or None for a
+        frequency that is not a whole number of Hz."""
+        if not self._period:
+            return None
+        return np.resize(self._table[: self._period], SAMPLE_RATE)
+
     def read(self, n: int) -> PCM:
         count = min(n, self.total - self._pos)
         if count <= 0:

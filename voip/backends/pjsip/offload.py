@@ -3,8 +3,11 @@
 :class:`NativeMedia` is a call's :class:`~voip.bridge.MediaOffload`: it takes from the
 call's bridge the sounds of ``playPCM``, ``playTone`` and ``say`` and the recordings of
 ``recordPCM``, and has PJSIP play and record them in C. Everything else stays with the
-mixer: ``playCustom``, ``recordCustom``, tones longer than :data:`MAX_TONE_SECONDS`, and
-sounds shorter than :data:`MIN_SECONDS` unless looped. PJSIP reports the end of a sound
+mixer: ``playCustom``, ``recordCustom``, sounds shorter than :data:`MIN_SECONDS` unless
+looped, and tones longer than :data:`WHOLE_TONE_SECONDS` of a frequency that is not a
+whole number of Hz. A longer tone of whole Hz (hold tones of an hour) is not made whole:
+PJSIP loops one second of it, which holds whole periods, and it is stopped when its
+time is up, within a frame or two rather than to the sample. PJSIP reports the end of a sound
 one frame late, so a sound played after one of PJSIP's follows it 20 ms later than after
 one of the mixer's: that matters between short sounds (beeps, words put together), not
 after a prompt. Sounds played at once are summed by PJSIP's bridge, which lowers the
@@ -32,14 +35,15 @@ from ...bridge import MediaBridge
 from .native import MIN_SAMPLES, NativePlayer, NativePort, NativePorts, NativeRecorder
 from .stack import SipError, SipStack
 
-__all__ = ["NativeMedia", "MIN_SECONDS", "MAX_TONE_SECONDS"]
+__all__ = ["NativeMedia", "MIN_SECONDS", "WHOLE_TONE_SECONDS"]
 
 log = logging.getLogger("voip.sip")
 
 MIN_SECONDS = 1.0
 """Sounds played once that are shorter play in Python, back to back with the next."""
-MAX_TONE_SECONDS = 60.0
-"""Longer tones play in Python (PJSIP plays a file: a tone is made and written whole)."""
+WHOLE_TONE_SECONDS = 60.0
+"""Tones up to this long are made whole and played as a file; longer ones loop a second
+of the tone (a file of an hour's tone would take 230 MB to make)."""
 COLLECT_EVERY = 0.02
 COLLECT_WITHIN = 2.0
 
@@ -76,13 +80,15 @@ class NativeMedia:
             job = lambda: self._record(recorder)  # noqa: E731
             self._items[handle] = (recorder.describe, np.zeros(0, dtype=np.float32))
         else:
-            samples = _samples_of(item)
-            if samples is None:
+            sound = _sound_of(item)
+            if sound is None:
                 return False
-            loop = isinstance(item, PCMSource) and item.loop
+            samples, loop, lasts = sound
             player = NativePlayer(handle, lambda: self._played(handle))
             job = lambda: self._play(player, samples, loop)  # noqa: E731
             self._items[handle] = (item.describe, False)
+            if lasts is not None:  # a looped tone: it ends when its time is up
+                self.bridge.loop.call_later(lasts, self._played, handle)
         self._submit(handle, job)
         return True
 
@@ -180,7 +186,8 @@ class NativeMedia:
     # -- PJSIP's event thread ----------------------------------------------------------------
 
     def _played(self, handle: int) -> None:
-        """A player reached its end: resolve it now, take it off the bridge soon."""
+        """A player reached its end: resolve it now, take it off the bridge soon (also
+        the loop's, for a looped tone whose time is up)."""
         with self._lock:
             port = self._live.pop(handle, None)
         if port is None:
@@ -203,10 +210,23 @@ class NativeMedia:
         self._reported(recorder.handle, recorder.read())
 
 
+def _sound_of(item: Source | Sink) -> tuple[PCM, bool, float | None] | None:
+    """What PJSIP is to play for ``item``: the samples, whether to loop them, and for how
+    many seconds if looped but not forever; None: the mixer plays it."""
+    if isinstance(item, ToneSource) and item.total > WHOLE_TONE_SECONDS * SAMPLE_RATE:
+        second = item.second()
+        return None if second is None else (second, True, item.total / SAMPLE_RATE)
+    samples = _samples_of(item)
+    if samples is None:
+        return None
+    return samples, isinstance(item, PCMSource) and item.loop, None
+
+
 def _samples_of(source: Source | Sink) -> np.ndarray | None:
-    """The whole sound of a source PJSIP is to play, or None (the mixer plays it)."""
+    """The whole sound of a source PJSIP is to play once or loop forever, or None (the
+    mixer plays it, or :func:`_sound_of` loops it)."""
     if isinstance(source, ToneSource):
-        if source.total > MAX_TONE_SECONDS * SAMPLE_RATE:
+        if source.total > WHOLE_TONE_SECONDS * SAMPLE_RATE:
             return None
         samples = source.samples()
     elif isinstance(source, PCMSource):
