@@ -1,0 +1,70 @@
+"""voip.checks: the shared argument checks (a number of seconds, a number in a range)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from voip.checks import number, seconds
+from voip.errors import InvalidArgumentError
+
+NOT_NUMBERS = [True, False, np.bool_(True), "1", None, [1], 1j, np.complex128(1)]
+NOT_FINITE = [math.nan, np.float64("nan"), math.inf, -math.inf, np.float32("inf"), 10**400]
+
+
+@pytest.mark.parametrize("value", [0, 2, 2.5, np.int16(2), np.float32(2.5), np.float64(0)])
+def test_seconds_takes_ints_floats_and_numpy_numbers(value):
+    got = seconds("timeout", value)
+    assert type(got) is float and got == float(value)
+
+
+@pytest.mark.parametrize("value", NOT_NUMBERS + NOT_FINITE)
+def test_seconds_refuses_bools_nan_infinity_and_non_numbers(value):
+    with pytest.raises(InvalidArgumentError, match=r"^timeout is a (finite )?number of seconds"):
+        seconds("timeout", value)
+
+
+def test_seconds_messages_say_name_accepted_and_given():
+    with pytest.raises(InvalidArgumentError) as closed:
+        seconds("gap", -1)
+    assert str(closed.value) == "gap is a number of seconds, 0 or more, got -1"
+    with pytest.raises(InvalidArgumentError) as open_:
+        seconds("timeout", 0, low_open=True)
+    assert str(open_.value) == "timeout is a number of seconds above 0, got 0"
+    with pytest.raises(InvalidArgumentError) as none:
+        seconds("timeout", "5", none=True)
+    assert str(none.value) == "timeout is a number of seconds, 0 or more, or None, got '5'"
+    with pytest.raises(InvalidArgumentError) as infinite:
+        seconds("timeout", math.inf, low_open=True)
+    assert str(infinite.value) == "timeout is a finite number of seconds above 0, got inf"
+
+
+def test_seconds_bounds_and_none():
+    assert seconds("t", 0) == 0.0
+    assert seconds("t", 1e-9, low_open=True) == 1e-9
+    assert seconds("t", 3, low=3) == 3.0
+    with pytest.raises(InvalidArgumentError, match="above 3"):
+        seconds("t", 3, low=3, low_open=True)
+    assert seconds("t", None, none=True) is None
+    with pytest.raises(InvalidArgumentError, match=", got None$"):
+        seconds("t", None)
+
+
+def test_number_bounds_open_and_closed():
+    assert number("volume", 0, 0, 1) == 0.0 and number("volume", 1, 0, 1) == 1.0
+    assert number("volume", np.float32(0.5), 0, 1) == 0.5
+    assert number("freq", 1, 0, 4000, low_open=True, high_open=True) == 1.0
+    for bad in (0, 4000, -1, 5000):
+        with pytest.raises(InvalidArgumentError) as caught:
+            number("freq", bad, 0, 4000, low_open=True, high_open=True)
+        assert str(caught.value) == f"freq is a number in (0, 4000), got {bad}"
+    with pytest.raises(InvalidArgumentError, match=r"^volume is a number in \[0, 1\], got 2$"):
+        number("volume", 2, 0, 1)
+
+
+@pytest.mark.parametrize("value", NOT_NUMBERS + NOT_FINITE)
+def test_number_refuses_bools_nan_infinity_and_non_numbers(value):
+    with pytest.raises(InvalidArgumentError, match=r"^x is a number in \[-1e\+09, 1e\+09\]"):
+        number("x", value, -1e9, 1e9)
