@@ -66,5 +66,17 @@ def test_number_bounds_open_and_closed():
 
 @pytest.mark.parametrize("value", NOT_NUMBERS + NOT_FINITE)
 def test_number_refuses_bools_nan_infinity_and_non_numbers(value):
-    with pytest.raises(InvalidArgumentError, match=r"^x is a number in \[-1e\+09, 1e\+09\]"):
+    pattern = r"^x is a (finite )?number in \[-1e\+09, 1e\+09\], got "
+    with pytest.raises(InvalidArgumentError, match=pattern):
         number("x", value, -1e9, 1e9)
+
+
+def test_number_without_an_upper_bound():
+    assert number("threshold", 7, 0) == 7.0
+    with pytest.raises(InvalidArgumentError) as caught:
+        number("threshold", -1, 0)
+    assert str(caught.value) == "threshold is a number, 0 or more, got -1"
+    with pytest.raises(InvalidArgumentError, match="^threshold is a finite number, 0 or more"):
+        number("threshold", math.inf, 0)
+    with pytest.raises(InvalidArgumentError, match="^peak is a number above 0, got 0$"):
+        number("peak", 0, 0, low_open=True)

@@ -59,33 +59,51 @@ def seconds(
     if value is None and none:
         return None
     x = _real(value)
-    if x is not None and math.isfinite(x) and (x > low if low_open else x >= low):
+    if x is not None and _within(x, low, math.inf, low_open, True):
         return x
-    kind = "a finite number" if x is not None and math.isinf(x) else "a number"
-    bound = f" above {low:g}" if low_open else f", {low:g} or more"
     alternative = ", or None" if none else ""
-    raise InvalidArgumentError(f"{name} is {kind} of seconds{bound}{alternative}, got {value!r}")
+    raise InvalidArgumentError(
+        f"{name} is {_kind(x)} of seconds{_bounds(low, math.inf, low_open, True)}"
+        f"{alternative}, got {value!r}"
+    )
 
 
 def number(
     name: str,
     value: object,
     low: float,
-    high: float,
+    high: float = math.inf,
     *,
     low_open: bool = False,
     high_open: bool = False,
 ) -> float:
     """``value``, a finite number from ``low`` to ``high`` (each bound excluded with
-    ``low_open``, ``high_open``), as a float. Raises
+    ``low_open``, ``high_open``; no upper bound by default), as a float. Raises
     :class:`~voip.errors.InvalidArgumentError` naming ``name`` otherwise, with the range
     in interval notation (``[`` bound included, ``(`` excluded)."""
     x = _real(value)
-    if x is not None and math.isfinite(x):
-        above = x > low if low_open else x >= low
-        below = x < high if high_open else x <= high
-        if above and below:
-            return x
+    if x is not None and _within(x, low, high, low_open, high_open):
+        return x
+    raise InvalidArgumentError(
+        f"{name} is {_kind(x)}{_bounds(low, high, low_open, high_open)}, got {value!r}"
+    )
+
+
+def _within(x: float, low: float, high: float, low_open: bool, high_open: bool) -> bool:
+    above = x > low if low_open else x >= low
+    below = x < high if high_open else x <= high
+    return math.isfinite(x) and above and below
+
+
+def _kind(x: float | None) -> str:
+    """What the value should be: "a finite number" when it is an infinite one."""
+    return "a finite number" if x is not None and math.isinf(x) else "a number"
+
+
+def _bounds(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    """The range in words after "a number": " above 0", ", 0 or more", " in (0, 1]"."""
+    if math.isinf(high):
+        return f" above {low:g}" if low_open else f", {low:g} or more"
     lo = "(" if low_open else "["
     hi = ")" if high_open else "]"
-    raise InvalidArgumentError(f"{name} is a number in {lo}{low:g}, {high:g}{hi}, got {value!r}")
+    return f" in {lo}{low:g}, {high:g}{hi}"
