@@ -1,4 +1,4 @@
-"""voip.checks: the shared argument checks (a number of seconds, a number in a range)."""
+"""voip.checks: the shared argument checks (seconds, a number in a range, a whole number)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from voip.checks import number, seconds
+from voip.checks import number, seconds, whole
 from voip.errors import InvalidArgumentError
 
 NOT_NUMBERS = [True, False, np.bool_(True), "1", None, [1], 1j, np.complex128(1)]
@@ -80,3 +80,16 @@ def test_number_without_an_upper_bound():
         number("threshold", math.inf, 0)
     with pytest.raises(InvalidArgumentError, match="^peak is a number above 0, got 0$"):
         number("peak", 0, 0, low_open=True)
+
+
+def test_whole_takes_ints_and_numpy_integers_only():
+    assert whole("n", 1) == 1 and whole("n", np.int64(3)) == 3
+    assert type(whole("n", np.uint8(3))) is int
+    assert whole("frames", 0, low=0) == 0
+    assert whole("capacity", None, none=True) is None
+    for bad in (0, -1, 2.0, np.float64(2), True, np.bool_(True), "2", None, math.nan):
+        with pytest.raises(InvalidArgumentError, match=r"^n is a whole number of keys, 1 or"):
+            whole("n", bad, of="keys")
+    with pytest.raises(InvalidArgumentError) as caught:
+        whole("capacity", 0, none=True, of="members")
+    assert str(caught.value) == "capacity is a whole number of members, 1 or more, or None, got 0"

@@ -1,4 +1,5 @@
-"""Argument checks shared by the API: a number of seconds, a number in a range.
+"""Argument checks shared by the API: a number of seconds, a number in a range, a whole
+number (a count).
 
 One set of rules for every call site, so that ``timeout=`` means the same everywhere:
 ``bool`` is never a number; ``int``, ``float`` and numpy integers and floats are; NaN
@@ -6,7 +7,7 @@ and infinity are always refused (no parameter takes infinity for "forever": thos
 wait without end take None). A refused value raises
 :class:`~voip.errors.InvalidArgumentError` whose message names the parameter, says what
 it accepts and shows what it was given, e.g. ``timeout is a number of seconds above 0,
-got -1``. The checks return the value as a ``float``.
+got -1``. The checks return the value as a ``float`` (:func:`whole`: an ``int``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 
-__all__ = ["seconds", "number"]
+__all__ = ["seconds", "number", "whole"]
 
 
 def _real(value: object) -> float | None:
@@ -86,6 +87,34 @@ def number(
         return x
     raise InvalidArgumentError(
         f"{name} is {_kind(x)}{_bounds(low, high, low_open, high_open)}, got {value!r}"
+    )
+
+
+@overload
+def whole(
+    name: str, value: object, *, low: int = 1, none: Literal[False] = False, of: str = ""
+) -> int: ...
+
+
+@overload
+def whole(name: str, value: object, *, low: int = 1, none: bool, of: str = "") -> int | None: ...
+
+
+def whole(
+    name: str, value: object, *, low: int = 1, none: bool = False, of: str = ""
+) -> int | None:
+    """``value``, a whole number (an ``int`` or numpy integer, not a float) of at least
+    ``low``, as an int; None if it is None and ``none`` allows that. ``of`` says what it
+    counts, for the message (``"keys"``: ``n is a whole number of keys, 1 or more, got
+    0``). Raises :class:`~voip.errors.InvalidArgumentError` naming ``name`` otherwise."""
+    if value is None and none:
+        return None
+    if not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= low:
+        return int(value)
+    counts = f" of {of}" if of else ""
+    alternative = ", or None" if none else ""
+    raise InvalidArgumentError(
+        f"{name} is a whole number{counts}, {low} or more{alternative}, got {value!r}"
     )
 
 
