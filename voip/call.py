@@ -40,7 +40,7 @@ from .audio.pcm import SAMPLE_RATE, as_pcm
 from .audio.tones import dtmf_tones
 from .bridge import MediaBridge
 from .callstate import EndedBy
-from .checks import number
+from .checks import number, whole
 from .dtmf import DTMFCollector, normalize_key
 from .errors import CallEndedError, InvalidArgumentError
 from .events import (
@@ -352,12 +352,7 @@ class Call:
                 "stop()) or maxlen=<number of samples>, e.g. maxlen=8000 * 10 for 10 s"
             )
         if maxlen is not None:
-            if isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)):
-                raise InvalidArgumentError(
-                    f"maxlen is a number of samples (an int), got {maxlen!r}"
-                )
-            if maxlen < 1:
-                raise InvalidArgumentError(f"maxlen must be at least 1 sample, got {maxlen}")
+            maxlen = whole("maxlen", maxlen, of="samples")
         if controller is not None and not isinstance(controller, RecordController):
             raise InvalidArgumentError(
                 f"controller must be a voip.RecordController, got {type(controller).__name__}"

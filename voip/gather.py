@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .checks import seconds
+from .checks import seconds, whole
 from .dtmf import parse_filter
 from .errors import CallEndedError, InvalidArgumentError
 from .prompts import Prompt, PromptPart, parts_of, play_prompt
@@ -102,12 +102,8 @@ async def gather(
     the prompt again, up to ``attempts`` attempts in all. The caller hanging up ends it
     with reason ``"hangup"``; the handler goes on (see :mod:`voip.lifecycle`).
     """
-    if num_digits is not None and (
-        isinstance(num_digits, bool) or not isinstance(num_digits, int) or num_digits < 1
-    ):
-        raise InvalidArgumentError(f"num_digits is a whole number >= 1, got {num_digits!r}")
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-        raise InvalidArgumentError(f"attempts is a whole number >= 1, got {attempts!r}")
+    num_digits = whole("num_digits", num_digits, none=True, of="keys")
+    attempts = whole("attempts", attempts)
     timeout = seconds("timeout", timeout, low_open=True)
     inter_digit_timeout = seconds(
         "inter_digit_timeout", inter_digit_timeout, low_open=True, none=True
