@@ -92,7 +92,7 @@ def test_unknown_filter_keys_are_named(bad, word):
 
 @pytest.mark.parametrize("n", [0, -1, 1.5, "4", True])
 def test_bad_n_rejected(n):
-    with pytest.raises(InvalidArgumentError, match="n must be"):
+    with pytest.raises(InvalidArgumentError, match="n is a whole number of keys, 1 or more"):
         DTMFCollector().request(n=n)
 
 

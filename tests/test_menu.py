@@ -115,6 +115,8 @@ async def test_a_hang_up_in_a_menu_ends_it_quietly():
         ({"1": "not a handler"}, {}, "must be an async function"),
         ({"*": nothing}, {}, "back_key '\\*' is also an option"),
         ({"1": nothing}, {"prompt_typo": 1}, "unexpected keyword"),
+        ({"1": nothing}, {"attempts": 0}, "attempts is a whole number, 1 or more, got 0"),
+        ({"1": nothing}, {"timeout": -1}, "timeout is a number of seconds above 0, got -1"),
     ],
 )
 def test_bad_menus_fail_when_made(options, kwargs, message):

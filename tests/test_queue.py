@@ -260,7 +260,7 @@ async def test_take_times_out_and_bad_calls_are_refused():
     assert "a call of this process" in seen[1] and "4 SIP calls" in seen[1]
     assert "got NoneType" in seen[2]
     assert "is waiting in queue 'sales'" in seen[3] and "is waiting in queue" in seen[4]
-    assert "timeout is seconds (0 or more)" in seen[5]
+    assert "timeout is a number of seconds, 0 or more, or None, got -1" in seen[5]
     assert isinstance(seen[6], CallEndedError)
     with pytest.raises(InvalidArgumentError):
         Queue("")

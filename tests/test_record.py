@@ -162,7 +162,7 @@ async def test_wait_for_speech_and_silence():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"max_seconds": 0}, "max_seconds must be above 0"),
+        ({"max_seconds": 0}, "max_seconds is a number of seconds above 0"),
         ({"silence_timeout": -1}, "silence_timeout is a number of seconds"),
         ({"finish_on_key": "x"}, "not a DTMF key"),
     ],

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import math
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -41,6 +40,7 @@ from .audio.pcm import SAMPLE_RATE, as_pcm
 from .audio.tones import dtmf_tones
 from .bridge import MediaBridge
 from .callstate import EndedBy
+from .checks import number, whole
 from .dtmf import DTMFCollector, normalize_key
 from .errors import CallEndedError, InvalidArgumentError
 from .events import (
@@ -245,10 +245,13 @@ class Call:
         ``freq`` must be in (0, 4000) Hz (the telephone band ends at half of 8000 Hz);
         ``seconds`` in [0, 86400]; ``volume`` in [0, 1].
         """
-        _check_number("freq", freq, 0, SAMPLE_RATE / 2, low_open=True, high_open=True)
-        _check_number("seconds", seconds, 0, MAX_SECONDS)
-        _check_number("volume", volume, 0, 1)
-        return self.play_source(ToneSource(freq, seconds, volume))
+        return self.play_source(
+            ToneSource(
+                number("freq", freq, 0, SAMPLE_RATE / 2, low_open=True, high_open=True),
+                number("seconds", seconds, 0, MAX_SECONDS),
+                number("volume", volume, 0, 1),
+            )
+        )
 
     def playPCM(self, pcm: Any, loop: bool = False) -> Playback:
         """Play 8 kHz PCM (a numpy array or list of floats in [-1, 1]; outside is clipped).
@@ -349,12 +352,7 @@ class Call:
                 "stop()) or maxlen=<number of samples>, e.g. maxlen=8000 * 10 for 10 s"
             )
         if maxlen is not None:
-            if isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)):
-                raise InvalidArgumentError(
-                    f"maxlen is a number of samples (an int), got {maxlen!r}"
-                )
-            if maxlen < 1:
-                raise InvalidArgumentError(f"maxlen must be at least 1 sample, got {maxlen}")
+            maxlen = whole("maxlen", maxlen, of="samples")
         if controller is not None and not isinstance(controller, RecordController):
             raise InvalidArgumentError(
                 f"controller must be a voip.RecordController, got {type(controller).__name__}"
@@ -569,25 +567,6 @@ def _chain(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
         target.set_exception(error)
     else:
         target.set_result(source.result())
-
-
-def _check_number(
-    name: str,
-    value: Any,
-    low: float,
-    high: float,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise InvalidArgumentError(f"{name} must be a number, got {value!r}")
-    v = float(value)
-    too_low = v <= low if low_open else v < low
-    too_high = v >= high if high_open else v > high
-    if math.isnan(v) or too_low or too_high:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        raise InvalidArgumentError(f"{name} must be in {lo}{low:g}, {high:g}{hi}, got {value!r}")
 
 
 def _check_callable(what: str, fn: Any) -> None:

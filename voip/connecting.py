@@ -16,7 +16,6 @@ send before answering is not played to the caller.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .audio.pcm import PCM, as_pcm
 from .audio.tones import RINGBACK, ringback_tone
 from .bridging import BridgeEnd
+from .checks import seconds
 from .dialling import DIALLER, DialResult, DialState
 from .errors import InvalidArgumentError, VoipError
 from .linking import check_free
@@ -166,9 +166,7 @@ def _check(uri: Any, timeout: Any, caller_id: Any) -> None:
         raise InvalidArgumentError(
             f"connect() takes a SIP URI such as 'sip:100@pbx.example', got {uri!r}"
         )
-    ok = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
-    if not ok or not math.isfinite(timeout) or timeout <= 0:
-        raise InvalidArgumentError(f"timeout is a number of seconds above 0, got {timeout!r}")
+    seconds("timeout", timeout, low_open=True)
     if caller_id is not None:
         caller_id_uri(caller_id, "sip:check@localhost")  # raises for a bad one
 

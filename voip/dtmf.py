@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .checks import whole
 from .errors import InvalidArgumentError, VoipError
 
 if TYPE_CHECKING:
@@ -104,8 +105,7 @@ class DTMFCollector:
         Buffered keys the filter rejects are discarded as they are served, the same as if
         they had been pressed while this request was waiting.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise InvalidArgumentError(f"n must be a whole number of keys >= 1, got {n!r}")
+        n = whole("n", n, of="keys")
         if on_first is not None and not callable(on_first):
             raise InvalidArgumentError("on_first must be a function taking the first key")
         if self.pending is not None:

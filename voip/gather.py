@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from .checks import seconds, whole
 from .dtmf import parse_filter
 from .errors import CallEndedError, InvalidArgumentError
 from .prompts import Prompt, PromptPart, parts_of, play_prompt
@@ -23,7 +24,7 @@ from .prompts import Prompt, PromptPart, parts_of, play_prompt
 if TYPE_CHECKING:
     from .call import Call
 
-__all__ = ["Gathered", "GatherReason", "gather", "positive_seconds"]
+__all__ = ["Gathered", "GatherReason", "gather"]
 
 GatherReason = Literal["num_digits", "finish_on_key", "timeout", "invalid", "hangup"]
 
@@ -64,15 +65,6 @@ def _validator(valid: str | Callable[[str], object] | None) -> Callable[[str], b
     )
 
 
-def positive_seconds(name: str, value: float | None, allow_none: bool = False) -> None:
-    """Raise :class:`InvalidArgumentError` unless ``value`` is a number of seconds above 0
-    (or None, with ``allow_none``)."""
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise InvalidArgumentError(f"{name} is a number of seconds above 0, got {value!r}")
-
-
 def _finish_keys(finish_on_key: str) -> frozenset[str]:
     if not isinstance(finish_on_key, str):
         raise InvalidArgumentError(f"finish_on_key is a string of keys, got {finish_on_key!r}")
@@ -110,14 +102,12 @@ async def gather(
     the prompt again, up to ``attempts`` attempts in all. The caller hanging up ends it
     with reason ``"hangup"``; the handler goes on (see :mod:`voip.lifecycle`).
     """
-    if num_digits is not None and (
-        isinstance(num_digits, bool) or not isinstance(num_digits, int) or num_digits < 1
-    ):
-        raise InvalidArgumentError(f"num_digits is a whole number >= 1, got {num_digits!r}")
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-        raise InvalidArgumentError(f"attempts is a whole number >= 1, got {attempts!r}")
-    positive_seconds("timeout", timeout)
-    positive_seconds("inter_digit_timeout", inter_digit_timeout, allow_none=True)
+    num_digits = whole("num_digits", num_digits, none=True, of="keys")
+    attempts = whole("attempts", attempts)
+    timeout = seconds("timeout", timeout, low_open=True)
+    inter_digit_timeout = seconds(
+        "inter_digit_timeout", inter_digit_timeout, low_open=True, none=True
+    )
     finish = _finish_keys(finish_on_key)
     accepted = parse_filter(filter)
     if accepted is not None:

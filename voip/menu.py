@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Union
 
+from .checks import seconds, whole
 from .dtmf import normalize_key
 from .errors import InvalidArgumentError
 from .lifecycle import check_handler
@@ -73,8 +74,8 @@ class Menu:
         self.prompt = parts_of(prompt)
         self.invalid_prompt = parts_of(invalid_prompt)
         self.no_input_prompt = parts_of(no_input_prompt)
-        self.attempts = attempts
-        self.timeout = timeout
+        self.attempts = whole("attempts", attempts)
+        self.timeout = seconds("timeout", timeout, low_open=True)
         self.on_failure = on_failure
 
     async def __call__(self, call: Call) -> None:

@@ -46,6 +46,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from . import checks
 from .audio.engine import PCMSource
 from .audio.pcm import PCM, as_pcm
 from .audio.tones import hold_music
@@ -248,8 +249,8 @@ class Queue:
         bridge, a room or a queue already.
         """
         _check_call("wait", call)
-        _check_seconds("position_every", position_every)
-        _check_seconds("timeout", timeout, zero=True)
+        position_every = checks.seconds("position_every", position_every, low_open=True, none=True)
+        timeout = checks.seconds("timeout", timeout, none=True)
         self._check_free(call)
         hold_parts = _hold_parts(hold)
         loop = asyncio.get_running_loop()
@@ -307,7 +308,7 @@ class Queue:
         bridge, a room or a queue already.
         """
         _check_call("take", agent)
-        _check_seconds("timeout", timeout, zero=True)
+        timeout = checks.seconds("timeout", timeout, none=True)
         self._check_free(agent)
         self._shared = self._shared or SHARED_ORDER.get()
         loop = asyncio.get_running_loop()
@@ -522,15 +523,6 @@ def _check_call(verb: str, call: object) -> None:
             f"queue.{verb}() takes a call of this process (a voip Call), got "
             f"{type(call).__name__}: {LIMIT}"
         )
-
-
-def _check_seconds(name: str, value: float | None, zero: bool = False) -> None:
-    if value is None:
-        return
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not (value >= 0 if zero else value > 0) or value == float("inf"):
-        least = "0 or more" if zero else "above 0"
-        raise InvalidArgumentError(f"{name} is seconds ({least}) or None, got {value!r}")
 
 
 def _wake(taker: asyncio.Future[None]) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from . import checks
 from .audio.inband import HOP, InbandDTMFDetector
 from .audio.pcm import FRAME_SAMPLES, PCM, SAMPLE_RATE
 from .audio.vad import VoiceDetector, default_detector, speech_mask
@@ -128,12 +129,6 @@ class SpeechRecorder:
         return f"recording until silence ({self._count / SAMPLE_RATE:.1f} s)"
 
 
-def _seconds(name: str, value: object, low: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= low:
-        raise InvalidArgumentError(f"{name} is a number of seconds >= {low:g}, got {value!r}")
-    return float(value)
-
-
 async def record(
     call: Call,
     *,
@@ -157,9 +152,8 @@ async def record(
     leaked into the audio. ``path``: also write it to that WAV file as it is recorded
     (a crash loses at most the last half second), at the end the same as ``.pcm``.
     """
-    if _seconds("max_seconds", max_seconds) <= 0:
-        raise InvalidArgumentError(f"max_seconds must be above 0, got {max_seconds!r}")
-    _seconds("silence_timeout", silence_timeout)
+    max_seconds = checks.seconds("max_seconds", max_seconds, low_open=True)
+    silence_timeout = checks.seconds("silence_timeout", silence_timeout)
     if not isinstance(finish_on_key, str):
         raise InvalidArgumentError(f"finish_on_key is a string of keys, got {finish_on_key!r}")
     finish = parse_filter(finish_on_key) if finish_on_key else None
@@ -254,13 +248,13 @@ def _key_tone_start(pcm: PCM, key: str, look_back: float = 1.0) -> int:
 async def wait_for_speech(call: Call, timeout: float) -> bool:
     """True as soon as the caller starts talking; False if they have not within
     ``timeout`` seconds (or the call ended)."""
-    return await _wait_for(call, _seconds("timeout", timeout), speech=True)
+    return await _wait_for(call, checks.seconds("timeout", timeout), speech=True)
 
 
 async def wait_for_silence(call: Call, seconds: float) -> bool:
     """True once the caller has been silent for ``seconds`` in a row; False if the
     call ended first."""
-    return await _wait_for(call, _seconds("seconds", seconds), speech=False)
+    return await _wait_for(call, checks.seconds("seconds", seconds), speech=False)
 
 
 class _Listener:

@@ -59,6 +59,7 @@ from .audio.vad import VoiceDetector, default_detector
 from .audio.wav import savePCMtoWAV
 from .bridge import MediaBridge
 from .call import Call, Playback
+from .checks import whole
 from .errors import CallEndedError, InvalidArgumentError, RoomFullError
 from .events import JoinedRoom, LeftRoom
 from .linking import Links, check_free, who
@@ -140,12 +141,7 @@ class Room:
     ) -> None:
         if not isinstance(name, str):
             raise InvalidArgumentError(f"a room's name is a string, got {name!r}")
-        if capacity is not None and (
-            isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1
-        ):
-            raise InvalidArgumentError(
-                f"capacity is a number of members >= 1 (or None), got {capacity!r}"
-            )
+        capacity = whole("capacity", capacity, none=True, of="members")
         self.name = name
         self._capacity = capacity
         self._siblings: Siblings | None = None

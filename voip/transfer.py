@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .checks import seconds
 from .errors import InvalidArgumentError, VoipError
-from .gather import positive_seconds
 from .sipuri import parse_name_addr
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ async def transfer(
     other = target if isinstance(target, type(call)) else None
     if other is call:
         raise InvalidArgumentError("a call cannot be transferred to itself")
-    positive_seconds("timeout", timeout)
+    timeout = seconds("timeout", timeout, low_open=True)
     call._check_active()
     if other is not None:
         other._check_active()

@@ -47,6 +47,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ..checks import whole
 from ..errors import InvalidArgumentError, VoipError
 from .inband import COL_FREQS, ROW_FREQS
 from .pcm import FRAME_SAMPLES, PCM, SAMPLE_RATE, as_pcm, clip_ufunc
@@ -110,8 +111,7 @@ class Hangover:
     """Holds a speech decision for ``frames`` more frames after the last speech frame."""
 
     def __init__(self, frames: int) -> None:
-        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 0:
-            raise InvalidArgumentError(f"hangover frames must be an int >= 0, got {frames!r}")
+        frames = whole("hangover", frames, low=0, of="frames")
         self.frames = frames
         self._left = 0
 

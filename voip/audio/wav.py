@@ -22,6 +22,7 @@ from typing import IO, Any, Self
 import numpy as np
 import numpy.typing as npt
 
+from ..checks import number
 from ..errors import InvalidArgumentError, WAVError
 from .pcm import PCM, SAMPLE_RATE, as_pcm, pcm_to_int16, resample
 
@@ -441,10 +442,8 @@ def normalizePCM(pcm: Any, threshold: float = 0.005, peak: float = 1.0) -> PCM:
     :class:`~voip.errors.InvalidArgumentError` unless ``0 < peak <= 1`` and
     ``threshold >= 0``, or if ``pcm`` is not valid PCM.
     """
-    if not 0.0 < peak <= 1.0:
-        raise InvalidArgumentError(f"peak must be in (0, 1], got {peak!r}")
-    if not threshold >= 0.0:
-        raise InvalidArgumentError(f"threshold must be >= 0, got {threshold!r}")
+    peak = number("peak", peak, 0.0, 1.0, low_open=True)
+    threshold = number("threshold", threshold, 0.0)
     samples = as_pcm(pcm)
     loud = np.flatnonzero(np.abs(samples) > threshold)
     if loud.size == 0:

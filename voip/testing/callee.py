@@ -28,11 +28,12 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from ..call import CallInfo
+from ..checks import seconds
 from ..dialling import DialResult
 from ..errors import InvalidArgumentError
 from ..lifecycle import Handler, Outcome, check_handler
 from ..sipuri import parse_name_addr
-from .phone import DEFAULT_TIMEOUT, HeardTimeout, Phone, check_seconds
+from .phone import DEFAULT_TIMEOUT, HeardTimeout, Phone
 
 __all__ = ["Callee", "Attempt", "REASONS"]
 
@@ -112,7 +113,7 @@ class Callee:
                 f"respond is 200 (answer) or a refusal such as 486 (busy), 603 (decline), "
                 f"480 (unavailable), got {respond!r}"
             )
-        check_seconds("after", after)
+        after = seconds("after", after)
         self.uri = uri
         self.respond = respond
         self.after = float(after)

@@ -10,7 +10,6 @@ the in-process line the app's events; its waiters read them through a
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .. import checks
 from ..audio.pcm import PCM, SAMPLE_RATE, as_pcm
 from ..audio.wav import loadWAVtoPCM
 from ..dtmf import normalize_key
@@ -39,7 +39,7 @@ from .timeline import (
     describe,
 )
 
-__all__ = ["Phone", "Line", "HeardTimeout", "DEFAULT_TIMEOUT", "recording_phones", "check_seconds"]
+__all__ = ["Phone", "Line", "HeardTimeout", "DEFAULT_TIMEOUT", "recording_phones"]
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds of call time a waiter waits by default."""
@@ -154,7 +154,7 @@ class Phone:
     async def press(self, keys: str, gap: float = 0.2) -> None:
         """Press ``keys`` (0-9, ``*``, ``#``, A-D) one every ``gap`` seconds; returns
         once the last one's ``gap`` has passed."""
-        check_seconds("gap", gap)
+        checks.seconds("gap", gap)
         if not isinstance(keys, str):
             raise InvalidArgumentError(f"keys must be a string such as '123#', got {keys!r}")
         for key in [normalize_key(k) for k in keys]:
@@ -179,13 +179,13 @@ class Phone:
 
     async def silence(self, seconds: float) -> None:
         """Say nothing for ``seconds`` (after what is being said)."""
-        check_seconds("seconds", seconds)
+        checks.seconds("seconds", seconds)
         self._check_up()
         await self._line.send_audio(np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32))
 
     async def wait(self, seconds: float) -> None:
         """Let ``seconds`` of call time pass."""
-        check_seconds("seconds", seconds)
+        checks.seconds("seconds", seconds)
         await asyncio.sleep(seconds)
 
     async def hang_up(self) -> None:
@@ -220,7 +220,7 @@ class Phone:
         """Wait until a tone of ``freq`` Hz (within about 10 Hz) has been heard for
         ``seconds`` without a break (or a tone that long, give or take 60 ms, has
         ended); returns when it started."""
-        check_seconds("seconds", seconds)
+        checks.seconds("seconds", seconds)
         start: float = await self._until(ToneMatcher(freq, seconds), timeout)
         return start
 
@@ -238,7 +238,7 @@ class Phone:
     async def heard_silence(self, seconds: float, timeout: float = DEFAULT_TIMEOUT) -> float:
         """Wait until ``seconds`` of silence have been heard in a row; returns when
         the silence started."""
-        check_seconds("seconds", seconds)
+        checks.seconds("seconds", seconds)
         start: float = await self._until(SilenceMatcher(seconds), timeout)
         return start
 
@@ -248,7 +248,7 @@ class Phone:
         return who
 
     async def _until(self, matcher: Matcher, timeout: float, move: bool = True) -> Any:
-        check_seconds("timeout", timeout)
+        checks.seconds("timeout", timeout)
         timeline, cursor = self._timeline, self._cursor
         try:
             async with asyncio.timeout(timeout):
@@ -339,11 +339,3 @@ _REASONS = {
     603: "Decline",
 }
 """Reason phrases for the statuses a test may have a transfer fail with."""
-
-
-def check_seconds(name: str, value: Any) -> None:
-    """Raise :class:`InvalidArgumentError` unless ``value`` is a finite number of seconds
-    (0 or more)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value < 0:
-        raise InvalidArgumentError(f"{name} is a number of seconds (0 or more), got {value!r}")
