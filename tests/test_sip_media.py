@@ -18,7 +18,7 @@ from voip import loadWAVtoPCM, savePCMtoWAV
 from voip.audio.engine import CustomSource, PCMRecorder, PCMSource, ToneSource
 from voip.audio.pcm import SAMPLE_RATE
 from voip.backends.pjsip.native import MIN_SAMPLES
-from voip.backends.pjsip.offload import WHOLE_TONE_SECONDS, _samples_of, _sound_of
+from voip.backends.pjsip.offload import WHOLE_TONE_SECONDS, _sound_of
 
 from .helpers import goertzel_power, tone, tone_spans, write_app
 from .sip import peer, peer_result, read_stats, serving, stats_app
@@ -308,19 +308,19 @@ def test_short_sounds_follow_each_other_without_a_break(tmp_path, mode):
 
 def test_what_pjsip_plays_itself_and_what_stays_in_python():
     pcm = np.zeros(SAMPLE_RATE, dtype=np.float32)
-    assert len(_samples_of(PCMSource(pcm))) == SAMPLE_RATE
-    assert _samples_of(PCMSource(pcm[:-1])) is None  # short: back to back in the mixer
-    assert len(_samples_of(PCMSource(pcm[:MIN_SAMPLES], loop=True))) == MIN_SAMPLES
-    assert _samples_of(PCMSource(pcm[: MIN_SAMPLES - 1], loop=True)) is None  # PJSIP refuses
-    assert len(_samples_of(ToneSource(440, 1.5))) == 12000
-    assert _samples_of(ToneSource(440, 0.5)) is None
-    assert _samples_of(ToneSource(440, WHOLE_TONE_SECONDS + 1)) is None
-    # A longer tone loops a second of whole periods, stopped when its time is up; one
-    # of a frequency with no whole number of periods in a second stays in the mixer.
+    assert len(_sound_of(PCMSource(pcm))[0]) == SAMPLE_RATE
+    assert _sound_of(PCMSource(pcm[:-1])) is None  # short: back to back in the mixer
+    samples, loop, lasts = _sound_of(PCMSource(pcm[:MIN_SAMPLES], loop=True))
+    assert len(samples) == MIN_SAMPLES and loop and lasts is None  # looped for ever
+    assert _sound_of(PCMSource(pcm[: MIN_SAMPLES - 1], loop=True)) is None  # PJSIP refuses
+    assert len(_sound_of(ToneSource(440, 1.5))[0]) == 12000
+    assert _sound_of(ToneSource(440, 0.5)) is None
+    # A longer tone is not made whole: it loops a second of whole periods, stopped when
+    # its time is up; one of a frequency with no whole number of Hz stays in the mixer.
     samples, loop, lasts = _sound_of(ToneSource(440, WHOLE_TONE_SECONDS + 1))
     assert loop and lasts == WHOLE_TONE_SECONDS + 1 and len(samples) == SAMPLE_RATE
     assert abs(samples[0] - samples[-1]) > 0.05 and samples[0] == 0  # seamless: 0 follows
     assert _sound_of(ToneSource(440.5, WHOLE_TONE_SECONDS + 1)) is None
     assert _sound_of(ToneSource(440, 1.5))[1:] == (False, None)
-    assert _samples_of(CustomSource(lambda t, d: 0.0)) is None
-    assert _samples_of(PCMRecorder(100)) is None  # a recording is not a sound to play
+    assert _sound_of(CustomSource(lambda t, d: 0.0)) is None
+    assert _sound_of(PCMRecorder(100)) is None  # a recording is not a sound to play

@@ -99,15 +99,17 @@ class ToneSource:
     def samples(self) -> PCM:
         """The whole tone at once (its position is left alone)."""
         if self._period:
-            return np.resize(self._table[: self._period], self.total)
+            return self._periods(self.total)
         return self._samples(0, self.total)
 
     def second(self) -> PCM | None:
         """One second of the tone, which loops seamlessly (whole periods), or None for a
         frequency that is not a whole number of Hz."""
-        if not self._period:
-            return None
-        return np.resize(self._table[: self._period], SAMPLE_RATE)
+        return self._periods(SAMPLE_RATE) if self._period else None
+
+    def _periods(self, count: int) -> PCM:
+        """``count`` samples from the start, repeating the period's table."""
+        return np.resize(self._table[: self._period], count)
 
     def read(self, n: int) -> PCM:
         count = min(n, self.total - self._pos)

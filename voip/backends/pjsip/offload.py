@@ -213,26 +213,15 @@ class NativeMedia:
 def _sound_of(item: Source | Sink) -> tuple[PCM, bool, float | None] | None:
     """What PJSIP is to play for ``item``: the samples, whether to loop them, and for how
     many seconds if looped but not forever; None: the mixer plays it."""
-    if isinstance(item, ToneSource) and item.total > WHOLE_TONE_SECONDS * SAMPLE_RATE:
-        second = item.second()
-        return None if second is None else (second, True, item.total / SAMPLE_RATE)
-    samples = _samples_of(item)
-    if samples is None:
-        return None
-    return samples, isinstance(item, PCMSource) and item.loop, None
-
-
-def _samples_of(source: Source | Sink) -> np.ndarray | None:
-    """The whole sound of a source PJSIP is to play once or loop forever, or None (the
-    mixer plays it, or :func:`_sound_of` loops it)."""
-    if isinstance(source, ToneSource):
-        if source.total > WHOLE_TONE_SECONDS * SAMPLE_RATE:
-            return None
-        samples = source.samples()
-    elif isinstance(source, PCMSource):
-        samples = source.samples()
-        if source.loop:
-            return samples if len(samples) >= MIN_SAMPLES else None
+    if isinstance(item, ToneSource):
+        if item.total > WHOLE_TONE_SECONDS * SAMPLE_RATE:
+            second = item.second()
+            return None if second is None else (second, True, item.total / SAMPLE_RATE)
+        samples = item.samples()
+    elif isinstance(item, PCMSource):
+        samples = item.samples()
+        if item.loop:
+            return (samples, True, None) if len(samples) >= MIN_SAMPLES else None
     else:
         return None
-    return samples if len(samples) >= MIN_SECONDS * SAMPLE_RATE else None
+    return (samples, False, None) if len(samples) >= MIN_SECONDS * SAMPLE_RATE else None
