@@ -1,6 +1,6 @@
 """call.connect() over SIP: a pjsua2 caller calls the app, which connects it to a second
 voip app served over SIP (each hears the other, never itself), or to a pjsua2 callee
-(tests/peers/pjsua_callee.py) that rings, then refuses or never answers.
+(tests/peers/pjsua_callee.py) that rings, then answers, refuses or never answers.
 
 The caller hears ringback while the callee rings; after the bridge, or the failed
 attempt, the app plays a tone saying how connect went.
@@ -144,6 +144,33 @@ def test_the_caller_and_a_second_app_hear_each_other_until_that_app_hangs_up(tmp
     assert goertzel_power(pcm_a, 600) < 1e-3 * goertzel_power(pcm_a, 900)
     assert goertzel_power(pcm_b, 900) < 1e-3 * goertzel_power(pcm_b, 600)
     assert "state='answered'" in app.log and "ended='other hung up'" in app.log, app.log
+    assert result_a["seconds"] < 8  # the app hung up after its tone
+
+
+def test_ringback_until_a_ringing_callee_answers_then_both_hear_each_other(tmp_path):
+    """The far side rings for 3 s first (a pjsua2 callee): ringback until its answer."""
+    pcm_a, pcm_b, result_a, result_b, log = connect_call(
+        tmp_path, ("--after", "3", "--duration", "3")
+    )
+    assert result_a["answered"] and result_b["answered"] and not result_b["cancelled"]
+    assert result_b["rang"] == pytest.approx(3.0, abs=0.3)
+    assert "5550100" in result_b["from"]  # the caller id the app gave
+    # the caller: ringback (2 s on, then off) until the answer at ~3 s ...
+    ring = ringing(pcm_a, 3.5)
+    assert ring and ring[0][0] <= 0.3 and ring[0][1] == pytest.approx(2.0, abs=0.2)
+    assert sum(ring[-1]) < 3.4
+    # ... then the callee's 900 Hz for its 3 s, then the app's 1 s "answered" tone
+    heard_b_tone = runs_of(pcm_a, 900)
+    assert sum(length for _, length in heard_b_tone) == pytest.approx(3.0, abs=0.4)
+    assert heard_b_tone[0][0] == pytest.approx(3.0, abs=0.4)
+    after = runs_of(pcm_a, 1000)
+    assert len(after) == 1 and after[0][1] == pytest.approx(1.0, abs=0.1)
+    assert after[0][0] >= sum(heard_b_tone[-1]) - 0.1
+    # the callee heard the caller's 600 Hz all along, and nobody heard themselves
+    assert sum(length for _, length in runs_of(pcm_b, 600)) == pytest.approx(3.0, abs=0.4)
+    assert goertzel_power(pcm_a, 600) < 1e-3 * goertzel_power(pcm_a, 900)
+    assert goertzel_power(pcm_b, 900) < 1e-3 * goertzel_power(pcm_b, 600)
+    assert "state='answered'" in log and "ended='other hung up'" in log
     assert result_a["seconds"] < 8  # the app hung up after its tone
 
 
