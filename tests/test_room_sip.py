@@ -117,7 +117,8 @@ def test_three_callers_each_hear_exactly_the_other_two_and_a_muted_one_is_not_he
             (gap,) = gaps(on)
             assert gap[0] > 0 and sum(gap) < len(on) / 10, (k, gaps(on))
             assert gap[1] == pytest.approx(1.5, abs=0.2), (k, gap)
-            quiet = pcm[int(gap[0] * 8000) : int(sum(gap) * 8000)]
+            # inside the mute: its first and last 100 ms may hold the moment it began
+            quiet = pcm[int((gap[0] + 0.1) * 8000) : int((sum(gap) - 0.1) * 8000)]
             assert goertzel_power(quiet, 600) < 1e-3 * goertzel_power(pcm, 600), k
         loud = freqs[2] if k != 2 else freqs[1]  # a member never muted
         assert goertzel_power(pcm, freqs[k]) < 1e-3 * goertzel_power(pcm, loud), k
